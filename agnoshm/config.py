@@ -1,0 +1,178 @@
+"""Effective configuration: defaults, the YAML file, then ``AGNOSHM_*`` variables.
+
+The API layer builds one frozen :class:`Config` and passes it down; nothing
+below the API reads the environment. ``config/agnoshm.yaml`` documents every
+key; a test keeps it equal to the defaults here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import grp
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from agnoshm.errors import AgnoshmError
+
+_SUFFIXES = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+class ConfigError(AgnoshmError, ValueError):
+    """Raised when a configuration file or ``AGNOSHM_*`` variable holds a bad value."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """The settings one process runs with (see ``config/agnoshm.yaml``)."""
+
+    backend: str = "shm"
+    pool_size: int = 4 << 30
+    base_address: int = 0x100000000000
+    max_processes: int = 256
+    max_topics: int = 1024
+    max_publishers: int = 4096
+    max_subscriptions: int = 8192
+    max_entries: int = 256
+    mode: int = 0o600
+    group: int | None = None
+    busy_poll_us: int = 0
+    linger_sec: float = 1.0
+    domain_id: int = 0
+
+    def __post_init__(self) -> None:
+        if self.backend not in ("shm", "memfd"):
+            raise ConfigError(f"backend must be 'shm' or 'memfd', not {self.backend!r}")
+        if self.pool_size < (1 << 20) or self.pool_size % (2 << 20):
+            raise ConfigError(
+                f"pool_size must be a multiple of 2 MiB and at least 2 MiB, not {self.pool_size}"
+            )
+        if self.base_address % (2 << 20):
+            raise ConfigError(f"base_address must be 2 MiB aligned, not 0x{self.base_address:x}")
+        if self.range_end > (1 << 47):
+            raise ConfigError(
+                f"address range 0x{self.base_address:x}..0x{self.range_end:x} passes the 47-bit "
+                "user address space: lower base_address, pool_size or max_processes"
+            )
+        for name in ("max_processes", "max_topics", "max_publishers", "max_subscriptions", "max_entries"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if self.max_processes > 4096:
+            raise ConfigError(f"max_processes must be at most 4096, not {self.max_processes}")
+        if self.linger_sec < 0:
+            raise ConfigError(f"linger_sec must be >= 0, not {self.linger_sec}")
+        if self.domain_id < 0:
+            raise ConfigError(f"ROS_DOMAIN_ID must be a non-negative integer, not {self.domain_id}")
+
+    @property
+    def range_size(self) -> int:
+        """Bytes of the reserved address range (one pool slot per process)."""
+        return self.max_processes * self.pool_size
+
+    @property
+    def range_end(self) -> int:
+        return self.base_address + self.max_processes * self.pool_size
+
+    def slot_address(self, slot: int) -> int:
+        """Return the fixed virtual address of pool slot ``slot``."""
+        return self.base_address + slot * self.pool_size
+
+
+def parse_size(value: Any) -> int:
+    """Parse ``4G``, ``512M``, ``65536`` or an int into bytes."""
+    if isinstance(value, int):
+        return value
+    text = str(value).strip().upper().removesuffix("B").removesuffix("I")
+    factor = _SUFFIXES.get(text[-1:], 1)
+    number = text[:-1] if factor != 1 else text
+    try:
+        return int(float(number) * factor)
+    except ValueError:
+        raise ConfigError(f"not a size: {value!r} (use bytes or a K/M/G/T suffix, e.g. 4G)") from None
+
+
+def _parse_int(value: Any) -> int:
+    if isinstance(value, int):
+        return value
+    try:
+        return int(str(value), 0)
+    except ValueError:
+        raise ConfigError(f"not an integer: {value!r}") from None
+
+
+def _parse_group(value: Any) -> int | None:
+    if value in (None, "", "null"):
+        return None
+    if isinstance(value, int) or str(value).isdigit():
+        return int(value)
+    try:
+        return grp.getgrnam(str(value)).gr_gid
+    except KeyError:
+        raise ConfigError(f"group {value!r} does not exist (create it or set group: null)") from None
+
+
+_PARSERS = {
+    "backend": str,
+    "pool_size": parse_size,
+    "base_address": _parse_int,
+    "max_processes": _parse_int,
+    "max_topics": _parse_int,
+    "max_publishers": _parse_int,
+    "max_subscriptions": _parse_int,
+    "max_entries": _parse_int,
+    "mode": _parse_int,
+    "group": _parse_group,
+    "busy_poll_us": _parse_int,
+    "linger_sec": float,
+    "domain_id": _parse_int,
+}
+
+
+def config_file(environ: Mapping[str, str]) -> Path | None:
+    """Return the configuration file that the lookup order selects, or None."""
+    if environ.get("AGNOSHM_CONFIG"):
+        path = Path(environ["AGNOSHM_CONFIG"])
+        if not path.is_file():
+            raise ConfigError(f"AGNOSHM_CONFIG names {path}, which is not a file")
+        return path
+    xdg = Path(environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    for path in (xdg / "agnoshm" / "agnoshm.yaml", Path("/etc/agnoshm/agnoshm.yaml")):
+        if path.is_file():
+            return path
+    return None
+
+
+def read_yaml(path: Path) -> dict:
+    """Read one configuration file, refusing unknown keys."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {err}") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of settings, not {type(data).__name__}")
+    unknown = set(data) - set(_PARSERS)
+    if unknown:
+        raise ConfigError(f"{path}: unknown settings {sorted(unknown)}; known: {sorted(_PARSERS)}")
+    return data
+
+
+def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:
+    """Build the effective :class:`Config`.
+
+    :param environ: the environment to read (default ``os.environ``).
+    :param overrides: keyword settings that win over file and environment.
+    :raises ConfigError: if a file or variable holds a bad value.
+    """
+    environ = os.environ if environ is None else environ
+    raw: dict[str, Any] = {}
+    path = config_file(environ)
+    if path is not None:
+        raw.update(read_yaml(path))
+    for key in _PARSERS:
+        env_name = "ROS_DOMAIN_ID" if key == "domain_id" else f"AGNOSHM_{key.upper()}"
+        if environ.get(env_name, "") != "":
+            raw[key] = environ[env_name]
+    raw.update(overrides)
+    return Config(**{key: _PARSERS[key](value) for key, value in raw.items()})

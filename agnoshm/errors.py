@@ -1,0 +1,79 @@
+"""Exceptions raised by agnoshm.
+
+Every exception derives from :class:`AgnoshmError`; where a built-in category
+fits, it is a second base (an invalid topic name is also a ``ValueError``).
+Each message names the cause and the fix.
+"""
+
+from __future__ import annotations
+
+
+class AgnoshmError(Exception):
+    """Base class of every agnoshm error."""
+
+
+class InvalidTopicNameError(AgnoshmError, ValueError):
+    """Raised when a topic name breaks ROS 2 naming rules."""
+
+    def __init__(self, name: str, reason: str, index: int):
+        caret = " " * (index + 1) + "^"
+        super().__init__(f"invalid topic name {name!r}: {reason}\n '{name}'\n{caret}")
+        self.name = name
+        self.reason = reason
+        self.index = index
+
+
+class InvalidQoSError(AgnoshmError, ValueError):
+    """Raised when a QoS setting cannot be honoured by agnoshm."""
+
+
+class TypeMismatchError(AgnoshmError, TypeError):
+    """Raised when an endpoint's message type differs from the topic's."""
+
+
+class QoSIncompatibleError(AgnoshmError, ValueError):
+    """Raised when a subscription's QoS cannot match the topic's publishers."""
+
+
+class LoanError(AgnoshmError):
+    """Raised when a message cannot be loaned from the pool."""
+
+
+class PoolExhaustedError(LoanError, MemoryError):
+    """Raised when the process's pool has no block large enough for a message."""
+
+
+class MessageInvalidatedError(AgnoshmError, RuntimeError):
+    """Raised when a loaned message is used after ``publish()`` or after its node is gone."""
+
+
+class InvalidHandleError(AgnoshmError, RuntimeError):
+    """Raised when a destroyed node, publisher or subscription is used."""
+
+
+class RegistryError(AgnoshmError):
+    """Raised when the shared registry cannot be opened or used."""
+
+
+class RegistryCorruptedError(RegistryError):
+    """Raised when the registry's header or records do not hold agnoshm data."""
+
+
+class RegistryVersionError(RegistryError):
+    """Raised when the registry was created by an incompatible agnoshm layout version."""
+
+
+class LimitReachedError(RegistryError):
+    """Raised when a registry capacity (processes, topics, endpoints, entries) is used up."""
+
+
+class AddressRangeInUseError(AgnoshmError, OSError):
+    """Raised when the agnoshm virtual address range is already mapped in this process."""
+
+
+class PoolAccessError(AgnoshmError, PermissionError):
+    """Raised when another process's pool cannot be opened or mapped."""
+
+
+class NotInitializedError(AgnoshmError, RuntimeError):
+    """Raised when agnoshm is used after ``shutdown()`` (call ``agnoshm.init()`` again)."""

@@ -1,0 +1,134 @@
+"""A pool: one process's shared memory, mapped at its slot address.
+
+:class:`Pool` is what both backends return (``memory/shm.py``,
+``memory/memfd.py``): the owner's writable mapping or a peer's read-only one.
+:class:`PoolAllocator` carves the owner's pool with heaphook's TLSF allocator
+and commits pages (``fallocate``) before handing them out, so a full
+``/dev/shm`` is a clear error at allocation time, never a ``SIGBUS`` later.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import threading
+
+from agnoshm import _libc
+from agnoshm.errors import PoolExhaustedError
+from heaphook import OutOfPoolMemory, TlsfAllocator
+
+COMMIT_CHUNK = 4 << 20
+
+
+class Pool:
+    """A mapping of one process's pool at its fixed address.
+
+    .. warning:: Users do not create pools; the runtime does.
+    """
+
+    _fd = -1  # class-level defaults: close() runs safely after a failed __init__
+    _mapped = False
+
+    def __init__(self, name: str, address: int, size: int, *, writable: bool, fd: int,
+                 backend: str):
+        self.name = name
+        self.address = address
+        self.size = size
+        self.writable = writable
+        self.backend = backend
+        self._fd = fd
+        self._mapped = True
+        raw = memoryview((ctypes.c_char * size).from_address(address)).cast("B")
+        self.buffer = raw if writable else raw.toreadonly()
+
+    @property
+    def fd(self) -> int:
+        return self._fd
+
+    def contains(self, address: int, size: int) -> bool:
+        return self.address <= address and address + size <= self.address + self.size
+
+    def commit(self, offset: int, length: int) -> None:
+        """Back ``[offset, offset + length)`` with pages now (owner only).
+
+        :raises PoolExhaustedError: if the memory filesystem is full.
+        """
+        try:
+            os.posix_fallocate(self._fd, offset, length)
+        except OSError as err:
+            if err.errno in (errno.ENOSPC, errno.ENOMEM):
+                raise PoolExhaustedError(
+                    f"no memory left to back pool {self.name} ({length} more bytes at offset "
+                    f"{offset}): /dev/shm or RAM is full; free space in /dev/shm (agnoshm clean "
+                    "removes what dead processes left) or lower message sizes"
+                ) from err
+            raise
+
+    def close(self, reservation) -> None:
+        """End this process's access: the slot goes back to the reservation."""
+        if self._mapped:
+            self._mapped = False
+            try:
+                self.buffer.release()
+            except BufferError:  # a caller still holds a slice; the range becomes PROT_NONE
+                pass
+            reservation.give_back(self.address, self.size)
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __repr__(self) -> str:
+        mode = "rw" if self.writable else "ro"
+        return f"Pool({self.name!r}, 0x{self.address:x}, size={self.size}, {mode}, {self.backend})"
+
+
+class PoolAllocator:
+    """Thread-safe message allocation in the owner's pool, in absolute addresses."""
+
+    def __init__(self, pool: Pool):
+        self.pool = pool
+        self._tlsf = TlsfAllocator(pool.size)
+        self._lock = threading.Lock()
+        self._committed = 0
+
+    def allocate(self, nbytes: int) -> int:
+        """Return the address of a new block of at least ``nbytes``.
+
+        :raises PoolExhaustedError: if no block is large enough.
+        """
+        with self._lock:
+            try:
+                offset = self._tlsf.allocate(nbytes)
+            except OutOfPoolMemory as err:
+                raise PoolExhaustedError(
+                    f"pool {self.pool.name} has no block of {nbytes} bytes "
+                    f"({self._tlsf.free_bytes} bytes free, largest block "
+                    f"{self._tlsf.largest_free_block}): raise pool_size (AGNOSHM_POOL_SIZE), "
+                    "lower the publishers' depth, or drop references to received messages"
+                ) from err
+            end = self._tlsf.high_water
+            if end > self._committed:
+                self._commit_to(end, offset)
+        return self.pool.address + offset
+
+    def _commit_to(self, end: int, offset: int) -> None:
+        target = min(self.pool.size, (end + COMMIT_CHUNK - 1) // COMMIT_CHUNK * COMMIT_CHUNK)
+        try:
+            self.pool.commit(self._committed, target - self._committed)
+        except PoolExhaustedError:
+            self._tlsf.free(offset)
+            raise
+        self._committed = target
+
+    def free(self, address: int) -> None:
+        with self._lock:
+            self._tlsf.free(address - self.pool.address)
+
+    @property
+    def used_bytes(self) -> int:
+        return self._tlsf.used_bytes
+
+    @property
+    def committed_bytes(self) -> int:
+        return self._committed

@@ -1,0 +1,89 @@
+"""Pool backend on named POSIX shared memory: ``/agnocast@<pid>``.
+
+The owner creates the object ``O_CREAT | O_EXCL`` with mode 0600 (or the
+configured mode and group) and maps it read-write; peers open it
+``O_RDONLY`` and map it ``PROT_READ``, so the kernel refuses them any write
+(invariant 1).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+from agnoshm import _libc
+from agnoshm.errors import PoolAccessError
+from agnoshm.memory.pool import Pool
+from agnoshm.names import pool_name
+
+BACKEND = "shm"
+
+
+def create(pid: int, address: int, size: int, *, mode: int = 0o600, gid: int | None = None) -> Pool:
+    """Create and map the pool of this process (``pid``) read-write at ``address``.
+
+    :raises FileExistsError: if a dead process with the same pid left its pool.
+    """
+    name = pool_name(pid)
+    try:
+        fd = _libc.shm_open(name.encode(), os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    except FileExistsError as err:
+        raise FileExistsError(
+            errno.EEXIST,
+            f"pool {name} already exists: a dead process with pid {pid} left it; run "
+            "`agnoshm clean` (or start any agnoshm process, which reaps the dead)",
+            name,
+        ) from err
+    try:
+        _apply_permissions(fd, mode, gid)
+        os.ftruncate(fd, size)
+        flags = _libc.MAP_SHARED | _libc.MAP_FIXED
+        _libc.mmap(address, size, _libc.PROT_READ | _libc.PROT_WRITE, flags, fd, 0)
+    except BaseException:
+        os.close(fd)
+        _libc.shm_unlink(name.encode())
+        raise
+    return Pool(name, address, size, writable=True, fd=fd, backend=BACKEND)
+
+
+def _apply_permissions(fd: int, mode: int, gid: int | None) -> None:
+    if gid is not None:
+        os.fchown(fd, -1, gid)
+        mode |= 0o040
+    os.fchmod(fd, mode)
+
+
+def open_readonly(pid: int, address: int, size: int, **_ignored) -> Pool:
+    """Map the pool of ``pid`` read-only at ``address``.
+
+    :raises PoolAccessError: if this process may not read it.
+    :raises FileNotFoundError: if its owner is gone.
+    """
+    name = pool_name(pid)
+    try:
+        fd = _libc.shm_open(name.encode(), os.O_RDONLY | os.O_CLOEXEC, 0)
+    except PermissionError as err:
+        raise PoolAccessError(
+            errno.EACCES,
+            f"may not read pool {name} of process {pid} (uid {os.getuid()}): run both processes "
+            "as the same user, or configure a shared group (AGNOSHM_GROUP)",
+        ) from err
+    try:
+        actual = os.fstat(fd).st_size
+        if actual < size:
+            raise PoolAccessError(
+                errno.EINVAL, f"pool {name} holds {actual} bytes, the registry says {size}: "
+                "the object is not an agnoshm pool of this domain")
+        _libc.mmap(address, size, _libc.PROT_READ, _libc.MAP_SHARED | _libc.MAP_FIXED, fd, 0)
+    finally:
+        os.close(fd)
+    return Pool(name, address, size, writable=False, fd=-1, backend=BACKEND)
+
+
+def unlink(pid: int) -> bool:
+    """Remove the name of ``pid``'s pool; return False if there was none."""
+    try:
+        _libc.shm_unlink(pool_name(pid).encode())
+        return True
+    except FileNotFoundError:
+        return False

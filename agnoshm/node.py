@@ -1,0 +1,168 @@
+"""``agnoshm.Node``: the standalone node, shaped like ``rclpy.node.Node``."""
+
+from __future__ import annotations
+
+from agnoshm import context
+from agnoshm.errors import InvalidHandleError
+from agnoshm.msg import resolve_type
+from agnoshm.publisher import Publisher
+from agnoshm.qos import resolve_qos
+from agnoshm.subscription import PollingSubscription, Subscription
+from agnoshm.timer import Timer
+from agnoshm.topic_name import expand_topic_name, validate_namespace, validate_node_name
+
+
+class Node:
+    """A named set of publishers, subscriptions and timers; no ROS 2 needed.
+
+    :param node_name: a ROS 2 node name (letters, digits, ``_``).
+    :param namespace: the namespace relative topic names expand into.
+    """
+
+    def __init__(self, node_name: str, *, namespace: str | None = None):
+        self._name = validate_node_name(node_name)
+        self._namespace = validate_namespace(namespace or "/")
+        self._runtime = context.get_runtime()
+        self.publishers: list[Publisher] = []
+        self.subscriptions: list[PollingSubscription] = []
+        self.timers: list[Timer] = []
+        self._destroyed = False
+        self._executor = None
+
+    def get_name(self) -> str:
+        return self._name
+
+    def get_namespace(self) -> str:
+        return self._namespace
+
+    def get_fully_qualified_name(self) -> str:
+        return f"{self._namespace.rstrip('/')}/{self._name}"
+
+    def resolve_topic_name(self, topic: str) -> str:
+        """Expand ``topic`` against this node's name and namespace and validate it."""
+        return expand_topic_name(topic, self._name, self._namespace)
+
+    def _check(self) -> None:
+        if self._destroyed:
+            raise InvalidHandleError(f"node {self._name!r} was destroyed; create a new node")
+        if self._runtime.closed:
+            raise InvalidHandleError(f"node {self._name!r} belongs to an agnoshm that was shut down")
+
+    def _wake_executor(self) -> None:
+        if self._executor is not None:
+            self._executor.wake()
+
+    def create_publisher(self, msg_type, topic: str, qos_profile) -> Publisher:
+        """Create a zero-copy publisher.
+
+        :param msg_type: ``agnoshm.Bytes`` (or its type name).
+        :param topic: topic name, relative names expand against the node.
+        :param qos_profile: an int depth or a ``QoSProfile`` (agnoshm's or rclpy's).
+        :raises InvalidTopicNameError: for a bad name.
+        :raises TypeMismatchError: if the topic carries another type.
+        """
+        self._check()
+        msg_type = resolve_type(msg_type)
+        topic_name = self.resolve_topic_name(topic)
+        depth, durability = resolve_qos(qos_profile)
+        port = self._runtime.create_publisher_port(topic_name, msg_type.type_name, msg_type.type_hash,
+                                                   depth, durability, self.get_fully_qualified_name())
+        publisher = Publisher(self, port, msg_type, topic_name, qos_profile)
+        self.publishers.append(publisher)
+        return publisher
+
+    def _create_subscriber_port(self, msg_type, topic: str, qos_profile):
+        self._check()
+        msg_type = resolve_type(msg_type)
+        topic_name = self.resolve_topic_name(topic)
+        depth, durability = resolve_qos(qos_profile)
+        port = self._runtime.create_subscriber_port(topic_name, msg_type.type_name, msg_type.type_hash,
+                                                    depth, durability, self.get_fully_qualified_name())
+        return port, msg_type, topic_name
+
+    def create_subscription(self, msg_type, topic: str, callback, qos_profile, *,
+                            callback_group=None) -> Subscription:
+        """Create a subscription whose ``callback(msg)`` runs when this node is spun.
+
+        ``msg`` is a read-only view over the publisher's pool; keeping it (or any
+        array from it) keeps the message's bytes unchanged.
+        """
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, not {type(callback).__name__}")
+        port, msg_type, topic_name = self._create_subscriber_port(msg_type, topic, qos_profile)
+        sub = Subscription(self, port, msg_type, topic_name, callback, qos_profile, callback_group)
+        self.subscriptions.append(sub)
+        self._wake_executor()
+        return sub
+
+    def create_polling_subscription(self, msg_type, topic: str, qos_profile) -> PollingSubscription:
+        """Create a subscription read with ``take()``; it never runs callbacks."""
+        port, msg_type, topic_name = self._create_subscriber_port(msg_type, topic, qos_profile)
+        sub = PollingSubscription(self, port, msg_type, topic_name, qos_profile)
+        self.subscriptions.append(sub)
+        return sub
+
+    def create_timer(self, timer_period_sec: float, callback, callback_group=None) -> Timer:
+        """Create a timer calling ``callback()`` every ``timer_period_sec`` seconds while spun."""
+        self._check()
+        timer = Timer(callback, timer_period_sec, callback_group)
+        self.timers.append(timer)
+        self._wake_executor()
+        return timer
+
+    def count_subscribers(self, topic: str) -> int:
+        registry = self._runtime.registry
+        index = registry.find_topic(self.resolve_topic_name(topic))
+        return 0 if index < 0 else registry.topics[index].n_subscriptions
+
+    def count_publishers(self, topic: str) -> int:
+        registry = self._runtime.registry
+        index = registry.find_topic(self.resolve_topic_name(topic))
+        return 0 if index < 0 else registry.topics[index].n_publishers
+
+    def destroy_publisher(self, publisher: Publisher) -> bool:
+        if publisher in self.publishers:
+            self.publishers.remove(publisher)
+            publisher.destroy()
+            return True
+        return False
+
+    def destroy_subscription(self, subscription: PollingSubscription) -> bool:
+        if subscription in self.subscriptions:
+            self.subscriptions.remove(subscription)
+            subscription.destroy()
+            return True
+        return False
+
+    def destroy_timer(self, timer: Timer) -> bool:
+        if timer in self.timers:
+            self.timers.remove(timer)
+            timer.destroy()
+            return True
+        return False
+
+    def destroy_node(self) -> None:
+        """Destroy every entity of this node; using them afterwards raises."""
+        if self._destroyed:
+            return
+        self._destroyed = True
+        if not self._runtime.closed:
+            for entity in self.publishers + self.subscriptions:
+                entity.destroy()
+        else:
+            for entity in self.publishers + self.subscriptions:
+                entity._port = None
+        for timer in self.timers:
+            timer.destroy()
+        self.publishers, self.subscriptions, self.timers = [], [], []
+        if self._executor is not None:
+            self._executor.remove_node(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.destroy_node()
+
+    def __repr__(self) -> str:
+        return f"<agnoshm.Node {self.get_fully_qualified_name()}>"

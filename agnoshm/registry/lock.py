@@ -1,0 +1,63 @@
+"""Robust, process-shared mutexes living inside the registry.
+
+A process that dies holding one (SIGKILL at any instruction) does not wedge
+the others: the next locker gets ``EOWNERDEAD``, runs the repair it was given,
+marks the mutex consistent and carries on.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+from typing import Callable
+
+from agnoshm import _libc
+
+
+def initialize_mutex(address: int) -> None:
+    """Initialize the ``pthread_mutex_t`` at ``address`` as robust, process-shared, error-checking.
+
+    **Safety:** ``address`` must point at 40 writable bytes of shared memory
+    that no process uses as a mutex yet.
+    """
+    attr = ctypes.create_string_buffer(_libc.SIZEOF_PTHREAD_MUTEXATTR_T)
+    _libc.pthread_mutexattr_init(attr)
+    try:
+        _libc.pthread_mutexattr_setpshared(attr, _libc.PTHREAD_PROCESS_SHARED)
+        _libc.pthread_mutexattr_setrobust(attr, _libc.PTHREAD_MUTEX_ROBUST)
+        _libc.pthread_mutexattr_settype(attr, _libc.PTHREAD_MUTEX_ERRORCHECK)
+        _libc.pthread_mutex_init(address, attr)
+    finally:
+        _libc.pthread_mutexattr_destroy(attr)
+
+
+class RobustLock:
+    """A context manager over one robust mutex in shared memory.
+
+    :param address: address of the ``pthread_mutex_t``.
+    :param repair: called with the lock held when the previous owner died
+        holding it; it must leave the protected data consistent.
+    """
+
+    __slots__ = ("address", "_repair")
+
+    def __init__(self, address: int, repair: Callable[[], None]):
+        self.address = address
+        self._repair = repair
+
+    def acquire(self) -> None:
+        if _libc.pthread_mutex_lock(self.address) == errno.EOWNERDEAD:
+            try:
+                self._repair()
+            finally:
+                _libc.pthread_mutex_consistent(self.address)
+
+    def release(self) -> None:
+        _libc.pthread_mutex_unlock(self.address)
+
+    def __enter__(self) -> "RobustLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _libc.pthread_mutex_unlock(self.address)

@@ -1,0 +1,585 @@
+"""The registry: agnoshm's control plane in shared memory, with no daemon.
+
+It does what Agnocast's kernel module does: it knows the processes, topics,
+publishers, subscriptions, message entries and who references them.  One
+object per ROS domain (``names.registry_name``), created race-free by
+whichever process comes first and unlinked by the last one to leave.
+
+Locking: the global lock (``Header.lock``) guards structure (joining,
+endpoints, topics, reaping); each topic's lock guards its entries, its
+sequence number and its endpoint lists.  Order: global, then topic.  Both
+are robust mutexes; a dead owner triggers :meth:`Registry.repair`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import time
+from typing import Iterator
+
+from agnoshm import _libc
+from agnoshm.config import Config
+from agnoshm.errors import (
+    LimitReachedError,
+    RegistryCorruptedError,
+    RegistryError,
+    RegistryVersionError,
+    TypeMismatchError,
+)
+from agnoshm.names import queue_name, registry_name
+from agnoshm.registry import layout as L
+from agnoshm.registry import liveness
+from agnoshm.registry.lock import RobustLock, initialize_mutex
+
+
+class Registry:
+    """This process's handle on the registry of one domain.
+
+    .. warning:: Users do not create registries; the runtime does.
+    """
+
+    _fd = -1  # class-level defaults: close() is safe after a failed __init__
+    _address = 0
+    _size = 0
+
+    def __init__(self, config: Config):
+        self.name = registry_name(config.domain_id)
+        for _attempt in range(100):
+            self._fd, created = self._open_fd(config)
+            try:
+                self._size = self._initialize_or_validate(config, created)
+            except BaseException:
+                os.close(self._fd)
+                self._fd = -1
+                raise
+            if self._size:
+                break
+            os.close(self._fd)  # the last process unlinked it meanwhile: start over
+            self._fd = -1
+        else:
+            raise RegistryError(f"could not open registry {self.name}: it keeps being removed")
+        self._address = _libc.mmap(None, self._size, _libc.PROT_READ | _libc.PROT_WRITE,
+                                   _libc.MAP_SHARED, self._fd, 0)
+        self._bind_tables()
+
+    # -- opening ---------------------------------------------------------------
+
+    def _open_fd(self, config: Config) -> tuple[int, bool]:
+        name = self.name.encode()
+        mode = config.mode | (0o060 if config.group is not None else 0) | ((config.mode & 0o444) >> 1)
+        try:
+            fd = _libc.shm_open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+            if config.group is not None:
+                os.fchown(fd, -1, config.group)
+            os.fchmod(fd, mode)
+            return fd, True
+        except FileExistsError:
+            pass
+        try:
+            return _libc.shm_open(name, os.O_RDWR | os.O_CLOEXEC, 0), False
+        except PermissionError as err:
+            raise RegistryError(
+                f"may not open registry {self.name} (uid {os.getuid()}): run as the user who "
+                "created it or configure a shared group (AGNOSHM_GROUP)"
+            ) from err
+        except FileNotFoundError:
+            return self._open_fd(config)
+
+    def _initialize_or_validate(self, config: Config, created: bool) -> int:
+        """Initialize the header if nobody did; return the object size, 0 if it was closed."""
+        liveness.lock_byte_blocking(self._fd, L.INIT_LOCK_BYTE)
+        try:
+            size = os.fstat(self._fd).st_size
+            if size == 0:
+                offsets = self._offsets_for(config)
+                os.ftruncate(self._fd, offsets.total_size)
+                size = offsets.total_size
+            header_bytes = os.pread(self._fd, ctypes.sizeof(L.Header), 0)
+            header = L.Header.from_buffer_copy(header_bytes.ljust(ctypes.sizeof(L.Header), b"\0"))
+            if header.magic == 0:
+                self._write_header(config, size)
+                return size
+            self._validate_header(header, size)
+            return 0 if header.state == L.REGISTRY_CLOSED else header.total_size
+        finally:
+            liveness.unlock_byte(self._fd, L.INIT_LOCK_BYTE)
+
+    @staticmethod
+    def _offsets_for(c) -> L.Offsets:
+        return L.Offsets(c.max_processes, c.max_topics, c.max_publishers, c.max_subscriptions,
+                         c.max_entries)
+
+    def _write_header(self, config: Config, size: int) -> None:
+        address = _libc.mmap(None, L.PAGE, _libc.PROT_READ | _libc.PROT_WRITE, _libc.MAP_SHARED,
+                             self._fd, 0)
+        try:
+            header = L.Header.from_address(address)
+            ctypes.memset(address, 0, L.PAGE)
+            header.layout_version = L.LAYOUT_VERSION
+            header.domain_id = config.domain_id
+            for key in ("max_processes", "max_topics", "max_publishers", "max_subscriptions",
+                        "max_entries", "pool_size", "base_address"):
+                setattr(header, key, getattr(config, key))
+            header.total_size = size
+            initialize_mutex(address + L.Header.lock.offset)
+            header.state = L.REGISTRY_READY
+            header.magic = L.MAGIC  # last: a header with magic is complete
+        finally:
+            _libc.munmap(address, L.PAGE)
+
+    def _validate_header(self, header: L.Header, size: int) -> None:
+        if header.magic != L.MAGIC:
+            raise RegistryCorruptedError(
+                f"{self.name} is not an agnoshm registry (magic 0x{header.magic:016x}): another "
+                f"program uses this name, or it was overwritten; remove /dev/shm{self.name} when "
+                "no agnoshm process runs (agnoshm clean)"
+            )
+        if header.layout_version != L.LAYOUT_VERSION:
+            raise RegistryVersionError(
+                f"{self.name} has layout version {header.layout_version}, this agnoshm uses "
+                f"{L.LAYOUT_VERSION}: run the same agnoshm version in every process of ROS domain "
+                f"{header.domain_id}, or use another ROS_DOMAIN_ID"
+            )
+        expected = self._offsets_for(header).total_size
+        if header.total_size != expected or size < expected:
+            raise RegistryCorruptedError(
+                f"{self.name} header is inconsistent (size {size}, header says "
+                f"{header.total_size}, capacities need {expected}): remove it with agnoshm clean"
+            )
+
+    def _bind_tables(self) -> None:
+        a = self._address
+        self.header = L.Header.from_address(a)
+        h = self.header
+        self.offsets = off = self._offsets_for(h)
+        self.processes = (L.ProcessRecord * h.max_processes).from_address(a + off.processes)
+        self.topics = (L.TopicRecord * h.max_topics).from_address(a + off.topics)
+        self.publishers = (L.PublisherRecord * h.max_publishers).from_address(a + off.publishers)
+        self.subscriptions = (L.SubscriptionRecord * h.max_subscriptions).from_address(
+            a + off.subscriptions)
+        self._entry_row = L.Entry * h.max_entries
+        self._entry_row_bytes = ctypes.sizeof(self._entry_row)
+        self.lock = RobustLock(a + L.Header.lock.offset, self.repair)
+        self._topic_locks: dict[int, RobustLock] = {}
+        self.own_slot = -1
+
+    # -- accessors ---------------------------------------------------------------
+
+    @property
+    def address(self) -> int:
+        return self._address
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def entries_of(self, publisher: int):
+        """The entry row (a ctypes array of :class:`Entry`) of publisher record ``publisher``."""
+        return self._entry_row.from_address(
+            self._address + self.offsets.entries + publisher * self._entry_row_bytes)
+
+    def topic_lock(self, topic: int) -> RobustLock:
+        lock = self._topic_locks.get(topic)
+        if lock is None:
+            address = ctypes.addressof(self.topics[topic]) + L.TopicRecord.lock.offset
+            lock = self._topic_locks[topic] = RobustLock(address, lambda: self._repair_topic(topic))
+        return lock
+
+    def doorbell_address(self, slot: int) -> int:
+        return ctypes.addressof(self.processes[slot]) + L.ProcessRecord.doorbell.offset
+
+    # -- processes -------------------------------------------------------------------
+
+    def join(self, pid: int, backend: str, name: str) -> int:
+        """Register this process; return its slot (also the index of its pool address).
+
+        :raises LimitReachedError: if every slot is taken by a live process.
+        """
+        start_time = liveness.process_start_time(pid)
+        with self.lock:
+            if self.header.state == L.REGISTRY_CLOSED:
+                raise _RegistryClosed()
+            self._reap_dead_locked()
+            free = [i for i, p in enumerate(self.processes) if p.state == L.FREE]
+            if not free:
+                raise LimitReachedError(
+                    f"registry {self.name} has all {self.header.max_processes} process slots in use:"
+                    " raise max_processes (AGNOSHM_MAX_PROCESSES) in every process of the domain, "
+                    "or use another ROS_DOMAIN_ID")
+            slot = min(free, key=lambda i: self.processes[i].left_at_ns)
+            if not liveness.try_lock_byte(self._fd, L.LIVENESS_LOCK_BASE + slot):
+                raise RegistryCorruptedError(f"slot {slot} of {self.name} is free but locked")
+            p = self.processes[slot]
+            self.header.incarnations += 1
+            p.pid = pid
+            p.start_time = start_time
+            p.incarnation = self.header.incarnations
+            p.backend = L.BACKENDS[backend]
+            p.uid = os.getuid()
+            p.pool_address = self.header.base_address + slot * self.header.pool_size
+            p.pool_size = self.header.pool_size
+            p.name = name.encode()[:63]
+            p.state = L.USED
+            self.header.live_processes += 1
+            self.header.generation += 1
+        self.own_slot = slot
+        return slot
+
+    def leave(self, slot: int) -> bool:
+        """Unregister this process; unlink the registry if it was the last. Return True if so."""
+        with self.lock:
+            self._free_process_locked(slot, unlink_objects=False)
+            liveness.unlock_byte(self._fd, L.LIVENESS_LOCK_BASE + slot)
+            self._reap_dead_locked()
+            last = self.header.live_processes == 0
+            if last:
+                self.header.state = L.REGISTRY_CLOSED
+                try:
+                    _libc.shm_unlink(self.name.encode())
+                except FileNotFoundError:
+                    pass
+        self.own_slot = -1
+        return last
+
+    def is_alive(self, slot: int) -> bool:
+        """Return True if the process registered in ``slot`` is running."""
+        p = self.processes[slot]
+        if p.state != L.USED:
+            return False
+        if slot == self.own_slot:
+            return True
+        return (liveness.byte_is_locked(self._fd, L.LIVENESS_LOCK_BASE + slot)
+                and liveness.pid_matches(p.pid, p.start_time))
+
+    def live_slots(self) -> list[int]:
+        return [i for i, p in enumerate(self.processes) if p.state == L.USED]
+
+    def reap_dead(self) -> list[int]:
+        """Reclaim every dead process (endpoints, references, named objects); return their pids."""
+        if all(self.is_alive(i) for i in self.live_slots()):
+            return []
+        with self.lock:
+            return self._reap_dead_locked()
+
+    def _reap_dead_locked(self) -> list[int]:
+        dead = [i for i in self.live_slots() if not self.is_alive(i)]
+        pids = []
+        for slot in dead:
+            pids.append(self.processes[slot].pid)
+            self._free_process_locked(slot, unlink_objects=True)
+            self.header.reaped += 1
+        return pids
+
+    def _free_process_locked(self, slot: int, *, unlink_objects: bool) -> None:
+        p = self.processes[slot]
+        for i, pub in enumerate(self.publishers):
+            if pub.state != L.FREE and pub.process == slot:
+                self._remove_publisher_locked(i)
+        for i, sub in enumerate(self.subscriptions):
+            if sub.state != L.FREE and sub.process == slot:
+                self._remove_subscription_locked(i, force=True)
+        if unlink_objects:
+            from agnoshm.memory import shm  # the memory layer names and removes pools
+
+            if p.backend == L.BACKEND_SHM:
+                shm.unlink(p.pid)
+            try:
+                _libc.mq_unlink(queue_name(p.pid).encode())
+            except FileNotFoundError:
+                pass
+        p.state = L.FREE
+        p.left_at_ns = time.monotonic_ns()
+        self.header.live_processes -= 1
+        self.header.generation += 1
+
+    # -- topics and endpoints ------------------------------------------------------
+
+    def _find_topic_locked(self, name: bytes) -> int:
+        for i, t in enumerate(self.topics):
+            if t.state == L.USED and t.name == name:
+                return i
+        return -1
+
+    def find_topic(self, name: str) -> int:
+        """Return the index of topic ``name``, or -1."""
+        return self._find_topic_locked(name.encode())
+
+    def _open_topic_locked(self, name: str, type_name: str, type_hash: str) -> int:
+        i = self._find_topic_locked(name.encode())
+        if i >= 0:
+            t = self.topics[i]
+            if t.type_name.decode() != type_name or t.type_hash.decode() != type_hash:
+                raise TypeMismatchError(
+                    f"topic {name!r} carries {t.type_name.decode()} ({t.type_hash.decode()}), not "
+                    f"{type_name} ({type_hash}): use the same message type (and definition) in "
+                    "every publisher and subscription of a topic")
+            return i
+        for i, t in enumerate(self.topics):
+            if t.state == L.FREE:
+                ctypes.memset(ctypes.addressof(t), 0, ctypes.sizeof(t))
+                t.name = name.encode()
+                t.type_name = type_name.encode()
+                t.type_hash = type_hash.encode()
+                initialize_mutex(ctypes.addressof(t) + L.TopicRecord.lock.offset)
+                self._topic_locks.pop(i, None)
+                t.state = L.USED
+                return i
+        raise LimitReachedError(
+            f"registry {self.name} holds {self.header.max_topics} topics already: raise max_topics "
+            "(AGNOSHM_MAX_TOPICS) in every process of the domain")
+
+    def _claim_record_locked(self, table, kind: str, capacity_key: str) -> int:
+        for i, r in enumerate(table):
+            if r.state == L.FREE:
+                return i
+        raise LimitReachedError(
+            f"registry {self.name} holds {len(table)} {kind} already: raise {capacity_key} "
+            f"(AGNOSHM_{capacity_key.upper()}) in every process of the domain")
+
+    @staticmethod
+    def _claim_topic_position(array, count: int, kind: str, topic_name: str) -> int:
+        for pos in range(L.MAX_ENDPOINTS_PER_TOPIC):
+            if array[pos] == 0:
+                return pos
+        raise LimitReachedError(
+            f"topic {topic_name!r} has {L.MAX_ENDPOINTS_PER_TOPIC} {kind} already, the most one "
+            "topic can have: spread them over more topics")
+
+    def add_publisher(self, topic_name: str, type_name: str, type_hash: str, depth: int,
+                      durability: int, node_name: str) -> tuple[int, int]:
+        """Register a publisher of this process; return ``(publisher, topic)`` indices."""
+        if depth > self.header.max_entries:
+            raise LimitReachedError(
+                f"depth {depth} exceeds the {self.header.max_entries} live messages a publisher may "
+                "have: lower the depth or raise max_entries (AGNOSHM_MAX_ENTRIES)")
+        with self.lock:
+            self._reap_dead_locked()
+            topic = self._open_topic_locked(topic_name, type_name, type_hash)
+            t = self.topics[topic]
+            index = self._claim_record_locked(self.publishers, "publishers", "max_publishers")
+            with self.topic_lock(topic):
+                pos = self._claim_topic_position(t.publishers, t.n_publishers, "publishers",
+                                                 topic_name)
+                r = self.publishers[index]
+                ctypes.memset(ctypes.addressof(r), 0, ctypes.sizeof(r))
+                ctypes.memset(ctypes.addressof(self.entries_of(index)), 0, self._entry_row_bytes)
+                r.topic, r.process, r.depth, r.durability = topic, self.own_slot, depth, durability
+                r.incarnation = self.processes[self.own_slot].incarnation
+                r.node_name = node_name.encode()[:L.NODE_NAME_LEN - 1]
+                r.state = L.USED
+                t.publishers[pos] = index + 1
+                t.n_publishers += 1
+                t.generation += 1
+            self.header.generation += 1
+        return index, topic
+
+    def add_subscription(self, topic_name: str, type_name: str, type_hash: str, depth: int,
+                         durability: int, node_name: str) -> tuple[int, int]:
+        """Register a subscription of this process; return ``(subscription, topic)`` indices.
+
+        A VOLATILE subscription starts after the newest message; a
+        TRANSIENT_LOCAL one before the oldest retained message.
+        """
+        with self.lock:
+            self._reap_dead_locked()
+            topic = self._open_topic_locked(topic_name, type_name, type_hash)
+            t = self.topics[topic]
+            index = self._claim_record_locked(self.subscriptions, "subscriptions",
+                                              "max_subscriptions")
+            with self.topic_lock(topic):
+                pos = self._claim_topic_position(t.subscriptions, t.n_subscriptions,
+                                                 "subscriptions", topic_name)
+                r = self.subscriptions[index]
+                ctypes.memset(ctypes.addressof(r), 0, ctypes.sizeof(r))
+                r.topic, r.process, r.depth, r.durability = topic, self.own_slot, depth, durability
+                r.incarnation = self.processes[self.own_slot].incarnation
+                r.bit = pos
+                r.last_seq = 0 if durability == L.TRANSIENT_LOCAL else t.seq
+                r.node_name = node_name.encode()[:L.NODE_NAME_LEN - 1]
+                r.state = L.USED
+                t.subscriptions[pos] = index + 1
+                t.n_subscriptions += 1
+                t.generation += 1
+            self.header.generation += 1
+        return index, topic
+
+    def remove_publisher(self, index: int) -> None:
+        with self.lock:
+            self._remove_publisher_locked(index)
+
+    def _remove_publisher_locked(self, index: int) -> None:
+        r = self.publishers[index]
+        topic = r.topic
+        t = self.topics[topic]
+        with self.topic_lock(topic):
+            for pos in range(L.MAX_ENDPOINTS_PER_TOPIC):
+                if t.publishers[pos] == index + 1:
+                    t.publishers[pos] = 0
+                    t.n_publishers -= 1
+            for e in self.entries_of(index):
+                e.seq = 0
+            r.state = L.FREE
+            t.generation += 1
+        self._free_topic_if_unused_locked(topic)
+        self.header.generation += 1
+
+    def remove_subscription(self, index: int) -> None:
+        """Remove a subscription; while views still hold its messages it only drains."""
+        with self.lock:
+            self._remove_subscription_locked(index, force=False)
+
+    def _remove_subscription_locked(self, index: int, *, force: bool) -> None:
+        r = self.subscriptions[index]
+        topic = r.topic
+        t = self.topics[topic]
+        with self.topic_lock(topic):
+            if r.held and not force:
+                r.state = L.DRAINING  # keeps its bit until its last view is released
+                return
+            self._unlist_subscription_topic_locked(index)
+        self._free_topic_if_unused_locked(topic)
+        self.header.generation += 1
+
+    def _unlist_subscription_topic_locked(self, index: int) -> None:
+        """Drop a subscription from its topic and clear its references (topic lock held)."""
+        r = self.subscriptions[index]
+        t = self.topics[r.topic]
+        mask = ~(1 << r.bit) & 0xFFFFFFFFFFFFFFFF
+        for pub in self.publisher_indices(r.topic):
+            for e in self.entries_of(pub):
+                if e.refs:
+                    e.refs &= mask
+        if t.subscriptions[r.bit] == index + 1:
+            t.subscriptions[r.bit] = 0
+            t.n_subscriptions -= 1
+        r.state = L.FREE
+        t.generation += 1
+
+    def _free_topic_if_unused_locked(self, topic: int) -> None:
+        t = self.topics[topic]
+        if t.n_publishers == 0 and t.n_subscriptions == 0:
+            t.state = L.FREE
+
+    def publisher_indices(self, topic: int) -> list[int]:
+        return [i - 1 for i in self.topics[topic].publishers if i]
+
+    def subscription_indices(self, topic: int) -> list[int]:
+        return [i - 1 for i in self.topics[topic].subscriptions if i]
+
+    def subscriber_slots(self, topic: int) -> list[int]:
+        """Distinct process slots with a receiving subscription on ``topic``."""
+        return sorted({self.subscriptions[i].process for i in self.subscription_indices(topic)
+                       if self.subscriptions[i].state == L.USED})
+
+    # -- repair and checks -------------------------------------------------------------
+
+    def repair(self) -> None:
+        """Restore consistency after a process died holding the global lock."""
+        self.header.repairs += 1
+        for topic, t in enumerate(self.topics):
+            if t.state != L.USED:
+                continue
+            for array, table in ((t.publishers, self.publishers), (t.subscriptions, self.subscriptions)):
+                for pos in range(L.MAX_ENDPOINTS_PER_TOPIC):
+                    ref = array[pos]
+                    if ref and (ref > len(table) or table[ref - 1].state == L.FREE
+                                or table[ref - 1].topic != topic):
+                        array[pos] = 0
+            t.n_publishers = sum(1 for x in t.publishers if x)
+            t.n_subscriptions = sum(1 for x in t.subscriptions if x)
+        for table, array_name in ((self.publishers, "publishers"), (self.subscriptions, "subscriptions")):
+            for i, r in enumerate(table):
+                if r.state != L.FREE and (i + 1) not in list(getattr(self.topics[r.topic], array_name)):
+                    r.state = L.FREE  # claimed but never linked: its creator died mid-way
+        self.header.live_processes = len(self.live_slots())
+        self._reap_dead_locked()
+
+    def _repair_topic(self, topic: int) -> None:
+        """A process died holding a topic lock: entries are written seq-last, so
+        half-written ones are free; the dead process's endpoints are reaped at the
+        next registry operation."""
+        self.header.repairs += 1
+
+    def check_consistency(self) -> list[str]:
+        """Return a list of problems found (empty when the registry is consistent)."""
+        problems = []
+        with self.lock:
+            live = 0
+            for slot, p in enumerate(self.processes):
+                if p.state == L.USED:
+                    live += 1
+                    if not self.is_alive(slot):
+                        problems.append(f"process slot {slot} (pid {p.pid}) is dead but registered")
+            if live != self.header.live_processes:
+                problems.append(f"live_processes is {self.header.live_processes}, counted {live}")
+            for topic, t in enumerate(self.topics):
+                if t.state != L.USED:
+                    continue
+                pubs = self.publisher_indices(topic)
+                subs = self.subscription_indices(topic)
+                if len(pubs) != t.n_publishers or len(subs) != t.n_subscriptions:
+                    problems.append(f"topic {t.name.decode()} endpoint counts disagree with lists")
+                valid_bits = 0
+                for pos, ref in enumerate(t.subscriptions):
+                    if ref:
+                        s = self.subscriptions[ref - 1]
+                        if s.state == L.FREE or s.topic != topic or s.bit != pos:
+                            problems.append(f"topic {t.name.decode()} lists bad subscription {ref - 1}")
+                        valid_bits |= 1 << pos
+                for pub in pubs:
+                    r = self.publishers[pub]
+                    if r.state != L.USED or r.topic != topic:
+                        problems.append(f"topic {t.name.decode()} lists bad publisher {pub}")
+                    if self.processes[r.process].state != L.USED:
+                        problems.append(f"publisher {pub} belongs to a free process slot")
+                    for e in self.entries_of(pub):
+                        if e.seq and e.refs & ~valid_bits:
+                            problems.append(f"entry seq {e.seq} of publisher {pub} is referenced "
+                                            "by a subscription that is gone")
+                        if e.seq > t.seq:
+                            problems.append(f"entry seq {e.seq} is newer than topic seq {t.seq}")
+            for table, kind in ((self.publishers, "publisher"), (self.subscriptions, "subscription")):
+                for i, r in enumerate(table):
+                    if r.state != L.FREE and self.processes[r.process].state != L.USED:
+                        problems.append(f"{kind} {i} belongs to free process slot {r.process}")
+        return problems
+
+    # -- lifetime -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Unmap and close this process's handle (does not unregister it)."""
+        if self._address:
+            self._topic_locks.clear()
+            for attr in ("header", "processes", "topics", "publishers", "subscriptions"):
+                self.__dict__.pop(attr, None)
+            _libc.munmap(self._address, self._size)
+            self._address = 0
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def iter_used(self, table) -> Iterator[int]:
+        return (i for i, r in enumerate(table) if r.state != L.FREE)
+
+    def __repr__(self) -> str:
+        return f"Registry({self.name!r}, size={self._size})"
+
+
+class _RegistryClosed(RegistryError):
+    """The registry was unlinked by its last process between open and join: reopen."""
+
+
+def open_and_join(config: Config, pid: int, backend: str, name: str) -> tuple[Registry, int]:
+    """Open (or create) the domain's registry and join it; return it and this process's slot."""
+    for _attempt in range(100):
+        registry = Registry(config)
+        try:
+            return registry, registry.join(pid, backend, name)
+        except _RegistryClosed:
+            registry.close()
+        except BaseException:
+            registry.close()
+            raise
+    raise RegistryError(f"could not join registry {registry_name(config.domain_id)}")

@@ -1,0 +1,43 @@
+"""The per-process wake-up: a futex word in the process's registry record.
+
+A publisher rings every subscribing *process* once per message with one
+``FUTEX_WAKE_OP`` (atomic increment and wake), so the cost of ``publish()``
+grows with subscribing processes, not subscriptions.  A ring only says
+"look"; the registry says what to take, so merged rings lose nothing.  A
+waiter reads the word, checks its subscriptions, then sleeps only while the
+word is unchanged.  ``busy_poll_us`` makes it spin that long first.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import time
+
+from agnoshm import _libc
+
+
+class Doorbell:
+    """The doorbell of one process slot."""
+
+    __slots__ = ("address", "_word", "_busy_poll_ns")
+
+    def __init__(self, address: int, busy_poll_us: int = 0):
+        self.address = address
+        self._word = ctypes.c_uint32.from_address(address)
+        self._busy_poll_ns = busy_poll_us * 1000
+
+    def value(self) -> int:
+        return self._word.value
+
+    def ring(self) -> None:
+        _libc.futex_increment_and_wake(self.address)
+
+    def wait(self, seen: int, timeout_sec: float | None) -> None:
+        """Return when the word differs from ``seen``, after ``timeout_sec``, or spuriously."""
+        if self._busy_poll_ns:
+            word = self._word
+            deadline = time.monotonic_ns() + self._busy_poll_ns
+            while time.monotonic_ns() < deadline:
+                if word.value != seen:
+                    return
+        _libc.futex_wait(self.address, seen, timeout_sec)

@@ -1,0 +1,105 @@
+"""The pools of other processes, as this process maps them (read-only, same address).
+
+A mapping is keyed by slot and remembered with the slot's incarnation, so a
+slot that a new process took over is never read through a stale mapping
+(the check a receive makes before it dereferences an entry).  A mapping is
+dropped only when no received message of this process still points into it.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from agnoshm.errors import PoolAccessError
+from agnoshm.memory import BACKENDS, Pool
+from agnoshm.registry import layout as L
+
+_BACKEND_NAMES = {v: k for k, v in L.BACKENDS.items()}
+
+
+class PeerMapping:
+    __slots__ = ("incarnation", "pool", "leases")
+
+    def __init__(self, incarnation: int, pool: Pool):
+        self.incarnation = incarnation
+        self.pool = pool
+        self.leases = 0
+
+
+class PeerPools:
+    """Read-only mappings of other processes' pools, by slot."""
+
+    def __init__(self, registry, reservation, own_slot: int, own_pool: Pool, domain_id: int):
+        self._registry = registry
+        self._reservation = reservation
+        self._domain_id = domain_id
+        self._lock = threading.Lock()
+        own = PeerMapping(registry.processes[own_slot].incarnation, own_pool)
+        own.leases = 1 << 62  # never unmapped here: the runtime closes its own pool
+        self._mappings: dict[int, PeerMapping] = {own_slot: own}
+        self._own_slot = own_slot
+
+    def mapping(self, slot: int, incarnation: int) -> PeerMapping:
+        """Return the mapping of ``slot`` for process ``incarnation``, mapping it if needed.
+
+        :raises PoolAccessError: if the pool may not be read or the slot is still
+            mapped for a previous process whose messages this process holds.
+        :raises FileNotFoundError: if the owner is gone.
+        """
+        m = self._mappings.get(slot)
+        if m is not None and m.incarnation == incarnation:
+            return m
+        with self._lock:
+            m = self._mappings.get(slot)
+            if m is not None and m.incarnation == incarnation:
+                return m
+            if m is not None:
+                if m.leases:
+                    raise PoolAccessError(
+                        f"slot {slot} was taken by a new process while this process still holds "
+                        f"{m.leases} messages of the previous one: release them")
+                m.pool.close(self._reservation)
+                del self._mappings[slot]
+            p = self._registry.processes[slot]
+            if p.state != L.USED or p.incarnation != incarnation:
+                raise FileNotFoundError(f"process in slot {slot} is gone")
+            backend = BACKENDS[_BACKEND_NAMES[p.backend]]
+            pool = backend.open_readonly(p.pid, p.pool_address, p.pool_size,
+                                         domain_id=self._domain_id)
+            m = self._mappings[slot] = PeerMapping(incarnation, pool)
+            return m
+
+    def map_announced(self, slot: int, incarnation: int) -> None:
+        """Map a pool named by an announcement; ignore it if it is stale or not ours to read."""
+        try:
+            if 0 <= slot < len(self._registry.processes):
+                self.mapping(slot, incarnation)
+        except (OSError, PoolAccessError):
+            pass
+
+    def acquire(self, m: PeerMapping) -> None:
+        with self._lock:
+            m.leases += 1
+
+    def release(self, m: PeerMapping) -> None:
+        with self._lock:
+            m.leases -= 1
+
+    def drop_stale(self) -> None:
+        """Unmap pools of processes that are gone once nothing here points into them."""
+        with self._lock:
+            for slot, m in list(self._mappings.items()):
+                p = self._registry.processes[slot]
+                if m.leases == 0 and (p.state != L.USED or p.incarnation != m.incarnation):
+                    m.pool.close(self._reservation)
+                    del self._mappings[slot]
+
+    def mapped_slots(self) -> list[int]:
+        return sorted(self._mappings)
+
+    def close(self) -> None:
+        with self._lock:
+            for slot, m in list(self._mappings.items()):
+                if slot != self._own_slot:
+                    m.pool.close(self._reservation)
+            self._mappings.clear()

@@ -1,0 +1,224 @@
+"""The publish path: loan blocks in the owner's pool, record an entry, ring doorbells.
+
+Steps follow DESIGN.md's data flow: (1) ``loan`` hands out pool blocks;
+(2) ``publish`` records the entry under the topic's lock and reclaims what
+fell out of depth and is unreferenced; (3) it rings each subscribing
+process once.  Only the owner frees its memory (``reclaim``), on publish,
+on a failed loan, and on the listener's idle pass.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+from agnoshm import _libc
+from agnoshm.errors import (
+    InvalidHandleError,
+    LimitReachedError,
+    MessageInvalidatedError,
+    PoolExhaustedError,
+)
+from agnoshm.registry import layout as L
+
+
+class Loan:
+    """The pool blocks of one message being written; invalid after publish."""
+
+    __slots__ = ("port", "address", "size", "blocks", "valid", "__weakref__")
+
+    def __init__(self, port: "PublisherPort", address: int, size: int):
+        self.port = port
+        self.address = address
+        self.size = size
+        self.blocks = [address]
+        self.valid = True
+
+    def allocate(self, nbytes: int) -> int:
+        """Allocate a further block of this message (a string's or sequence's storage)."""
+        if not self.valid:
+            raise MessageInvalidatedError("this loaned message was published; borrow a new one")
+        address = self.port.allocate(nbytes)
+        self.blocks.append(address)
+        return address
+
+    def free(self, address: int) -> None:
+        """Give back one block of this message (re-assigned storage)."""
+        self.blocks.remove(address)
+        self.port.allocator.free(address)
+
+    def discard(self) -> None:
+        """Return an unpublished loan's blocks to the pool."""
+        if self.valid:
+            self.valid = False
+            for address in self.blocks:
+                self.port.allocator.free(address)
+            self.blocks = []
+
+
+class PublisherPort:
+    """The data-plane side of one publisher.
+
+    .. warning:: Users do not create ports; ``Node.create_publisher`` does.
+    """
+
+    def __init__(self, runtime, index: int, topic: int, depth: int):
+        registry = runtime.registry
+        self.runtime = runtime
+        self.index = index
+        self.depth = depth
+        self.allocator = runtime.allocator
+        self.record = registry.publishers[index]
+        self.topic = registry.topics[topic]
+        self.topic_index = topic
+        self.lock = registry.topic_lock(topic)
+        self.entries = registry.entries_of(index)
+        self._free_entries = list(range(len(self.entries) - 1, -1, -1))
+        self._live: deque[int] = deque()  # entry indices in publish order
+        self._held: list[int] = []  # out of depth, still referenced
+        self._blocks: dict[int, list[int]] = {}
+        self._generation = -1
+        self._doorbells: list[int] = []
+        self.destroyed = False
+
+    # (1) loan -----------------------------------------------------------------
+    def loan(self, size: int) -> Loan:
+        if self.destroyed:
+            raise InvalidHandleError("publisher was destroyed; create a new one")
+        return Loan(self, self.allocate(size), size)
+
+    def allocate(self, nbytes: int) -> int:
+        try:
+            return self.allocator.allocate(nbytes)
+        except PoolExhaustedError:
+            self.runtime.reclaim_all()
+            return self.allocator.allocate(nbytes)
+
+    # (2) + (3) publish -----------------------------------------------------------
+    def publish(self, loan: Loan) -> int:
+        """Hand a loaned message to the subscribers; return its topic sequence number.
+
+        :raises MessageInvalidatedError: if the loan was published already or is not ours.
+        :raises LimitReachedError: if subscribers hold all of this publisher's entries.
+        """
+        if loan.port is not self or not loan.valid:
+            raise MessageInvalidatedError(
+                "this message was already published (or borrowed from another publisher): "
+                "borrow a new one with borrow_loaned_message()")
+        if self.destroyed:
+            raise InvalidHandleError("publisher was destroyed; create a new one")
+        entries = self.entries
+        with self.lock:
+            if not self._free_entries:
+                self._reclaim_locked()
+                if not self._free_entries:
+                    raise LimitReachedError(
+                        f"subscribers hold all {len(entries)} messages of this publisher: release "
+                        "received messages (drop views and arrays) or raise max_entries")
+            loan.valid = False
+            index = self._free_entries.pop()
+            e = entries[index]
+            record = self.record
+            topic = self.topic
+            e.address = loan.address
+            e.size = loan.size
+            e.timestamp_ns = time.monotonic_ns()
+            e.refs = 0
+            e.prev = record.newest
+            seq = topic.seq + 1
+            e.seq = seq  # commit: a reader only sees entries whose seq is set
+            record.newest = index + 1
+            topic.seq = seq
+            record.published += 1
+            self._live.append(index)
+            self._blocks[index] = loan.blocks
+            if len(self._live) > self.depth or self._held:
+                self._reclaim_locked()
+            if topic.generation != self._generation:
+                self._refresh_doorbells_locked()
+            doorbells = self._doorbells
+        for address in doorbells:
+            _libc.futex_increment_and_wake(address)
+        return seq
+
+    def _refresh_doorbells_locked(self) -> None:
+        registry = self.runtime.registry
+        self._doorbells = [registry.doorbell_address(s) for s in registry.subscriber_slots(self.topic_index)]
+        self._generation = self.topic.generation
+
+    def subscription_count(self) -> int:
+        return self.topic.n_subscriptions
+
+    # reclaim -----------------------------------------------------------------------
+    def reclaim(self) -> None:
+        """Free every message that is out of depth and unreferenced."""
+        if self._held or len(self._live) > self.depth:
+            with self.lock:
+                self._reclaim_locked()
+
+    def _reclaim_locked(self) -> None:
+        entries = self.entries
+        while len(self._live) > self.depth:
+            index = self._live.popleft()
+            if entries[index].refs:
+                self._held.append(index)
+            else:
+                self._free_entry(index)
+        if self._held:
+            still = []
+            for index in self._held:
+                if entries[index].refs:
+                    still.append(index)
+                else:
+                    self._free_entry(index)
+            self._held = still
+
+    def _free_entry(self, index: int) -> None:
+        self.entries[index].seq = 0
+        for address in self._blocks.pop(index):
+            self.allocator.free(address)
+        self._free_entries.append(index)
+
+    def held_count(self) -> int:
+        return len(self._held)
+
+    def unread_subscriptions(self) -> int:
+        """Subscriptions that have not yet taken this publisher's newest message."""
+        registry = self.runtime.registry
+        with self.lock:
+            newest = self.record.newest
+            if not newest:
+                return 0
+            seq = self.entries[newest - 1].seq
+            return sum(1 for i in registry.subscription_indices(self.topic_index)
+                       if registry.subscriptions[i].state == L.USED
+                       and registry.subscriptions[i].last_seq < seq)
+
+    def _linger(self, timeout: float) -> None:
+        """Give live subscribers up to ``timeout`` seconds to take what was published."""
+        deadline = time.monotonic() + timeout
+        while self.unread_subscriptions() and time.monotonic() < deadline:
+            time.sleep(0.001)
+
+    def destroy(self) -> None:
+        """Remove the publisher from the registry and free its messages' memory.
+
+        Messages that subscribers still hold stay readable: their blocks are
+        not reused until the subscribers release them (checked by ``reclaim``
+        of the runtime's retired list).
+        """
+        if self.destroyed:
+            return
+        self._linger(self.runtime.config.linger_sec)
+        self.destroyed = True
+        entries = self.entries
+        with self.lock:
+            held = {i: self._blocks[i] for i in list(self._live) + self._held if entries[i].refs}
+            for i, blocks in self._blocks.items():
+                if i not in held:
+                    for address in blocks:
+                        self.allocator.free(address)
+        self.runtime.registry.remove_publisher(self.index)
+        # Blocks of held messages are leaked into the pool deliberately only until
+        # the process exits; a subscriber's view must never see reused bytes.
+        self._blocks = held

