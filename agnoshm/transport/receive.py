@@ -11,6 +11,8 @@ last Python object derived from the message dies.
 
 from __future__ import annotations
 
+import errno
+
 from agnoshm.errors import InvalidHandleError
 from agnoshm.registry import layout as L
 
@@ -40,7 +42,14 @@ class Lease:
     def release(self) -> None:
         if not self._released:
             self._released = True
-            self.port.release(self)
+            try:
+                self.port.release(self)
+            except OSError as err:
+                if err.errno != errno.EDEADLK:
+                    raise
+                # Dropped (e.g. by the cyclic GC) while this thread holds the topic
+                # lock: the listener thread releases it on its next pass.
+                self.port.runtime.deferred_releases.append(self)
 
     def __del__(self):
         try:

@@ -8,6 +8,7 @@ announcement queue, start the memfd pool server and the listener thread.
 
 from __future__ import annotations
 
+import collections
 import os
 import sys
 import threading
@@ -41,6 +42,7 @@ class Runtime:
         self.pid = os.getpid()
         self._lock = threading.Lock()
         self._publishers: "weakref.WeakSet[PublisherPort]" = weakref.WeakSet()
+        self.deferred_releases: collections.deque = collections.deque()
         try:
             self._start(config, name or os.path.basename(sys.argv[0] or "python"))
         except BaseException:
@@ -106,6 +108,9 @@ class Runtime:
         if self.closed:
             return
         self.registry.reap_dead()
+        while self.deferred_releases:
+            lease = self.deferred_releases.popleft()
+            lease.port.release(lease)
         self.reclaim_all()
         self.peers.drop_stale()
 

@@ -1,0 +1,1 @@
+"""Small runnable programs: the console scripts ``talker`` and ``listener``."""

@@ -1,0 +1,18 @@
+"""The talker and listener console programs exchange messages in order and leave nothing behind."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_talker_and_listener_exchange_twenty_messages_in_order(isolated_domain):
+    listener = subprocess.Popen([sys.executable, "-m", "agnoshm.demo.listener", "--count", "20"],
+                                stdout=subprocess.PIPE, text=True)
+    talker = subprocess.run([sys.executable, "-m", "agnoshm.demo.talker", "--count", "20",
+                             "--rate", "200", "--wait-subscribers", "1"],
+                            capture_output=True, text=True, timeout=120)
+    out, _ = listener.communicate(timeout=120)
+    assert talker.returncode == 0, talker.stderr
+    assert listener.returncode == 0
+    assert out.splitlines() == [f"I heard: 'Hello World: {i}'" for i in range(20)]
