@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import os
 import threading
+import weakref
 
 from agnoshm.config import Config, load_config
 from agnoshm.errors import NotInitializedError
@@ -18,6 +19,12 @@ from agnoshm.errors import NotInitializedError
 _lock = threading.RLock()
 _runtime = None
 _shutdown_callbacks: list = []
+_nodes: "weakref.WeakSet" = weakref.WeakSet()
+
+
+def register_node(node) -> None:
+    """Remember ``node`` so that :func:`shutdown` destroys it (its publishers linger)."""
+    _nodes.add(node)
 
 
 def init(*, config: Config | None = None, **overrides):
@@ -59,6 +66,11 @@ def on_shutdown(callback) -> None:
 def shutdown() -> None:
     """Stop agnoshm in this process: destroy every node, leave the registry, remove our objects."""
     global _runtime
+    for node in list(_nodes):
+        try:
+            node.destroy_node()
+        except Exception:
+            pass
     with _lock:
         runtime, _runtime = _runtime, None
         callbacks = list(_shutdown_callbacks)

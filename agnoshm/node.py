@@ -28,6 +28,7 @@ class Node:
         self.timers: list[Timer] = []
         self._destroyed = False
         self._executor = None
+        context.register_node(self)
 
     def get_name(self) -> str:
         return self._name
@@ -133,6 +134,11 @@ class Node:
             subscription.destroy()
             return True
         return False
+
+    def _destroy_endpoint(self, endpoint) -> bool:
+        if isinstance(endpoint, Publisher):
+            return self.destroy_publisher(endpoint)
+        return self.destroy_subscription(endpoint)
 
     def destroy_timer(self, timer: Timer) -> bool:
         if timer in self.timers:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 import agnoshm
+from agnoshm.demo import spin_until_count
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,14 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         heard += 1
 
     node.create_subscription(agnoshm.Bytes, args.topic, on_message, 10)
-    executor = agnoshm.SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin_until(lambda: args.count and heard >= args.count)
-    except KeyboardInterrupt:
-        pass
-    node.destroy_node()
-    agnoshm.shutdown()
+    spin_until_count(node, lambda: args.count and heard >= args.count)
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 import agnoshm
+from agnoshm.demo import spin_until_count
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,8 +18,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     node = agnoshm.Node("talker")
     pub = node.create_publisher(agnoshm.Bytes, args.topic, 10)
-    executor = agnoshm.SingleThreadedExecutor()
-    executor.add_node(node)
     sent = 0
 
     def on_timer():
@@ -33,12 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         sent += 1
 
     node.create_timer(1.0 / args.rate, on_timer)
-    try:
-        executor.spin_until(lambda: args.count and sent >= args.count)
-    except KeyboardInterrupt:
-        pass
-    node.destroy_node()
-    agnoshm.shutdown()
+    spin_until_count(node, lambda: args.count and sent >= args.count)
     return 0
 
 

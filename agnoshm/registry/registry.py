@@ -13,6 +13,7 @@ are robust mutexes; a dead owner triggers :meth:`Registry.repair`.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
@@ -358,8 +359,8 @@ class Registry:
             self._reap_dead_locked()
             topic = self._open_topic_locked(topic_name, type_name, type_hash)
             t = self.topics[topic]
-            index = self._claim_record_locked(self.publishers, "publishers", "max_publishers")
-            with self.topic_lock(topic):
+            with self.topic_lock(topic), self._topic_freed_on_error(topic):
+                index = self._claim_record_locked(self.publishers, "publishers", "max_publishers")
                 pos = self._claim_topic_position(t.publishers, t.n_publishers, "publishers",
                                                  topic_name)
                 r = self.publishers[index]
@@ -386,9 +387,9 @@ class Registry:
             self._reap_dead_locked()
             topic = self._open_topic_locked(topic_name, type_name, type_hash)
             t = self.topics[topic]
-            index = self._claim_record_locked(self.subscriptions, "subscriptions",
-                                              "max_subscriptions")
-            with self.topic_lock(topic):
+            with self.topic_lock(topic), self._topic_freed_on_error(topic):
+                index = self._claim_record_locked(self.subscriptions, "subscriptions",
+                                                  "max_subscriptions")
                 pos = self._claim_topic_position(t.subscriptions, t.n_subscriptions,
                                                  "subscriptions", topic_name)
                 r = self.subscriptions[index]
@@ -456,6 +457,15 @@ class Registry:
             t.n_subscriptions -= 1
         r.state = L.FREE
         t.generation += 1
+
+    @contextlib.contextmanager
+    def _topic_freed_on_error(self, topic: int):
+        """Free a topic that an endpoint creation opened but could not join."""
+        try:
+            yield
+        except BaseException:
+            self._free_topic_if_unused_locked(topic)
+            raise
 
     def _free_topic_if_unused_locked(self, topic: int) -> None:
         t = self.topics[topic]
