@@ -22,7 +22,7 @@ setup(
         ("share/" + package_name + "/launch", glob("launch/*.launch.py")),
         ("share/" + package_name + "/config", glob("config/*.yaml")),
     ],
-    install_requires=["numpy>=1.22", "PyYAML>=5.4"],
+    install_requires=["numpy>=1.22", "PyYAML>=5.4", "rosbags>=0.10"],
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6"],
         "plot": ["matplotlib>=3.5"],
