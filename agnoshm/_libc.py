@@ -4,7 +4,7 @@ Nothing else in agnoshm loads a library. Every binding has an explicit
 ``restype`` and an ``errcheck`` named after its C error convention, which turns
 ``errno`` into ``OSError(errno, strerror, <object name>)`` so callers receive
 the right built-in subclass (``FileExistsError``, ``PermissionError``...) with
-the object named.  ``EINTR`` is retried in :func:`_retry_eintr` only.
+the object named.  ``EINTR`` is retried in :func:`retry_eintr` only.
 
 Calls that can block (``pthread_mutex_lock``, ``futex`` waits,
 ``mq_timedreceive``) go through ctypes' foreign-call path, which releases the

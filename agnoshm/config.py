@@ -59,8 +59,12 @@ class Config:
                 raise ConfigError(f"{name} must be at least 1, not {getattr(self, name)}")
         if self.max_processes > 4096:
             raise ConfigError(f"max_processes must be at most 4096, not {self.max_processes}")
-        if self.linger_sec < 0:
-            raise ConfigError(f"linger_sec must be >= 0, not {self.linger_sec}")
+        if not 0 <= self.mode <= 0o777:
+            raise ConfigError(f"mode must be permission bits 0o000..0o777, not {self.mode:#o}")
+        if self.busy_poll_us < 0:
+            raise ConfigError(f"busy_poll_us must be >= 0, not {self.busy_poll_us}")
+        if not 0 <= self.linger_sec < float("inf"):  # also refuses nan
+            raise ConfigError(f"linger_sec must be a finite number >= 0, not {self.linger_sec}")
         if self.domain_id < 0:
             raise ConfigError(f"ROS_DOMAIN_ID must be a non-negative integer, not {self.domain_id}")
 
@@ -87,7 +91,7 @@ def parse_size(value: Any) -> int:
     number = text[:-1] if factor != 1 else text
     try:
         return int(float(number) * factor)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: "inf"
         raise ConfigError(f"not a size: {value!r} (use bytes or a K/M/G/T suffix, e.g. 4G)") from None
 
 
@@ -98,6 +102,23 @@ def _parse_int(value: Any) -> int:
         return int(str(value), 0)
     except ValueError:
         raise ConfigError(f"not an integer: {value!r}") from None
+
+
+def _parse_mode(value: Any) -> int:
+    """Permission bits: a YAML int, or a string read as octal (``600``, ``0600``, ``0o600``)."""
+    if isinstance(value, int):
+        return value
+    try:
+        return int(str(value), 8)
+    except ValueError:
+        raise ConfigError(f"not an octal mode: {value!r} (e.g. 0o600)") from None
+
+
+def _parse_float(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"not a number: {value!r}") from None
 
 
 def _parse_group(value: Any) -> int | None:
@@ -120,10 +141,10 @@ _PARSERS = {
     "max_publishers": _parse_int,
     "max_subscriptions": _parse_int,
     "max_entries": _parse_int,
-    "mode": _parse_int,
+    "mode": _parse_mode,
     "group": _parse_group,
     "busy_poll_us": _parse_int,
-    "linger_sec": float,
+    "linger_sec": _parse_float,
     "domain_id": _parse_int,
 }
 

@@ -16,7 +16,7 @@ class InvalidTopicNameError(AgnoshmError, ValueError):
     """Raised when a topic name breaks ROS 2 naming rules."""
 
     def __init__(self, name: str, reason: str, index: int):
-        caret = " " * (index + 1) + "^"
+        caret = " " * (index + 2) + "^"  # under name[index] in the " '<name>'" line
         super().__init__(f"invalid topic name {name!r}: {reason}\n '{name}'\n{caret}")
         self.name = name
         self.reason = reason

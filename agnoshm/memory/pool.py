@@ -107,8 +107,8 @@ class PoolAllocator:
                     f"{self._tlsf.largest_free_block}): raise pool_size (AGNOSHM_POOL_SIZE), "
                     "lower the publishers' depth, or drop references to received messages"
                 ) from err
-            end = self._tlsf.high_water
-            if end > self._committed:
+            end = offset + nbytes  # not high_water: after a failed commit it stays above
+            if end > self._committed:  # the committed part, and every later loan would fail
                 self._commit_to(end, offset)
         return self.pool.address + offset
 

@@ -73,6 +73,9 @@ class LoanedBytes:
         if not self._loan.valid:
             raise MessageInvalidatedError(
                 "this loaned message was published and may not be used any more: borrow a new one")
+        if self._loan.port.runtime.closed:  # its pool is unmapped: touching it would segfault
+            raise MessageInvalidatedError(
+                "agnoshm was shut down: this loaned message's pool is gone; borrow a new one")
 
     def alloc(self, field: str, n: int) -> np.ndarray:
         """Allocate ``n`` elements of sequence ``field`` in the pool; return a writable array over them."""
@@ -110,6 +113,8 @@ class LoanedBytes:
         self.alloc("data", int(source.size))[:] = source.ravel()
 
     def __repr__(self) -> str:
+        if self._loan.port.runtime.closed:
+            return "agnoshm.Bytes(<gone: agnoshm was shut down>)"
         return f"agnoshm.Bytes(data=<{self._seq[1]} bytes>)" if self._loan.valid else "agnoshm.Bytes(<published>)"
 
 
@@ -124,6 +129,10 @@ class ReceivedBytes:
     @property
     def data(self) -> np.ndarray:
         lease = self._lease
+        if lease.port.runtime.closed:  # the pool is unmapped: touching it would segfault
+            raise MessageInvalidatedError(
+                "agnoshm was shut down: the publisher's pool is unmapped in this process; copy "
+                "what you need before agnoshm.shutdown()")
         seq = _SEQUENCE.from_address(lease.address)
         address, size = seq[0], seq[1]
         if not size:
@@ -149,5 +158,7 @@ class ReceivedBytes:
         raise AttributeError(f"received messages are read-only (setting {name!r}); copy the data to change it")
 
     def __repr__(self) -> str:
+        if self._lease.port.runtime.closed:
+            return "agnoshm.Bytes(<gone: agnoshm was shut down>)"
         seq = _SEQUENCE.from_address(self._lease.address)
         return f"agnoshm.Bytes(data=<{seq[1]} bytes>)"

@@ -93,13 +93,13 @@ class Registry:
         liveness.lock_byte_blocking(self._fd, L.INIT_LOCK_BYTE)
         try:
             size = os.fstat(self._fd).st_size
-            if size == 0:
-                offsets = self._offsets_for(config)
-                os.ftruncate(self._fd, offsets.total_size)
-                size = offsets.total_size
             header_bytes = os.pread(self._fd, ctypes.sizeof(L.Header), 0)
             header = L.Header.from_buffer_copy(header_bytes.ljust(ctypes.sizeof(L.Header), b"\0"))
             if header.magic == 0:
+                # Nobody finished initializing (a creator may have died after sizing it
+                # for other capacities): size it for ours, then write the header.
+                size = self._offsets_for(config).total_size
+                os.ftruncate(self._fd, size)
                 self._write_header(config, size)
                 return size
             self._validate_header(header, size)
@@ -499,6 +499,11 @@ class Registry:
                         array[pos] = 0
             t.n_publishers = sum(1 for x in t.publishers if x)
             t.n_subscriptions = sum(1 for x in t.subscriptions if x)
+            if t.n_publishers == 0 and t.n_subscriptions == 0:
+                # opened by a process that died before linking its endpoint: free it,
+                # under its lock (lock order global, topic) so no one is inside it
+                with self.topic_lock(topic):
+                    self._free_topic_if_unused_locked(topic)
         for table, array_name in ((self.publishers, "publishers"), (self.subscriptions, "subscriptions")):
             for i, r in enumerate(table):
                 if r.state != L.FREE and (i + 1) not in list(getattr(self.topics[r.topic], array_name)):

@@ -1,0 +1,392 @@
+"""The registry: created race-free, validated, left by its last process, consistent."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+from workers import TIMEOUT
+
+import agnoshm
+from agnoshm import _libc
+from agnoshm.config import Config
+from agnoshm.errors import (
+    LimitReachedError,
+    RegistryCorruptedError,
+    RegistryError,
+    RegistryVersionError,
+    TypeMismatchError,
+)
+from agnoshm.names import pool_name, registry_name
+from agnoshm.registry import layout as L
+from agnoshm.registry.registry import Registry, open_and_join
+
+REPO = Path(__file__).resolve().parents[2]
+SMALL = dict(max_processes=16, max_topics=8, max_publishers=8, max_subscriptions=8,
+             max_entries=4, pool_size=2 << 20)
+HASH_A = "RIHS01_" + "a" * 64
+HASH_B = "RIHS01_" + "b" * 64
+
+
+def registry_path(domain: int) -> str:
+    return f"/dev/shm{registry_name(domain)}"
+
+
+def unlink_registry(domain: int) -> None:
+    try:
+        _libc.shm_unlink(registry_name(domain).encode())
+    except FileNotFoundError:
+        pass
+
+
+@pytest.fixture
+def config(isolated_domain):
+    yield Config(domain_id=isolated_domain, **SMALL)
+    unlink_registry(isolated_domain)  # tests that only open (never join) leave it behind
+
+
+@pytest.fixture
+def joined(config):
+    """Two handles of this process on one registry, each joined (two slots)."""
+    handles = []
+    for name in ("first", "second"):
+        registry = Registry(config)
+        registry.join(os.getpid(), "shm", name)
+        handles.append(registry)
+    yield handles
+    for registry in handles:
+        if registry.address and registry.own_slot >= 0:
+            registry.leave(registry.own_slot)
+        registry.close()
+
+
+# -- creation ------------------------------------------------------------------------------------
+
+_RACER = """
+    import os, sys
+    from agnoshm.config import Config
+    from agnoshm.registry.registry import Registry
+
+    config = Config(domain_id=int(sys.argv[1]), **eval(sys.argv[2]))
+    print("ready", flush=True)
+    sys.stdin.readline()  # "go": every racer opens at once
+    registry = Registry(config)
+    slot = registry.join(os.getpid(), "shm", "racer")
+    print("joined", slot, flush=True)
+    sys.stdin.readline()  # "leave"
+    last = registry.leave(slot)
+    registry.close()
+    print("left", last, flush=True)
+"""
+
+
+def test_eight_processes_creating_one_registry_at_once_get_one_header_and_distinct_slots(config):
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    racers = [subprocess.Popen([sys.executable, "-c", textwrap.dedent(_RACER),
+                                str(config.domain_id), repr(SMALL)],
+                               env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+              for _ in range(8)]
+    watchdog = threading.Timer(TIMEOUT, lambda: [r.kill() for r in racers])  # deadlock only
+    watchdog.start()
+    try:
+        assert [r.stdout.readline().split() for r in racers] == [["ready"]] * 8
+        assert not os.path.exists(registry_path(config.domain_id))
+        for r in racers:
+            r.stdin.write("go\n")
+            r.stdin.flush()
+        replies = [r.stdout.readline().split() for r in racers]
+        assert all(reply[0] == "joined" for reply in replies), replies
+        slots = sorted(int(reply[1]) for reply in replies)
+        assert slots == list(range(8))
+        sut = Registry(config)
+        try:
+            header = sut.header
+            assert (header.magic, header.layout_version) == (L.MAGIC, L.LAYOUT_VERSION)
+            assert header.live_processes == 8
+            assert header.incarnations == 8, "a late initializer wiped joins"
+            assert sorted(sut.live_slots()) == slots
+            assert sorted(p.pid for p in sut.processes if p.state == L.USED) == \
+                sorted(r.pid for r in racers)
+            assert sut.check_consistency() == []
+        finally:
+            sut.close()
+        for r in racers:
+            r.stdin.write("leave\n")
+            r.stdin.flush()
+        lasts = [r.stdout.readline().split() for r in racers]
+        assert sorted(lasts) == sorted([["left", "False"]] * 7 + [["left", "True"]])
+    finally:
+        for r in racers:
+            r.stdin.close()
+            r.wait(TIMEOUT)
+        watchdog.cancel()
+    assert [r.returncode for r in racers] == [0] * 8
+    assert not os.path.exists(registry_path(config.domain_id))
+
+
+def test_new_registry_has_a_valid_header_with_the_creators_capacities(config):
+    sut = Registry(config)
+    try:
+        h = sut.header
+        assert (h.magic, h.layout_version, h.state) == (L.MAGIC, L.LAYOUT_VERSION, L.REGISTRY_READY)
+        assert (h.domain_id, h.max_processes, h.max_entries, h.pool_size) == (
+            config.domain_id, 16, 4, 2 << 20)
+        assert h.total_size == sut.size == os.fstat(sut._fd).st_size
+        assert os.stat(registry_path(config.domain_id)).st_mode & 0o777 == 0o600
+    finally:
+        sut.close()
+
+
+def test_an_opener_with_other_capacities_uses_the_header_ones(config):
+    first = Registry(config)
+    second = Registry(Config(domain_id=config.domain_id, max_processes=64))
+    try:
+        assert second.header.max_processes == 16
+        assert len(second.processes) == 16 and second.size == first.size
+    finally:
+        second.close()
+        first.close()
+
+
+# -- foreign and incompatible registries -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("garbage", [b"garbage!" * 2048, b"x"], ids=["long", "short"])
+def test_a_registry_with_a_foreign_magic_raises_registry_corrupted(config, garbage):
+    with open(registry_path(config.domain_id), "wb") as f:
+        f.write(garbage)
+    with pytest.raises(RegistryCorruptedError) as info:
+        Registry(config)
+    message = str(info.value)
+    assert registry_path(config.domain_id) in message and "agnoshm clean" in message
+    with open(registry_path(config.domain_id), "rb") as f:
+        assert f.read() == garbage, "a foreign object was modified"
+
+
+def test_a_registry_of_another_layout_version_raises_registry_version_error(config):
+    creator = Registry(config)
+    creator.header.layout_version = L.LAYOUT_VERSION + 98
+    creator.close()
+    with pytest.raises(RegistryVersionError) as info:
+        Registry(config)
+    message = str(info.value)
+    assert f"layout version {L.LAYOUT_VERSION + 98}" in message
+    assert f"uses {L.LAYOUT_VERSION}" in message
+    assert "same agnoshm version" in message and "ROS_DOMAIN_ID" in message
+    assert isinstance(info.value, RegistryError)
+
+
+def test_a_registry_whose_header_disagrees_with_its_size_raises_registry_corrupted(config):
+    creator = Registry(config)
+    creator.header.max_entries = 1 << 20  # tables would run past the end of the object
+    creator.close()
+    with pytest.raises(RegistryCorruptedError, match="inconsistent"):
+        Registry(config)
+
+
+_HALF_CREATED = """
+    import os, sys
+    from agnoshm.config import Config
+    from agnoshm.registry.registry import Registry
+
+    config = Config(domain_id=int(sys.argv[1]))
+    registry = Registry(config)
+    registry.join(os.getpid(), "shm", "after-a-crash")
+    print(registry.check_consistency(), registry.size, flush=True)
+    registry.leave(registry.own_slot)
+    registry.close()
+"""
+
+
+def test_an_object_left_by_a_creator_that_died_before_the_header_is_initialized_anew(config):
+    small = L.Offsets(2, 1, 1, 1, 1).total_size
+    with open(registry_path(config.domain_id), "wb") as f:
+        f.truncate(small)  # sized by a creator with other capacities, which died before the header
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(_HALF_CREATED),
+                             str(config.domain_id)], env=dict(os.environ, PYTHONPATH=str(REPO)),
+                            capture_output=True, text=True, timeout=TIMEOUT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("[] ")
+
+
+# -- joining and leaving ----------------------------------------------------------------------------
+
+
+def test_the_last_process_leaving_unlinks_the_registry(joined, config):
+    first, second = joined
+    assert first.leave(first.own_slot) is False
+    assert os.path.exists(registry_path(config.domain_id))
+    assert second.check_consistency() == []
+    assert second.leave(second.own_slot) is True
+    assert not os.path.exists(registry_path(config.domain_id))
+
+
+def test_a_handle_opened_before_the_registry_closed_cannot_join_it(joined, config):
+    first, second = joined
+    stale = Registry(config)
+    try:
+        first.leave(first.own_slot)
+        second.leave(second.own_slot)
+        with pytest.raises(RegistryError):
+            stale.join(os.getpid(), "shm", "late")
+    finally:
+        stale.close()
+    sut, slot = open_and_join(config, os.getpid(), "shm", "later")  # a new registry instead
+    try:
+        assert sut.header.live_processes == 1 and sut.header.incarnations == 1
+        assert sut.check_consistency() == []
+    finally:
+        sut.leave(slot)
+        sut.close()
+    assert not os.path.exists(registry_path(config.domain_id))
+
+
+def test_joins_beyond_max_processes_raise_limit_reached(config):
+    small = Config(domain_id=config.domain_id, **dict(SMALL, max_processes=2))
+    handles = [Registry(small) for _ in range(3)]
+    try:
+        handles[0].join(os.getpid(), "shm", "a")
+        handles[1].join(os.getpid(), "shm", "b")
+        with pytest.raises(LimitReachedError, match="AGNOSHM_MAX_PROCESSES"):
+            handles[2].join(os.getpid(), "shm", "c")
+        assert handles[2].check_consistency() == []
+    finally:
+        for h in handles[:2]:
+            h.leave(h.own_slot)
+        for h in handles:
+            h.close()
+
+
+def test_a_process_that_died_registered_is_reaped_with_its_pool(joined, config):
+    first, _ = joined
+    child = os.fork()
+    if child == 0:  # join, leave a pool object behind, die without leaving
+        try:
+            registry = Registry(config)
+            registry.join(os.getpid(), "shm", "doomed")
+            fd = _libc.shm_open(pool_name(os.getpid()).encode(), os.O_RDWR | os.O_CREAT, 0o600)
+            os.close(fd)
+        finally:
+            os._exit(0)
+    os.waitpid(child, 0)
+    problems = first.check_consistency()
+    assert any(f"pid {child}" in p and "dead" in p for p in problems), problems
+    assert first.reap_dead() == [child]
+    assert not os.path.exists(f"/dev/shm{pool_name(child)}")
+    assert first.check_consistency() == []
+    assert first.header.reaped == 1 and first.header.live_processes == 2
+
+
+# -- topics and endpoints ---------------------------------------------------------------------------
+
+
+def test_type_mismatch_on_a_topic_raises_naming_both_types(joined):
+    first, second = joined
+    first.add_publisher("/chatter", "pkg_a/msg/Alpha", HASH_A, 4, L.VOLATILE, "/talker")
+    with pytest.raises(TypeMismatchError) as info:
+        second.add_subscription("/chatter", "pkg_b/msg/Beta", HASH_B, 4, L.VOLATILE, "/listener")
+    message = str(info.value)
+    assert "pkg_a/msg/Alpha" in message and "pkg_b/msg/Beta" in message and "/chatter" in message
+    assert isinstance(info.value, TypeError)
+    topic = first.find_topic("/chatter")
+    assert (first.topics[topic].n_publishers, first.topics[topic].n_subscriptions) == (1, 0)
+    assert first.check_consistency() == []
+
+
+def test_same_type_name_with_another_definition_hash_is_a_type_mismatch(joined):
+    first, second = joined
+    first.add_subscription("/t", "pkg/msg/M", HASH_A, 4, L.VOLATILE, "/a")
+    with pytest.raises(TypeMismatchError) as info:
+        second.add_publisher("/t", "pkg/msg/M", HASH_B, 4, L.VOLATILE, "/b")
+    assert HASH_A in str(info.value) and HASH_B in str(info.value)
+    assert first.check_consistency() == []
+
+
+def test_depth_beyond_max_entries_raises_limit_reached(joined):
+    first, _ = joined
+    with pytest.raises(LimitReachedError, match="AGNOSHM_MAX_ENTRIES"):
+        first.add_publisher("/deep", "pkg/msg/M", HASH_A, 5, L.VOLATILE, "/a")
+    assert first.find_topic("/deep") == -1
+    assert first.check_consistency() == []
+
+
+def test_endpoints_beyond_the_table_capacity_raise_limit_reached(joined):
+    first, _ = joined
+    for i in range(8):
+        first.add_subscription("/s", "pkg/msg/M", HASH_A, 1, L.VOLATILE, "/a")
+    with pytest.raises(LimitReachedError, match="AGNOSHM_MAX_SUBSCRIPTIONS"):
+        first.add_subscription("/s", "pkg/msg/M", HASH_A, 1, L.VOLATILE, "/a")
+    assert first.topics[first.find_topic("/s")].n_subscriptions == 8
+    assert first.check_consistency() == []
+
+
+def test_topics_beyond_the_table_capacity_raise_limit_reached(joined):
+    first, _ = joined
+    for i in range(8):
+        first.add_publisher(f"/p{i}", "pkg/msg/M", HASH_A, 1, L.VOLATILE, "/a")
+    with pytest.raises(LimitReachedError, match="AGNOSHM_MAX_TOPICS"):
+        first.add_subscription("/p8", "pkg/msg/M", HASH_A, 1, L.VOLATILE, "/a")
+    assert first.check_consistency() == []
+
+
+def test_check_consistency_is_empty_through_a_registry_session(joined):
+    first, second = joined
+    assert first.check_consistency() == []
+    pub, topic = first.add_publisher("/c", "pkg/msg/M", HASH_A, 2, L.TRANSIENT_LOCAL, "/a")
+    sub, same = second.add_subscription("/c", "pkg/msg/M", HASH_A, 2, L.TRANSIENT_LOCAL, "/b")
+    assert topic == same
+    assert first.subscriber_slots(topic) == [second.own_slot]
+    assert second.check_consistency() == []
+    second.remove_subscription(sub)
+    first.remove_publisher(pub)
+    assert first.find_topic("/c") == -1
+    assert first.check_consistency() == [] and second.check_consistency() == []
+
+
+def test_check_consistency_is_empty_in_normal_operation(isolated_domain, monkeypatch):
+    monkeypatch.setenv("AGNOSHM_LINGER_SEC", "0")
+    node = agnoshm.Node("consistent")
+    registry = agnoshm.context.get_runtime().registry
+    assert registry.check_consistency() == []
+    pub = node.create_publisher(agnoshm.Bytes, "/normal", 4)
+    sub = node.create_polling_subscription(agnoshm.Bytes, "/normal", 4)
+    late = node.create_polling_subscription(
+        agnoshm.Bytes, "/normal",
+        agnoshm.QoSProfile(depth=4, durability=agnoshm.DurabilityPolicy.TRANSIENT_LOCAL))
+    for i in range(10):
+        pub.publish(bytes([i]) * 100)
+        assert registry.check_consistency() == []
+    held = [sub.take() for _ in range(4)]
+    assert registry.check_consistency() == []
+    node.destroy_subscription(sub)  # drains while its views live
+    assert registry.check_consistency() == []
+    del held
+    assert late.take() is not None
+    assert registry.check_consistency() == []
+    node.destroy_node()
+    assert registry.check_consistency() == []
+    assert registry.find_topic("/normal") == -1
+
+
+def test_check_consistency_reports_a_broken_endpoint_count(joined):
+    first, _ = joined
+    _, topic = first.add_publisher("/broken", "pkg/msg/M", HASH_A, 2, L.VOLATILE, "/a")
+    first.topics[topic].n_publishers = 5
+    assert any("counts disagree" in p for p in first.check_consistency())
+    first.topics[topic].n_publishers = 1
+    assert first.check_consistency() == []
+
+
+def test_close_is_idempotent_and_safe_after_a_failed_init(config):
+    sut = Registry(config)
+    sut.close()
+    sut.close()
+    failed = Registry.__new__(Registry)
+    failed.close()
+    assert repr(sut).startswith(f"Registry('{registry_name(config.domain_id)}'")
+

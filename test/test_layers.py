@@ -1,0 +1,201 @@
+"""Dependencies point one way (DESIGN.md "Layers"), and agnoshm imports without ROS.
+
+Layers, bottom to top; a module may import from its own layer and the ones below:
+
+0. system: ``agnoshm._libc``, ``errors``, ``names``, ``config``
+1. memory: ``agnoshm.memory`` and the ``heaphook`` package (which imports nothing of agnoshm)
+2. control plane: ``agnoshm.registry`` (it may import memory, e.g. to unlink a dead
+   process's pool from inside a function)
+3. data plane: ``agnoshm.transport``
+4. messages: ``agnoshm.msg``
+5. API: the ``agnoshm`` package itself and every other top-level module
+6. integrations: ``agnoshm.ros``, ``cli``, ``bench``, ``demo``, ``__main__``
+
+Every import counts, including those inside functions: a lazy import is still a
+dependency.  ROS packages are never imported at module level.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGES = ("agnoshm", "heaphook")
+
+SYSTEM, MEMORY, REGISTRY, TRANSPORT, MESSAGES, API, INTEGRATIONS = range(7)
+LAYER_NAMES = ["system", "memory", "registry", "transport", "msg", "API", "integrations"]
+SYSTEM_MODULES = {"_libc", "errors", "names", "config"}
+SUBPACKAGES = {"memory": MEMORY, "registry": REGISTRY, "transport": TRANSPORT, "msg": MESSAGES,
+               "ros": INTEGRATIONS, "cli": INTEGRATIONS, "bench": INTEGRATIONS,
+               "demo": INTEGRATIONS, "__main__": INTEGRATIONS}
+ROS_PACKAGES = {"rclpy", "rosidl_runtime_py", "rosidl_parser", "rosidl_generator_py",
+                "ament_index_python", "launch", "launch_ros", "launch_testing"}
+
+
+def layer_of(module: str) -> int | None:
+    """The layer of an agnoshm or heaphook module, None for anything else."""
+    parts = module.split(".")
+    if parts[0] == "heaphook":
+        return MEMORY
+    if parts[0] != "agnoshm":
+        return None
+    if len(parts) == 1:
+        return API
+    if parts[1] in SYSTEM_MODULES:
+        return SYSTEM
+    return SUBPACKAGES.get(parts[1], API)
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def is_package(module: str) -> bool:
+    return (REPO / module.replace(".", "/") / "__init__.py").is_file()
+
+
+def exists(module: str) -> bool:
+    base = REPO / module.replace(".", "/")
+    return base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()
+
+
+def source_files() -> list[Path]:
+    return sorted(p for package in PACKAGES for p in (REPO / package).rglob("*.py"))
+
+
+class Import:
+    __slots__ = ("target", "line", "module_level", "type_checking")
+
+    def __init__(self, target: str, line: int, module_level: bool, type_checking: bool):
+        self.target = target
+        self.line = line
+        self.module_level = module_level
+        self.type_checking = type_checking
+
+
+def imports_of(path: Path) -> list[Import]:
+    """Every import in ``path``, resolved to the module it loads."""
+    importer = module_name(path)
+    package = importer if is_package(importer) else importer.rpartition(".")[0]
+    found: list[Import] = []
+
+    def visit(node: ast.AST, module_level: bool, type_checking: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                visit(child, False, type_checking)
+                continue
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                visit(child, module_level, True)
+                continue
+            if isinstance(child, ast.Import):
+                for alias in child.names:
+                    found.append(Import(alias.name, child.lineno, module_level, type_checking))
+            elif isinstance(child, ast.ImportFrom):
+                if child.level:
+                    base = package.split(".")[: len(package.split(".")) - child.level + 1]
+                    source = ".".join(base + ([child.module] if child.module else []))
+                else:
+                    source = child.module
+                for alias in child.names:
+                    candidate = f"{source}.{alias.name}"
+                    target = candidate if exists(candidate) else source
+                    found.append(Import(target, child.lineno, module_level, type_checking))
+            visit(child, module_level, type_checking)
+
+    visit(ast.parse(path.read_text(), str(path)), True, False)
+    return found
+
+
+FILES = source_files()
+IDS = [str(p.relative_to(REPO)) for p in FILES]
+
+
+def test_the_walk_finds_every_layer():
+    layers = {layer_of(module_name(p)) for p in FILES}
+    assert {SYSTEM, MEMORY, REGISTRY, TRANSPORT, MESSAGES, API} <= layers
+
+
+def test_layer_table_classifies_modules_as_documented():
+    assert layer_of("agnoshm._libc") == layer_of("agnoshm.config") == SYSTEM
+    assert layer_of("heaphook.tlsf") == layer_of("agnoshm.memory.shm") == MEMORY
+    assert layer_of("agnoshm.registry.registry") == REGISTRY
+    assert layer_of("agnoshm.transport.publish") == TRANSPORT
+    assert layer_of("agnoshm.msg.bytes") == MESSAGES
+    assert layer_of("agnoshm") == layer_of("agnoshm.node") == layer_of("agnoshm.qos") == API
+    assert layer_of("agnoshm.cli.main") == layer_of("agnoshm.ros") == INTEGRATIONS
+    assert layer_of("numpy") is None
+
+
+def test_import_resolution_tells_submodules_from_names():
+    registry = REPO / "agnoshm" / "registry" / "registry.py"
+    targets = {i.target for i in imports_of(registry)}
+    assert "agnoshm._libc" in targets  # from agnoshm import _libc
+    assert "agnoshm.errors" in targets  # from agnoshm.errors import ...
+    assert "agnoshm.memory.shm" in targets  # the function-local import, counted too
+
+
+@pytest.mark.parametrize("path", FILES, ids=IDS)
+def test_module_imports_only_from_its_layer_and_below(path):
+    importer = module_name(path)
+    own = layer_of(importer)
+    upward = [
+        f"line {i.line}: {i.target} ({LAYER_NAMES[layer_of(i.target)]})"
+        for i in imports_of(path)
+        if layer_of(i.target) is not None and layer_of(i.target) > own
+    ]
+    assert not upward, f"{importer} ({LAYER_NAMES[own]}) imports from layers above it: {upward}"
+
+
+@pytest.mark.parametrize("path", [p for p in FILES if module_name(p).startswith("heaphook")],
+                         ids=[i for i in IDS if i.startswith("heaphook")])
+def test_heaphook_knows_nothing_of_agnoshm(path):
+    assert not [i.target for i in imports_of(path) if i.target.split(".")[0] == "agnoshm"]
+
+
+@pytest.mark.parametrize("path", FILES, ids=IDS)
+def test_no_module_imports_ros_at_module_level(path):
+    eager = [f"line {i.line}: {i.target}" for i in imports_of(path)
+             if i.target.split(".")[0] in ROS_PACKAGES and i.module_level and not i.type_checking]
+    assert not eager, f"import these lazily (inside the function that needs them): {eager}"
+
+
+_WITHOUT_ROS = """
+    import importlib.abc, sys, threading
+
+    ROS = {ros!r}
+
+    class NoRos(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in ROS:
+                raise ImportError(f"No module named {{name!r}} (this test hides ROS)")
+            return None
+
+    sys.meta_path.insert(0, NoRos())
+    import agnoshm
+    assert not agnoshm.ok(), "importing agnoshm started a runtime"
+    assert threading.active_count() == 1, "importing agnoshm started a thread"
+    for name in ("Node", "Bytes", "QoSProfile", "spin", "shutdown", "AgnoshmError"):
+        getattr(agnoshm, name)
+    print(sorted(m for m in sys.modules if m.split(".")[0] in ROS))
+"""
+
+
+def test_import_agnoshm_works_in_a_fresh_interpreter_without_ros():
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("ROS_", "AMENT_", "COLCON_")) and k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(REPO)
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_WITHOUT_ROS.format(ros=sorted(ROS_PACKAGES)))],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
