@@ -32,7 +32,7 @@ from agnoshm.errors import (
     TypeMismatchError,
 )
 from agnoshm.executor import Executor, SingleThreadedExecutor, spin, spin_once
-from agnoshm.msg import Bytes
+from agnoshm.msg import get_message, register_msg, register_package
 from agnoshm.node import Node
 from agnoshm.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
@@ -44,9 +44,17 @@ __all__ = [
     "LimitReachedError", "LoanError", "MessageInvalidatedError", "Node", "NotInitializedError",
     "PoolAccessError", "PoolExhaustedError", "QoSProfile", "RegistryCorruptedError",
     "RegistryError", "RegistryVersionError", "ReliabilityPolicy", "SingleThreadedExecutor",
-    "TypeMismatchError", "create_publisher", "create_subscription", "init", "ok", "shutdown",
+    "TypeMismatchError", "create_publisher", "get_message", "register_msg", "register_package", "create_subscription", "init", "ok", "shutdown",
     "spin", "spin_once",
 ]
+
+
+def __getattr__(name):
+    if name == "Bytes":  # registered on first use: resolving it loads the type sources
+        from agnoshm.msg.bytes import bytes_type
+
+        return bytes_type()
+    raise AttributeError(f"module 'agnoshm' has no attribute {name!r}")
 
 
 def create_publisher(node, msg_type, topic, qos_profile):

@@ -56,7 +56,8 @@ class Node:
     def create_publisher(self, msg_type, topic: str, qos_profile) -> Publisher:
         """Create a zero-copy publisher.
 
-        :param msg_type: ``agnoshm.Bytes`` (or its type name).
+        :param msg_type: a ROS 2 message type: ``"pkg/msg/Name"``, an rclpy or rosbags
+            class, ``agnoshm.get_message(...)``, or ``agnoshm.Bytes``.
         :param topic: topic name, relative names expand against the node.
         :param qos_profile: an int depth or a ``QoSProfile`` (agnoshm's or rclpy's).
         :raises InvalidTopicNameError: for a bad name.

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from agnoshm.endpoint import Endpoint
+from agnoshm.msg.convert import assign
+from agnoshm.msg.message import LoanedView
 
 
 class Publisher(Endpoint):
@@ -26,22 +30,27 @@ class Publisher(Endpoint):
         """Send a message to the topic's subscribers.
 
         A loaned message is handed over in place and is invalid afterwards. Any
-        other value (``bytes``, an array) is copied into a new loan first.
+        other value is copied into a new loan first (the one-copy path): an
+        rclpy or rosbags message, a dict, or for ``agnoshm.Bytes`` bytes or an array.
 
         :raises MessageInvalidatedError: if ``msg`` was published already.
         :raises InvalidHandleError: if the publisher or its node was destroyed.
         """
         port = self._live_port()
-        loan = getattr(msg, "_loan", None)
-        if loan is None:
-            loaned = self.borrow_loaned_message()
-            try:
-                loaned.data = msg
-            except BaseException:
-                loaned._loan.discard()
-                raise
-            loan = loaned._loan
-        port.publish(loan)
+        if isinstance(msg, LoanedView):
+            port.publish(msg._owner)
+            return
+        loaned = self.borrow_loaned_message()
+        try:
+            if isinstance(msg, (bytes, bytearray, memoryview, np.ndarray)) and \
+                    loaned._field_names == {"data"}:
+                loaned.data = msg  # agnoshm.Bytes and other one-sequence types
+            else:
+                assign(loaned, msg)
+        except BaseException:
+            loaned._owner.discard()
+            raise
+        port.publish(loaned._owner)
 
     def get_subscription_count(self) -> int:
         """Return how many subscriptions (in any process) listen on this topic."""

@@ -1,5 +1,39 @@
-"""Messages: types, their C layout, loaned (writable) and received (read-only) views."""
+"""Messages: type sources, the rosidl C layout, loaned (writable) and received (read-only) views.
 
-from agnoshm.msg.bytes import Bytes, LoanedBytes, ReceivedBytes, resolve_type
+``get_message("sensor_msgs/msg/Image")`` gives the type; ``register_msg`` and
+``register_package`` add your own ``.msg`` definitions; ``agnoshm.Bytes`` is
+the built-in raw type (``uint8[] data``).
+"""
 
-__all__ = ["Bytes", "LoanedBytes", "ReceivedBytes", "resolve_type"]
+from agnoshm.msg.fields import MessageCorruptedError
+from agnoshm.msg.layout import layout_of, numpy_dtype
+from agnoshm.msg.message import LoanedView, MessageType, MessageView, ReceivedView, get_message
+from agnoshm.msg.types import (
+    MessageDefinitionError,
+    UnknownTypeError,
+    get_definition,
+    register_msg,
+    register_package,
+    type_hash,
+)
+
+__all__ = [
+    "Bytes", "LoanedView", "MessageCorruptedError", "MessageDefinitionError", "MessageType",
+    "MessageView", "ReceivedView", "UnknownTypeError", "get_definition", "get_message",
+    "layout_of", "numpy_dtype", "register_msg", "register_package", "resolve_type", "type_hash",
+]
+
+
+def resolve_type(msg_type) -> MessageType:
+    """The :class:`MessageType` for anything a user may pass as ``MsgType``."""
+    if msg_type == "agnoshm/msg/Bytes" or msg_type == "agnoshm/Bytes":
+        return __getattr__("Bytes")
+    return get_message(msg_type)
+
+
+def __getattr__(name):
+    if name == "Bytes":
+        from agnoshm.msg.bytes import bytes_type
+
+        return bytes_type()
+    raise AttributeError(f"module 'agnoshm.msg' has no attribute {name!r}")

@@ -47,6 +47,12 @@ class Loan:
         self.blocks.remove(address)
         self.port.allocator.free(address)
 
+    def __del__(self):
+        try:
+            self.discard()  # borrowed, never published, dropped: give the memory back
+        except Exception:
+            pass
+
     def discard(self) -> None:
         """Return an unpublished loan's blocks to the pool."""
         if self.valid:

@@ -1,0 +1,451 @@
+"""Field accessors of message views: one getter (and, for loans, one setter) per field.
+
+A view is a ``(owner, address)`` pair over a pool: ``owner`` is the publisher's
+``Loan`` (writable) or the subscriber's ``Lease`` (read-only).  Accessors read
+and write the C struct of :mod:`agnoshm.msg.layout` in place:
+
+* primitives: ``struct.unpack_from``/``pack_into`` on the pool's memoryview,
+  with range and type checks on writes;
+* strings and sequences: ``{data, size, capacity}`` triples whose storage a
+  write allocates in the owner's pool (the heaphook behaviour), freeing what
+  the field held before;
+* arrays and sequences of primitives: numpy arrays over the pool, read-only
+  for received messages;  sequences of pointer-free messages: structured
+  numpy arrays; other arrays and sequences: tuples of element views.
+
+Every numpy array handed out keeps its owner alive (a ctypes array over the
+bytes carries it), so a received message stays referenced, and its bytes
+unchanged, while any array derived from it lives.  Pointers read from a
+received message are checked against the publisher's pool before use.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import struct
+
+import numpy as np
+
+from agnoshm.errors import MessageInvalidatedError
+from agnoshm.msg import layout as L
+
+_TRIPLE = struct.Struct("=QQQ")
+_FLOAT32_MAX = 3.4028234663852886e38
+
+#: .msg primitive -> struct format (float128 goes through numpy)
+_FORMATS = {"bool": "?", "byte": "B", "char": "B", "int8": "b", "uint8": "B", "int16": "h",
+            "uint16": "H", "int32": "i", "uint32": "I", "int64": "q", "uint64": "Q",
+            "float32": "f", "float64": "d", "wchar": "H"}
+_INT_RANGES = {"byte": (0, 0xFF), "char": (0, 0xFF), "int8": (-0x80, 0x7F), "uint8": (0, 0xFF),
+               "int16": (-0x8000, 0x7FFF), "uint16": (0, 0xFFFF), "wchar": (0, 0xFFFF),
+               "int32": (-0x80000000, 0x7FFFFFFF), "uint32": (0, 0xFFFFFFFF),
+               "int64": (-(1 << 63), (1 << 63) - 1), "uint64": (0, (1 << 64) - 1)}
+
+
+class MessageCorruptedError(MessageInvalidatedError):
+    """Raised when a received message points outside its publisher's pool."""
+
+
+def pool_array(address: int, nbytes: int, dtype, count: int, *, writable: bool, owner) -> np.ndarray:
+    """A numpy array over ``[address, address + nbytes)`` that keeps ``owner`` alive."""
+    if count == 0:
+        array = np.empty(0, dtype=dtype)
+        array.flags.writeable = writable
+        return array
+    raw = (ctypes.c_char * nbytes).from_address(address)
+    raw._agnoshm_owner = owner
+    buffer = memoryview(raw) if writable else memoryview(raw).toreadonly()
+    return np.frombuffer(buffer, dtype=dtype, count=count)
+
+
+# -- checks shared by the accessors ------------------------------------------------
+
+
+def check_loan(view) -> None:
+    loan = view._owner
+    if not loan.valid:
+        raise MessageInvalidatedError(
+            f"this loaned {view._type_name} was published and may not be used any more: borrow a "
+            "new one with borrow_loaned_message()")
+    if loan.port.runtime.closed:
+        raise MessageInvalidatedError(
+            f"agnoshm was shut down: this loaned {view._type_name}'s pool is gone")
+
+
+def check_received(view) -> None:
+    if view._owner.port.runtime.closed:
+        raise MessageInvalidatedError(
+            f"agnoshm was shut down: the pool of this received {view._type_name} is unmapped here; "
+            "copy what you need before agnoshm.shutdown()")
+
+
+def _check_range(view, address: int, nbytes: int, where: str) -> None:
+    if address < view._base or address + nbytes > view._end:
+        raise MessageCorruptedError(
+            f"received {where} points at 0x{address:x}+{nbytes}, outside its publisher's pool "
+            f"0x{view._base:x}..0x{view._end:x}: the publisher wrote a corrupt message")
+
+
+def _triple(view, offset: int) -> tuple[int, int, int]:
+    return _TRIPLE.unpack_from(view._buf, view._address - view._base + offset)
+
+
+def _set_triple(view, offset: int, data: int, size: int, capacity: int) -> None:
+    _TRIPLE.pack_into(view._buf, view._address - view._base + offset, data, size, capacity)
+
+
+def _release_storage(view, offset: int) -> None:
+    """Free what a string or sequence field of a loan points to (re-assignment)."""
+    data = _triple(view, offset)[0]
+    if data:
+        view._owner.free(data)
+        _set_triple(view, offset, 0, 0, 0)
+
+
+def _allocate(view, nbytes: int, *, zero: bool) -> int:
+    address = view._owner.allocate(max(nbytes, 1))
+    if zero:
+        ctypes.memset(address, 0, nbytes)
+    return address
+
+
+# -- primitives -----------------------------------------------------------------------
+
+
+def coerce_primitive(primitive: str, value, where: str):
+    """Check ``value`` for a ``primitive`` field; return it as Python bool/int/float.
+
+    :raises TypeError: a value of the wrong kind.
+    :raises ValueError: an integer or float32 out of range.
+    """
+    if primitive == "bool":
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{where} takes a bool, not {type(value).__name__} {value!r}")
+        return bool(value)
+    if primitive in _INT_RANGES:
+        if primitive == "byte" and isinstance(value, (bytes, bytearray)) and len(value) == 1:
+            value = value[0]
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"{where} takes an int ({primitive}), not {type(value).__name__} {value!r}")
+        low, high = _INT_RANGES[primitive]
+        if not low <= value <= high:
+            raise ValueError(f"{where}: {value} is out of range for {primitive} ({low}..{high})")
+        return int(value)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{where} takes a float ({primitive}), not {type(value).__name__} {value!r}")
+    value = float(value)
+    if primitive == "float32" and math.isfinite(value) and abs(value) > _FLOAT32_MAX:
+        raise ValueError(f"{where}: {value} is out of range for float32")
+    return value
+
+
+def _primitive_property(type_name: str, field: L.FieldLayout, writable: bool) -> property:
+    offset = field.offset
+    primitive = field.value.primitive
+    where = f"{type_name}.{field.name}"
+    if primitive == "float128":
+        def get(view):
+            array = pool_array(view._address + offset, 16, np.longdouble, 1, writable=False,
+                               owner=view._owner)
+            return float(array[0])
+
+        def put(view, value):
+            check_loan(view)
+            pool_array(view._address + offset, 16, np.longdouble, 1, writable=True,
+                       owner=view._owner)[0] = coerce_primitive(primitive, value, where)
+    else:
+        fmt = struct.Struct("=" + _FORMATS[primitive])
+        unpack, pack = fmt.unpack_from, fmt.pack_into
+
+        def get(view):
+            return unpack(view._buf, view._address - view._base + offset)[0]
+
+        def put(view, value):
+            check_loan(view)
+            pack(view._buf, view._address - view._base + offset,
+                 coerce_primitive(primitive, value, where))
+    return property(get, put if writable else None, doc=f"{field.value.type} {field.name}")
+
+
+# -- strings ---------------------------------------------------------------------------
+
+
+def _read_string(view, offset: int, wide: bool, where: str) -> str:
+    data, size, _capacity = _triple(view, offset)
+    if not size:
+        return ""
+    nbytes = size * 2 if wide else size
+    if not view._writable:
+        _check_range(view, data, nbytes, where)
+    start = data - view._base
+    raw = view._buf[start:start + nbytes]
+    return bytes(raw).decode("utf-16-le" if wide else "utf-8", errors="replace")
+
+
+def _write_string(view, offset: int, value, wide: bool, bound: int, where: str) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"{where} takes a str, not {type(value).__name__} {value!r}")
+    if bound and len(value) > bound:
+        raise ValueError(f"{where}: {len(value)} characters exceed the bound of {bound} "
+                         f"({value[:40]!r}...)")
+    encoded = value.encode("utf-16-le" if wide else "utf-8")
+    unit = 2 if wide else 1
+    _release_storage(view, offset)
+    nbytes = len(encoded) + unit  # with the NUL rosidl keeps after the text
+    address = _allocate(view, nbytes, zero=False)
+    start = address - view._base
+    view._buf[start:start + len(encoded)] = encoded
+    view._buf[start + len(encoded):start + nbytes] = b"\0" * unit
+    _set_triple(view, offset, address, len(encoded) // unit, nbytes // unit)
+
+
+def _string_property(type_name: str, field: L.FieldLayout, writable: bool) -> property:
+    offset = field.offset
+    wide = field.value.kind == L.WSTRING_KIND
+    bound = field.value.string_bound
+    where = f"{type_name}.{field.name}"
+
+    def get(view):
+        return _read_string(view, offset, wide, where)
+
+    def put(view, value):
+        check_loan(view)
+        _write_string(view, offset, value, wide, bound, where)
+    return property(get, put if writable else None, doc=f"{field.value.type} {field.name}")
+
+
+# -- nested messages -----------------------------------------------------------------
+
+
+def _message_property(type_name: str, field: L.FieldLayout, writable: bool, view_class) -> property:
+    offset = field.offset
+    nested = field.value.struct.type_name
+
+    def get(view):
+        return view_class(nested, writable)(view._owner, view._address + offset, view._buf,
+                                            view._base, view._end)
+
+    def put(view, value):
+        check_loan(view)
+        from agnoshm.msg.convert import assign
+
+        assign(get(view), value)
+    return property(get, put if writable else None, doc=f"{field.value.type} {field.name}")
+
+
+# -- arrays and sequences ---------------------------------------------------------------
+
+
+def _element_dtype(element: L.ValueLayout):
+    if element.kind == L.PRIMITIVE:
+        return np.dtype(L.PRIMITIVE_C_TYPES[element.primitive][2])
+    if element.kind == L.MESSAGE and not element.struct.holds_pointers:
+        return L.numpy_dtype(element.struct)
+    return None
+
+
+def read_elements(view, address: int, count: int, element: L.ValueLayout, writable: bool,
+                  view_class, where: str):
+    """The elements at ``address``: a numpy array, or a tuple of views or strings."""
+    nbytes = count * element.size
+    if count and not writable:
+        _check_range(view, address, nbytes, where)
+    dtype = _element_dtype(element)
+    if dtype is not None:
+        return pool_array(address, nbytes, dtype, count, writable=writable, owner=view._owner)
+    if element.kind in (L.STRING_KIND, L.WSTRING_KIND):
+        wide = element.kind == L.WSTRING_KIND
+        shim = _ElementCursor(view, address)
+        return tuple(_read_string(shim.at(address + i * element.size), 0, wide, where)
+                     for i in range(count))
+    cls = view_class(element.struct.type_name, writable)
+    return tuple(cls(view._owner, address + i * element.size, view._buf, view._base, view._end)
+                 for i in range(count))
+
+
+class _ElementCursor:
+    """A view-like handle on one element (for string elements, which have no view class)."""
+
+    __slots__ = ("_owner", "_address", "_buf", "_base", "_end", "_writable", "_type_name")
+
+    def __init__(self, view, address: int):
+        self._owner, self._buf, self._base, self._end = view._owner, view._buf, view._base, view._end
+        self._writable, self._type_name = view._writable, view._type_name
+        self._address = address
+
+    def at(self, address: int) -> "_ElementCursor":
+        self._address = address
+        return self
+
+
+def write_elements(view, address: int, values, element: L.ValueLayout, view_class, where: str) -> None:
+    """Write ``values`` into the (zeroed, allocated) elements at ``address``."""
+    dtype = _element_dtype(element)
+    count = len(values)
+    if dtype is not None:
+        target = pool_array(address, count * element.size, dtype, count, writable=True,
+                            owner=view._owner)
+        _fill_array(target, values, element, where)
+        return
+    if element.kind in (L.STRING_KIND, L.WSTRING_KIND):
+        cursor = _ElementCursor(view, address)
+        for i, value in enumerate(values):
+            _write_string(cursor.at(address + i * element.size), 0, value,
+                          element.kind == L.WSTRING_KIND, element.string_bound, f"{where}[{i}]")
+        return
+    from agnoshm.msg.convert import assign
+
+    cls = view_class(element.struct.type_name, True)
+    for i, value in enumerate(values):
+        assign(cls(view._owner, address + i * element.size, view._buf, view._base, view._end), value)
+
+
+def _fill_array(target: np.ndarray, values, element: L.ValueLayout, where: str) -> None:
+    if target.dtype.names:  # pointer-free messages
+        if isinstance(values, np.ndarray) and values.dtype == target.dtype:
+            target[...] = values
+            return
+        from agnoshm.msg.convert import assign_structured
+
+        for i, value in enumerate(values):
+            assign_structured(target[i:i + 1], value, f"{where}[{i}]")
+        return
+    source = np.frombuffer(values, dtype=np.uint8) if isinstance(values, (bytes, bytearray, memoryview)) \
+        else np.asarray(values)
+    if source.size != target.size:
+        raise ValueError(f"{where}: {source.size} values for {target.size} elements")
+    primitive = element.primitive
+    if source.size and source.dtype != target.dtype:
+        if primitive == "bool":
+            if source.dtype.kind != "b":
+                raise TypeError(f"{where} takes bools, not dtype {source.dtype}")
+        elif primitive in _INT_RANGES:
+            if source.dtype.kind not in "iub":
+                raise TypeError(f"{where} takes ints ({primitive}), not dtype {source.dtype}")
+            low, high = _INT_RANGES[primitive]
+            if source.min() < low or source.max() > high:
+                raise ValueError(f"{where}: values out of range for {primitive} ({low}..{high})")
+        elif source.dtype.kind not in "iuf":
+            raise TypeError(f"{where} takes floats ({primitive}), not dtype {source.dtype}")
+    target[...] = source.reshape(target.shape)
+
+
+def _array_property(type_name: str, field: L.FieldLayout, writable: bool, view_class) -> property:
+    offset = field.offset
+    element = field.value.element
+    count = field.value.count
+    where = f"{type_name}.{field.name}"
+
+    def get(view):
+        return read_elements(view, view._address + offset, count, element, writable, view_class, where)
+
+    def put(view, values):
+        check_loan(view)
+        if len(values) != count:
+            raise ValueError(f"{where} is a fixed array of {count}, got {len(values)} values")
+        if element.holds_pointers:
+            free_elements(view, view._address + offset, count, element)
+        write_elements(view, view._address + offset, values, element, view_class, where)
+    return property(get, put if writable else None, doc=f"{field.value.type} {field.name}")
+
+
+def _sequence_property(type_name: str, field: L.FieldLayout, writable: bool, view_class) -> property:
+    offset = field.offset
+    element = field.value.element
+    where = f"{type_name}.{field.name}"
+
+    def get(view):
+        data, size, _capacity = _triple(view, offset)
+        return read_elements(view, data, size, element, writable, view_class, where)
+
+    def put(view, values):
+        check_loan(view)
+        if isinstance(values, (bytes, bytearray, memoryview)) and element.kind == L.PRIMITIVE:
+            count = len(memoryview(values).cast("B")) // element.size
+        else:
+            count = len(values)
+        allocate_sequence(view, field, count, where)
+        data = _triple(view, offset)[0]
+        write_elements(view, data, values, element, view_class, where)
+    return property(get, put if writable else None, doc=f"{field.value.type} {field.name}")
+
+
+def allocate_sequence(view, field: L.FieldLayout, count: int, where: str) -> int:
+    """Give sequence ``field`` fresh storage for ``count`` elements; return its address."""
+    value = field.value
+    if not isinstance(count, (int, np.integer)) or isinstance(count, bool) or count < 0:
+        raise ValueError(f"{where}: the length must be a non-negative int, not {count!r}")
+    if value.bound and count > value.bound:
+        raise ValueError(f"{where}: {count} elements exceed the bound of {value.bound}")
+    if value.element.holds_pointers:
+        data, size, _ = _triple(view, field.offset)
+        free_elements(view, data, size, value.element)
+    _release_storage(view, field.offset)
+    if count == 0:
+        return 0
+    nbytes = count * value.element.size
+    address = _allocate(view, nbytes, zero=value.element.holds_pointers)
+    _set_triple(view, field.offset, address, count, count)
+    return address
+
+
+def clear_storage(view) -> None:
+    """Free every string and sequence a loaned view (and what it nests) points to."""
+    struct_layout = view._layout
+    for field in () if struct_layout.is_empty else struct_layout.fields:
+        value = field.value
+        if not value.holds_pointers:
+            continue
+        if value.kind == L.MESSAGE:
+            clear_storage(view._child(value.struct.type_name, view._address + field.offset))
+        elif value.kind == L.ARRAY:
+            free_elements(view, view._address + field.offset, value.count, value.element)
+        else:
+            if value.kind == L.SEQUENCE and value.element.holds_pointers:
+                data, size, _ = _triple(view, field.offset)
+                free_elements(view, data, size, value.element)
+            _release_storage(view, field.offset)
+
+
+def free_elements(view, address: int, count: int, element: L.ValueLayout) -> None:
+    """Free the storage held by ``count`` elements at ``address`` (strings or messages)."""
+    if element.kind == L.MESSAGE:
+        for i in range(count):
+            clear_storage(view._child(element.struct.type_name, address + i * element.size))
+    else:
+        cursor = _ElementCursor(view, address)
+        for i in range(count):
+            _release_storage(cursor.at(address + i * element.size), 0)
+
+
+def field_property(type_name: str, field: L.FieldLayout, writable: bool, view_class) -> property:
+    """The property that reads (and, when ``writable``, writes) ``field``."""
+    prop = _field_property(type_name, field, writable, view_class)
+    get = prop.fget
+    if writable:
+        def checked_loan_get(view):
+            loan = view._owner
+            if not loan.valid or loan.port.runtime.closed:
+                check_loan(view)
+            return get(view)
+        return property(checked_loan_get, prop.fset, doc=prop.__doc__)
+
+    def checked_get(view):
+        if view._owner.port.runtime.closed:
+            check_received(view)
+        return get(view)
+    return property(checked_get, None, doc=prop.__doc__)
+
+
+def _field_property(type_name: str, field: L.FieldLayout, writable: bool, view_class) -> property:
+    kind = field.value.kind
+    if kind == L.PRIMITIVE:
+        return _primitive_property(type_name, field, writable)
+    if kind in (L.STRING_KIND, L.WSTRING_KIND):
+        return _string_property(type_name, field, writable)
+    if kind == L.MESSAGE:
+        return _message_property(type_name, field, writable, view_class)
+    if kind == L.ARRAY:
+        return _array_property(type_name, field, writable, view_class)
+    return _sequence_property(type_name, field, writable, view_class)

@@ -1,0 +1,256 @@
+"""Message types and their views: the loaned (writable) and received (read-only) classes.
+
+``resolve_type`` turns what a user passes as ``MsgType`` (an rclpy class, a
+rosbags class, ``"pkg/msg/Name"``, or a :class:`MessageType`) into one
+:class:`MessageType` per type name.  For each type two view classes are
+generated once, with one property per field (:mod:`agnoshm.msg.fields`):
+``Loaned<Name>`` over the publisher's loan and ``Received<Name>`` over a
+subscriber's lease.  Constants of the definition are attributes of the type
+and of both view classes.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from agnoshm.errors import MessageInvalidatedError, TypeMismatchError
+from agnoshm.msg import convert, fields
+from agnoshm.msg.layout import StructLayout, layout_of
+from agnoshm.msg.types import MessageDefinition, UnknownTypeError, default_registry
+
+_lock = threading.RLock()
+_types: dict[str, "MessageType"] = {}
+_view_classes: dict[tuple[str, bool], type] = {}
+
+
+class MessageView:
+    """Base of every view: a message (or a nested part of one) at ``_address`` in a pool.
+
+    .. warning:: Users do not create views: ``borrow_loaned_message()`` and
+       subscriptions do.
+    """
+
+    __slots__ = ("_owner", "_address", "_buf", "_base", "_end", "__weakref__")
+    _layout: StructLayout
+    _type_name: str
+    _writable: bool
+
+    def __init__(self, owner, address: int, buf, base: int, end: int):
+        object.__setattr__(self, "_owner", owner)
+        object.__setattr__(self, "_address", address)
+        object.__setattr__(self, "_buf", buf)
+        object.__setattr__(self, "_base", base)
+        object.__setattr__(self, "_end", end)
+
+    def _child(self, type_name: str, address: int) -> "MessageView":
+        return view_class(type_name, self._writable)(self._owner, address, self._buf, self._base,
+                                                     self._end)
+
+    def get_fields_and_field_types(self) -> dict[str, str]:
+        """Field names and their ``.msg`` types, in order (as rclpy messages have)."""
+        return {f.name: str(f.value.type) for f in convert._fields(self)}
+
+    def to_dict(self) -> dict:
+        """A copy of the message as plain Python values."""
+        return convert.to_dict(self)
+
+    def to_rosbags(self, typestore=None):
+        """A copy of the message as a rosbags message (for CDR serialization, bags)."""
+        return convert.to_rosbags(self, typestore)
+
+    def to_ros(self):
+        """A copy of the message as an rclpy message (needs ROS 2)."""
+        return convert.to_ros(self)
+
+    def __repr__(self) -> str:
+        if self._owner.port.runtime.closed:
+            return f"{self._type_name.replace('/', '.')}(<gone: agnoshm was shut down>)"
+        if self._writable and not self._owner.valid:
+            return f"{self._type_name.replace('/', '.')}(<published>)"
+        return convert.message_repr(self)
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, MessageView):
+            return self._type_name == other._type_name and self.to_dict() == other.to_dict()
+        return NotImplemented
+
+    __hash__ = None  # views are mutable
+
+
+class LoanedView(MessageView):
+    """A writable message in this process's pool, valid until it is published."""
+
+    __slots__ = ()
+    _writable = True
+
+    @property
+    def _loan(self):
+        return self._owner
+
+    def alloc(self, field: str, n: int):
+        """Give sequence ``field`` storage for ``n`` elements in the pool and return it to fill:
+        a writable numpy array (primitives, pointer-free messages) or a tuple of writable views.
+
+        :raises ValueError: for a bounded sequence and ``n`` past its bound.
+        """
+        fields.check_loan(self)
+        layout = self._field_layout(field)
+        if layout.value.kind != "sequence":
+            raise TypeError(f"{self._type_name}.{field} is a {layout.value.type}, not a sequence: "
+                            "assign it instead")
+        where = f"{self._type_name}.{field}"
+        address = fields.allocate_sequence(self, layout, n, where)
+        return fields.read_elements(self, address, n, layout.value.element, True, view_class, where)
+
+    def _field_layout(self, name: str):
+        try:
+            return self._layout.field(name)
+        except KeyError:
+            raise AttributeError(f"{self._type_name} has no field {name!r} (fields: "
+                                 f"{', '.join(f.name for f in convert._fields(self)) or 'none'})") from None
+
+    def __setattr__(self, name, value):
+        if name in self._field_names:
+            object.__setattr__(self, name, value)
+        else:
+            raise AttributeError(
+                f"{self._type_name} has no field {name!r} (fields: "
+                f"{', '.join(sorted(self._field_names)) or 'none'}); cannot set it to "
+                f"{convert._short(value)}")
+
+
+class ReceivedView(MessageView):
+    """A read-only message, read in place in its publisher's pool."""
+
+    __slots__ = ()
+    _writable = False
+
+    @property
+    def timestamp_ns(self) -> int:
+        """CLOCK_MONOTONIC nanoseconds at which the message was published."""
+        return self._owner.timestamp_ns
+
+    @property
+    def seq(self) -> int:
+        """The topic-wide sequence number of the message."""
+        return self._owner.seq
+
+    def __setattr__(self, name, value):
+        raise AttributeError(
+            f"received messages are read-only ({self._type_name}.{name}): they are the publisher's "
+            "memory; copy the value (e.g. msg.to_dict() or numpy .copy()) to change it")
+
+
+def view_class(type_name: str, writable: bool) -> type:
+    """The generated view class of ``type_name`` (loaned when ``writable``)."""
+    key = (type_name, writable)
+    cls = _view_classes.get(key)
+    if cls is None:
+        with _lock:
+            cls = _view_classes.get(key)
+            if cls is None:
+                cls = _view_classes[key] = _make_view_class(type_name, writable)
+    return cls
+
+
+def _make_view_class(type_name: str, writable: bool) -> type:
+    message_type = get_message(type_name)
+    layout = message_type.layout
+    namespace = {
+        "__slots__": (),
+        "_layout": layout,
+        "_type_name": type_name,
+        "_field_names": frozenset(() if layout.is_empty else (f.name for f in layout.fields)),
+        "__qualname__": ("Loaned" if writable else "Received") + layout.definition.name,
+    }
+    for field in () if layout.is_empty else layout.fields:
+        namespace[field.name] = fields.field_property(type_name, field, writable, view_class)
+    for constant in layout.definition.constants:
+        namespace[constant.name] = constant.value
+    base = LoanedView if writable else ReceivedView
+    return type(namespace["__qualname__"], (base,), namespace)
+
+
+class MessageType:
+    """One ROS 2 message type as agnoshm carries it: layout, hash, constants, views.
+
+    Obtain it with :func:`get_message` (or pass any type spelling to
+    ``create_publisher``); constants are attributes (``NavSatStatus.STATUS_FIX``).
+    """
+
+    def __init__(self, definition: MessageDefinition, layout: StructLayout):
+        self.definition = definition
+        self.layout = layout
+        self.type_name = definition.type_name
+        self.type_hash = definition.type_hash
+        self.struct_size = layout.size
+        for constant in definition.constants:
+            setattr(self, constant.name, constant.value)
+
+    def loaned(self, loan) -> LoanedView:
+        """A writable view over a fresh loan: zeroed, with the definition's default values."""
+        pool = loan.port.runtime.pool
+        view = view_class(self.type_name, True)(loan, loan.address, pool.buffer, pool.address,
+                                                pool.address + pool.size)
+        import ctypes
+
+        ctypes.memset(loan.address, 0, self.struct_size)
+        _apply_defaults(view)
+        return view
+
+    def received(self, lease) -> ReceivedView:
+        """A read-only view over a received message."""
+        pool = lease.pool
+        if not pool.contains(lease.address, self.struct_size):
+            raise fields.MessageCorruptedError(
+                f"received {self.type_name} at 0x{lease.address:x} lies outside its publisher's pool")
+        return view_class(self.type_name, False)(lease, lease.address, pool.buffer, pool.address,
+                                                 pool.address + pool.size)
+
+    def __repr__(self) -> str:
+        return f"<agnoshm message type {self.type_name} ({self.struct_size} bytes)>"
+
+
+def _apply_defaults(view) -> None:
+    layout = view._layout
+    for field, spec in zip(() if layout.is_empty else layout.fields, view._layout.definition.fields):
+        if field.value.kind == "message":
+            _apply_defaults(getattr(view, field.name))
+        elif spec.default is not None:
+            setattr(view, field.name, spec.default)
+
+
+def get_message(msg_type) -> MessageType:
+    """The :class:`MessageType` of ``msg_type``: ``"pkg/msg/Name"`` (or ``"pkg/Name"``),
+    an rclpy message class, a rosbags message class, or a :class:`MessageType`.
+
+    :raises TypeMismatchError: if the type cannot be resolved (the message says why and how to fix it).
+    """
+    if isinstance(msg_type, MessageType):
+        return msg_type
+    if isinstance(msg_type, type) and isinstance(getattr(msg_type, "__msgtype__", None), str):
+        msg_type = msg_type.__msgtype__  # a rosbags class
+    registry = default_registry()
+    try:
+        definition = registry.get(msg_type)
+    except UnknownTypeError as err:
+        raise TypeMismatchError(str(err)) from err
+    except (TypeError, ValueError) as err:
+        raise TypeMismatchError(f"cannot resolve message type {msg_type!r}: {err}") from err
+    name = definition.type_name
+    found = _types.get(name)
+    if found is not None and found.type_hash == definition.type_hash:
+        return found
+    with _lock:
+        found = _types[name] = MessageType(definition, layout_of(definition, registry=registry))
+        _view_classes.pop((name, True), None)
+        _view_classes.pop((name, False), None)
+    return found
+
+
+def loan_is_published(view) -> bool:
+    return isinstance(view, LoanedView) and not view._owner.valid
+
+
+__all__ = ["LoanedView", "MessageInvalidatedError", "MessageType", "MessageView", "ReceivedView",
+           "get_message", "view_class"]
