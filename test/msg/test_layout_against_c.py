@@ -6,7 +6,9 @@ sensor_msgs and nav_msgs come from the rosbags type store, plus
 ``rosidl translate --to idl`` and turned into C headers with
 ``rosidl generate -t c``; a C program prints ``sizeof``, ``_Alignof``, and each
 member's ``offsetof``/``sizeof``; the test compares them, the member names and
-the member C types with :func:`agnoshm.msg.layout.layout_of`.
+the member C types with :func:`agnoshm.msg.layout.layout_of`. The headers come
+from the session fixture ``rosidl_c`` (test/msg/conftest.py), shared with
+test_c_reader.py.
 
 Needs Debian's ROS 2 tooling (skipped, with the reason, only where it is absent)::
 
@@ -17,7 +19,6 @@ Needs Debian's ROS 2 tooling (skipped, with the reason, only where it is absent)
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -26,9 +27,6 @@ import pytest
 from agnoshm.msg.layout import StructLayout, layout_of
 from agnoshm.msg.types import TypeRegistry
 
-APT_LINE = ("apt-get install -y rosidl-tools rosidl-generator-c-cpp "
-            "librosidl-runtime-c-cpp-dev python3-ament-index gcc")
-RUNTIME_INCLUDE = Path("/usr/include/rosidl_runtime_c")
 STANDARD_PACKAGES = ["builtin_interfaces", "std_msgs", "geometry_msgs", "sensor_msgs", "nav_msgs"]
 MUST_COMPARE = [
     "sensor_msgs/msg/Image", "sensor_msgs/msg/PointCloud2", "sensor_msgs/msg/CameraInfo",
@@ -137,32 +135,11 @@ uint8 b
 }
 
 
-def _missing_tools() -> str | None:
-    missing = [tool for tool in ("rosidl", "gcc") if shutil.which(tool) is None]
-    if not (RUNTIME_INCLUDE / "rosidl_runtime_c" / "string.h").exists():
-        missing.append(str(RUNTIME_INCLUDE / "rosidl_runtime_c" / "string.h"))
-    return ", ".join(missing) or None
-
-
 def _run(cmd: list[str], cwd: Path) -> None:
     result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     if result.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n"
                              f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
-
-
-def _packages_closure(registry: TypeRegistry, packages: list[str]) -> dict[str, list[str]]:
-    """package → its message types, adding every package the types depend on."""
-    by_package: dict[str, list[str]] = {}
-    pending = [n for n in registry.names() if n.split("/", 1)[0] in packages]
-    while pending:
-        name = pending.pop()
-        package = name.split("/", 1)[0]
-        if name in by_package.get(package, []):
-            continue
-        by_package.setdefault(package, []).append(name)
-        pending.extend(registry.get(name).nested_types())
-    return {p: sorted(names) for p, names in by_package.items()}
 
 
 def _struct_members(header: str, c_name: str) -> list[tuple[str, str]]:
@@ -198,37 +175,19 @@ def registry() -> TypeRegistry:
 
 
 @pytest.fixture(scope="module")
-def generated(registry: TypeRegistry, tmp_path_factory: pytest.TempPathFactory) -> Generated:
-    missing = _missing_tools()
-    if missing:
-        pytest.skip(f"rosidl C generator not installed (missing: {missing}); "
-                    f"install with: apt-get update && {APT_LINE}")
-    root = tmp_path_factory.mktemp("rosidl")
-    packages = _packages_closure(registry, STANDARD_PACKAGES + [TEST_PACKAGE])
-
-    # 1. .msg files, 2. rosidl translate → .idl per package
-    for package, names in packages.items():
-        src = root / "src" / package / "msg"
-        src.mkdir(parents=True)
-        for name in names:
-            (src / f"{name.rsplit('/', 1)[1]}.msg").write_text(registry.get(name).to_msg())
-        _run(["rosidl", "translate", "--to", "idl", "-o", str(root / "idl" / package), package,
-              *[f"{root / 'src' / package}:msg/{n.rsplit('/', 1)[1]}.msg" for n in names]], root)
-
-    # 3. rosidl generate -t c, with every other package's .idl as include path
-    for package, names in packages.items():
-        includes = [arg for other in packages if other != package
-                    for arg in ("-I", str(root / "idl" / other))]
-        _run(["rosidl", "generate", "-t", "c", "-o", str(root / "gen" / package), *includes,
-              package, *[f"{root / 'idl' / package}:msg/{n.rsplit('/', 1)[1]}.idl" for n in names]],
-             root)
+def generated(registry: TypeRegistry, rosidl_c, tmp_path_factory: pytest.TempPathFactory) -> Generated:
+    # 1.-3. .msg → rosidl translate → rosidl generate -t c (conftest.py; skips without the tools)
+    c_headers = rosidl_c.generate(registry, STANDARD_PACKAGES + [TEST_PACKAGE])
+    packages, include = c_headers.packages, c_headers.include
+    root = tmp_path_factory.mktemp("layouts")
 
     # 4. a C program printing sizeof/_Alignof/offsetof of everything
     result = Generated()
-    headers = sorted((root / "gen").glob("*/msg/detail/*__struct.h"))
+    headers = sorted(h for package in packages
+                     for h in (include / package).glob("msg/detail/*__struct.h"))
     all_headers = "\n".join(h.read_text() for h in headers)
     lines = ["#include <stddef.h>", "#include <stdio.h>"]
-    lines += [f'#include "{h.relative_to(root / "gen")}"' for h in headers]
+    lines += [f'#include "{h.relative_to(include)}"' for h in headers]
     lines += ["int main(void) {"]
     for names in packages.values():
         for name in names:
@@ -241,7 +200,7 @@ def generated(registry: TypeRegistry, tmp_path_factory: pytest.TempPathFactory) 
     lines += ["  return 0;", "}"]
     (root / "layouts.c").write_text("\n".join(lines) + "\n")
     _run(["gcc", "-std=c11", "-Wall", "-Werror", "-o", "layouts", "layouts.c",
-          f"-I{root / 'gen'}", f"-I{RUNTIME_INCLUDE}"], root)
+          f"-I{include}", f"-I{rosidl_c.runtime_include}"], root)
     output = subprocess.run([str(root / "layouts")], capture_output=True, text=True, check=True).stdout
     for line in output.splitlines():
         kind, name, *rest = line.split()
