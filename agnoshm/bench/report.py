@@ -1,0 +1,212 @@
+"""Print, save and plot the results of ``agnoshm bench``.
+
+The results are one JSON-ready ``dict`` (see :func:`new_results`); this
+module adds the machine description and the target check, renders the text
+tables and writes the JSON file and, when matplotlib is importable, a PNG.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+from pathlib import Path
+
+SCHEMA = "agnoshm-bench/1"
+
+#: The issue's targets; reported against, never asserted.
+TARGETS = {
+    "size_independence": 1.5,  # p50 at the largest size / p50 at the smallest
+    "p50_us": 50.0,
+    "p99_us": 200.0,
+    "throughput_per_s": 50_000.0,
+    "fanout_publish_p50_us": 150.0,
+}
+
+
+def machine() -> dict:
+    """nproc, CPU model, kernel, Python and library versions, load average of this machine."""
+    import numpy
+
+    import agnoshm
+
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"nproc": os.cpu_count(), "usable_cpus": len(os.sched_getaffinity(0)),
+            "cpu_model": model, "kernel": f"{platform.system()} {platform.release()}",
+            "machine": platform.machine(), "python": platform.python_version(),
+            "numpy": numpy.__version__, "agnoshm": agnoshm.__version__,
+            "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}
+
+
+def new_results(settings, command: str, **extra_settings) -> dict:
+    """The skeleton of one run's results: when, how it was invoked, where, with what settings."""
+    import dataclasses
+
+    return {
+        "schema": SCHEMA,
+        "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": command,
+        "machine": machine(),
+        "settings": {**dataclasses.asdict(settings), **extra_settings},
+        "latency": [], "throughput": None, "fanout": None, "busy_poll": [], "targets": [],
+    }
+
+
+def check_targets(results: dict) -> list[dict]:
+    """Compare the agnoshm numbers with :data:`TARGETS`; one row per target that was measured."""
+    rows = []
+    agnoshm = sorted((r for r in results["latency"] if r["transport"] == "agnoshm"),
+                     key=lambda r: r["size"])
+
+    def add(name: str, value: float, target: float, at_most: bool = True) -> None:
+        met = value <= target if at_most else value >= target
+        rows.append({"name": name, "value": value, "target": target,
+                     "at_most": at_most, "met": bool(met)})
+
+    if len(agnoshm) >= 2:
+        small, large = agnoshm[0], agnoshm[-1]
+        add(f"p50 at {size_label(large['size'])} / p50 at {size_label(small['size'])}",
+            large["p50_us"] / small["p50_us"], TARGETS["size_independence"])
+    if agnoshm:
+        add("worst p50 over sizes (us)", max(r["p50_us"] for r in agnoshm), TARGETS["p50_us"])
+        add("worst p99 over sizes (us)", max(r["p99_us"] for r in agnoshm), TARGETS["p99_us"])
+    if results.get("throughput"):
+        t = results["throughput"]
+        add(f"throughput at {size_label(t['size'])} (msgs/s)", t["received_per_s"],
+            TARGETS["throughput_per_s"], at_most=False)
+    if results.get("fanout"):
+        f = results["fanout"]
+        add(f"fan-out publish() p50, {f['subscriptions']} subs / {f['processes']} procs (us)",
+            f["p50_us"], TARGETS["fanout_publish_p50_us"])
+    return rows
+
+
+# --- text ---------------------------------------------------------------------------------
+
+def size_label(size: int) -> str:
+    for unit, factor in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor} {unit}"
+    return f"{size} B"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(header)]
+    lines = [" | ".join(h.rjust(w) for h, w in zip(header, widths)),
+             "-+-".join("-" * w for w in widths)]
+    lines += [" | ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
+    return "\n".join(lines)
+
+
+def _us(value: float) -> str:
+    return f"{value:,.1f}" if value < 1000 else f"{value:,.0f}"
+
+
+def latency_table(results: dict, baseline: str = "socket") -> str:
+    """size | agnoshm p50 | p99 | <baseline> p50 | p99 | speed-up (baseline p50 / agnoshm p50)."""
+    by_key = {(r["transport"], r["size"]): r for r in results["latency"]}
+    rows = []
+    for size in results["settings"]["sizes"]:
+        a, b = by_key.get(("agnoshm", size)), by_key.get((baseline, size))
+        if a is None or b is None:
+            continue
+        rows.append([size_label(size), _us(a["p50_us"]), _us(a["p99_us"]), _us(b["p50_us"]),
+                     _us(b["p99_us"]), f"{b['p50_us'] / a['p50_us']:.1f}x"])
+    name = f"{baseline}-copy" if baseline == "socket" else baseline
+    return _table(["size", "agnoshm p50 us", "p99 us", f"{name} p50 us", "p99 us", "speed-up"],
+                  rows)
+
+
+def progress_line(row: dict) -> str:
+    """One line for a finished latency row (stderr progress)."""
+    mode = f" busy-poll {row['busy_poll_us']} us" if row.get("busy_poll_us") else ""
+    if "busy_poll_us" in row:
+        mode += f", pause {1e3 * row['interval_s']:g} ms"
+    return (f"{row['transport']}{mode} {size_label(row['size'])}: p50 {_us(row['p50_us'])} us, "
+            f"p99 {_us(row['p99_us'])} us ({row['count']} samples)")
+
+
+def text(results: dict) -> str:
+    """The whole human-readable report."""
+    out = ["agnoshm latency, publish() to the subscriber's first access (microseconds):",
+           latency_table(results)]
+    if any(r["transport"] == "shm-copy" for r in results["latency"]):
+        out += ["", "second copy baseline (memfd shared buffer, copy in + copy out):",
+                latency_table(results, "shm-copy")]
+    t = results.get("throughput")
+    if t:
+        out += ["", f"throughput, {size_label(t['size'])} back to back (depth {t['depth']}): "
+                f"{t['received_per_s']:,.0f} msgs/s received, {t['published_per_s']:,.0f} "
+                f"msgs/s published, {t['dropped']:,} of {t['published']:,} overwritten unread"]
+    f = results.get("fanout")
+    if f:
+        out += ["", f"fan-out, publish() alone to {f['subscriptions']} subscriptions in "
+                f"{f['processes']} processes: p50 {_us(f['p50_us'])} us, p99 {_us(f['p99_us'])} us"]
+    if results.get("busy_poll"):
+        rows = [[("busy-poll %d us" % r["busy_poll_us"]) if r["busy_poll_us"] else "default",
+                 f"{1e3 * r['interval_s']:g} ms", size_label(r["size"]), _us(r["p50_us"]),
+                 _us(r["p99_us"]), f"{100 * r['receiver_cpu_per_s']:.1f} %"]
+                for r in results["busy_poll"]]
+        out += ["", "wake-up mode (pause = between one message's receipt and the next send; "
+                "subscriber CPU = CPU seconds per wall second, % of one core):",
+                _table(["mode", "pause", "size", "p50 us", "p99 us", "subscriber CPU"], rows)]
+    if results.get("targets"):
+        out += ["", "targets (reported, not asserted):"]
+        for t in results["targets"]:
+            op = "<=" if t["at_most"] else ">="
+            out.append(f"  {'met   ' if t['met'] else 'MISSED'} {t['name']}: "
+                       f"{t['value']:,.2f} (target {op} {t['target']:,.2f})")
+    return "\n".join(out)
+
+
+# --- files --------------------------------------------------------------------------------
+
+def write_json(results: dict, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    return path
+
+
+def write_plot(results: dict, path: str | os.PathLike) -> Path | None:
+    """Latency p50 (and p99, dashed) against size, log-log, one line per transport.
+
+    :return: the PNG's path, or None when matplotlib is not installed.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for transport in dict.fromkeys(r["transport"] for r in results["latency"]):
+        rows = sorted((r for r in results["latency"] if r["transport"] == transport),
+                      key=lambda r: r["size"])
+        sizes = [r["size"] for r in rows]
+        line, = ax.plot(sizes, [r["p50_us"] for r in rows], marker="o", label=f"{transport} p50")
+        ax.plot(sizes, [r["p99_us"] for r in rows], linestyle="--", color=line.get_color(),
+                label=f"{transport} p99")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("payload size (bytes)")
+    ax.set_ylabel("latency (us)")
+    ax.set_title(f"agnoshm bench, {results['machine']['cpu_model']}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize="small")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
