@@ -57,7 +57,8 @@ def new_results(settings, command: str, **extra_settings) -> dict:
         "command": command,
         "machine": machine(),
         "settings": {**dataclasses.asdict(settings), **extra_settings},
-        "latency": [], "throughput": None, "fanout": None, "busy_poll": [], "targets": [],
+        "latency": [], "throughput": None, "fanout": None, "busy_poll": [], "messages": None,
+        "targets": [],
     }
 
 
@@ -87,6 +88,20 @@ def check_targets(results: dict) -> list[dict]:
         f = results["fanout"]
         add(f"fan-out publish() p50, {f['subscriptions']} subs / {f['processes']} procs (us)",
             f["p50_us"], TARGETS["fanout_publish_p50_us"])
+    m = results.get("messages")
+    if m:
+        side = m["publish_side"]
+        add("Image 1920x1080 borrow+header+alloc+publish / same for Bytes (p50)",
+            side["image"]["p50_us"] / side["bytes"]["p50_us"], 2.0)
+        access = m["receive_side"]
+        add("received msg.data on a 16 MiB / 1 KiB image (p50)",
+            access["16MiB"]["p50_us"] / access["1KiB"]["p50_us"], 1.5)
+        latency = m["latency"]
+        for case in ("pointcloud2_1M", "marker_points_100k"):
+            add(f"{case} end-to-end p50 / 64 B Bytes p50",
+                latency[case]["p50_us"] / latency["bytes_64B"]["p50_us"], 1.5)
+        add("rosbags CDR serialize+deserialize / agnoshm, 1920x1080 image (p50)",
+            m["cdr"]["ratio_p50"], 100.0, at_most=False)
     return rows
 
 
@@ -160,6 +175,25 @@ def text(results: dict) -> str:
         out += ["", "wake-up mode (pause = between one message's receipt and the next send; "
                 "subscriber CPU = CPU seconds per wall second, % of one core):",
                 _table(["mode", "pause", "size", "p50 us", "p99 us", "subscriber CPU"], rows)]
+    m = results.get("messages")
+    if m:
+        side, access, latency, cdr = m["publish_side"], m["receive_side"], m["latency"], m["cdr"]
+        rows = [["Image 1920x1080 rgb8: borrow+header+alloc+publish", _us(side["image"]["p50_us"]),
+                 _us(side["image"]["p99_us"])],
+                ["Bytes 6 MB: borrow+alloc+publish", _us(side["bytes"]["p50_us"]),
+                 _us(side["bytes"]["p99_us"])],
+                ["received Image, msg.data, 1 KiB", _us(access["1KiB"]["p50_us"]),
+                 _us(access["1KiB"]["p99_us"])],
+                ["received Image, msg.data, 16 MiB", _us(access["16MiB"]["p50_us"]),
+                 _us(access["16MiB"]["p99_us"])]]
+        rows += [[f"end to end, {case}", _us(v["p50_us"]), _us(v["p99_us"])]
+                 for case, v in latency.items()]
+        rows += [["rosbags CDR serialize+deserialize, Image", _us(cdr["cdr"]["p50_us"]),
+                  _us(cdr["cdr"]["p99_us"])],
+                 ["agnoshm borrow..publish..take..data, Image", _us(cdr["agnoshm"]["p50_us"]),
+                  _us(cdr["agnoshm"]["p99_us"])]]
+        out += ["", f"typed messages (CDR / agnoshm = {cdr['ratio_p50']:,.0f}x):",
+                _table(["measurement", "p50 us", "p99 us"], rows)]
     if results.get("targets"):
         out += ["", "targets (reported, not asserted):"]
         for t in results["targets"]:

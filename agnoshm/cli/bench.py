@@ -20,6 +20,7 @@ from pathlib import Path
 from agnoshm.bench import DEFAULT_SIZES, BenchError, Settings, environment, private_domain_id
 from agnoshm.bench import report
 from agnoshm.bench.baselines import TRANSPORTS, CopyPair
+from agnoshm.bench.messages import measure_messages
 from agnoshm.bench.latency import AgnoshmPair, measure_busy_poll
 from agnoshm.cli import CommandError
 
@@ -139,6 +140,9 @@ def measure(settings: Settings, results: dict, progress: Progress) -> None:
     progress.status("busy-poll comparison ...")
     results["busy_poll"] = measure_busy_poll(
         settings, lambda row: progress.line(report.progress_line(row)))
+    progress.status("typed messages ...")
+    results["messages"] = measure_messages(settings.samples, settings.warmup,
+                                           settings.interval_s, progress.line)
 
 
 def _stop(signum, frame):
