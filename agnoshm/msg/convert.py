@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 
 from agnoshm.msg import layout as L
+from agnoshm.msg.types import EMPTY_MEMBER
 
 
 def _fields(view):
@@ -20,6 +21,8 @@ def assign(view, value) -> None:
     :raises AttributeError: for a dict key that is not a field.
     :raises TypeError / ValueError: for a field value of the wrong kind or range.
     """
+    if isinstance(value, np.void) and value.dtype.names:
+        value = _row_dict(value)  # one element of a structured array
     if isinstance(value, dict):
         names = {f.name for f in _fields(view)}
         for key, item in value.items():
@@ -29,27 +32,121 @@ def assign(view, value) -> None:
                     f" cannot set it to {_short(item)}")
             setattr(view, key, item)
         return
+    if value is None or isinstance(value, _NOT_MESSAGES):
+        raise TypeError(f"{view._type_name} takes a message (a dict, a view, a rosbags or rclpy "
+                        f"message), not {type(value).__name__} {_short(value)}")
+    from_rosbags = _is_rosbags(value)
     for field in _fields(view):
         try:
             item = getattr(value, field.name)
         except AttributeError:
             raise TypeError(f"cannot copy {type(value).__name__} into {view._type_name}: it has no "
                             f"field {field.name!r}") from None
+        if from_rosbags:
+            item = _from_rosbags_bytes(item, field.value)
         setattr(view, field.name, item)
 
 
-def assign_structured(target: np.ndarray, value, where: str) -> None:
-    """Write one pointer-free message (dict, view or object) into a one-element structured array."""
-    for name in target.dtype.names:
-        item = value[name] if isinstance(value, dict) else getattr(value, name)
-        if target.dtype[name].names:
-            assign_structured(target[name], item, f"{where}.{name}")
+_NOT_MESSAGES = (bool, int, float, complex, str, bytes, bytearray, memoryview, list, tuple, set,
+                 np.ndarray, np.generic)
+
+
+def _row_dict(row: np.void) -> dict:
+    """A structured-array element as a dict of its fields (an empty message's placeholder dropped)."""
+    return {name: row[name] for name in row.dtype.names if name != EMPTY_MEMBER}
+
+
+def _is_rosbags(value) -> bool:
+    return isinstance(getattr(type(value), "__msgtype__", None), str) or \
+        isinstance(getattr(value, "__msgtype__", None), str)
+
+
+# rosbags keeps a .msg ``byte`` as int8 (its ROS 1 meaning: -128..127, int8 arrays); in ROS 2 it
+# is an octet (0..255), which agnoshm stores as uint8.  The bits are the same: reinterpret them.
+
+
+def _from_rosbags_bytes(item, layout: L.ValueLayout):
+    if layout.kind == L.PRIMITIVE and layout.primitive == "byte":
+        if isinstance(item, (int, np.integer)) and not isinstance(item, bool) and -128 <= item < 0:
+            return int(item) + 256
+    elif layout.kind in (L.ARRAY, L.SEQUENCE) and layout.element.kind == L.PRIMITIVE \
+            and layout.element.primitive == "byte":
+        if isinstance(item, np.ndarray) and item.dtype == np.int8:
+            return item.view(np.uint8)
+        if isinstance(item, (list, tuple)):
+            return [v + 256 if isinstance(v, (int, np.integer)) and -128 <= v < 0 else v
+                    for v in item]
+    return item
+
+
+def _to_rosbags_bytes(value, layout: L.ValueLayout):
+    if layout.kind == L.PRIMITIVE and layout.primitive == "byte":
+        return value - 256 if value > 127 else value
+    return value
+
+
+def assign_structured(target: np.ndarray, value, struct: L.StructLayout, where: str) -> None:
+    """Write one pointer-free message (dict, view, rosbags or other object) into a one-element
+    structured array, checking each field as a view's setter does; fields a dict does not
+    give are left as they are.
+
+    :raises AttributeError: for a dict key that is not a field.
+    :raises TypeError / ValueError: for a field value of the wrong kind or range.
+    """
+    from agnoshm.msg.fields import coerce_primitive, primitive_source
+
+    fields = () if struct.is_empty else struct.fields
+    if isinstance(value, np.void) and value.dtype.names:
+        value = _row_dict(value)
+    mapping = isinstance(value, dict)
+    if mapping:
+        names = {f.name for f in fields}
+        for key, item in value.items():
+            if key not in names:
+                raise AttributeError(
+                    f"{where} ({struct.type_name}) has no field {key!r} (fields: "
+                    f"{', '.join(sorted(names)) or 'none'}); cannot set it to {_short(item)}")
+    if not mapping and (value is None or isinstance(value, _NOT_MESSAGES)):
+        raise TypeError(f"{where} takes a {struct.type_name} (a dict, a view, a rosbags or rclpy "
+                        f"message), not {type(value).__name__} {_short(value)}")
+    from_rosbags = not mapping and _is_rosbags(value)
+    for field in fields:
+        name = field.name
+        if mapping:
+            if name not in value:
+                continue
+            item = value[name]
         else:
-            target[name] = np.asarray(item) if not hasattr(item, "_layout") else item
-    if isinstance(value, dict):
-        unknown = set(value) - set(target.dtype.names)
-        if unknown:
-            raise AttributeError(f"{where} has no field(s) {sorted(unknown)}")
+            try:
+                item = getattr(value, name)
+            except AttributeError:
+                raise TypeError(f"cannot copy {type(value).__name__} into {where} "
+                                f"({struct.type_name}): it has no field {name!r}") from None
+            if from_rosbags:
+                item = _from_rosbags_bytes(item, field.value)
+        inner = f"{where}.{name}"
+        kind = field.value.kind
+        if kind == L.PRIMITIVE:
+            target[name] = coerce_primitive(field.value.primitive, item, inner)
+        elif kind == L.MESSAGE:
+            assign_structured(target[name], item, field.value.struct, inner)
+        else:  # a fixed array of primitives or pointer-free messages
+            element = field.value.element
+            count = field.value.count
+            if element.kind == L.PRIMITIVE:
+                source = primitive_source(item, element, inner)
+                if source.size != count:
+                    raise ValueError(f"{inner} is a fixed array of {count}, got {source.size} values")
+                target[name] = source.reshape(target[name].shape)
+            else:
+                from agnoshm.msg.fields import check_sequence_value
+
+                check_sequence_value(item, inner)
+                if len(item) != count:
+                    raise ValueError(f"{inner} is a fixed array of {count}, got {len(item)} values")
+                rows = target[name][0]
+                for i, row in enumerate(item):
+                    assign_structured(rows[i:i + 1], row, element.struct, f"{inner}[{i}]")
 
 
 def to_python(value):
@@ -58,9 +155,11 @@ def to_python(value):
         return to_dict(value)
     if isinstance(value, np.ndarray):
         if value.dtype.names:
-            return [{name: to_python(row[name]) for name in value.dtype.names} for row in value]
+            return [to_python(row) for row in value]
         return value.tolist()
     if isinstance(value, np.void):
+        if value.dtype.names == (EMPTY_MEMBER,):  # an empty message's placeholder is no field
+            return {}
         return {name: to_python(value[name]) for name in value.dtype.names}
     if isinstance(value, (tuple, list)):
         return [to_python(v) for v in value]
@@ -75,16 +174,64 @@ def to_dict(view) -> dict:
 
 
 def to_rosbags(view, typestore=None):
-    """The message as a rosbags message object (a copy), for CDR or bag writing."""
+    """The message as a rosbags message object (a copy), for CDR or bag writing.
+
+    A type the rosbags store does not know (one registered with ``register_msg``) is
+    registered in it first, with its nested types.  ``byte`` values follow rosbags'
+    convention (int8: 200 is -56, the same bits).
+    """
     if typestore is None:
         from agnoshm.msg.types import default_registry
 
         typestore = default_registry().rosbags.typestore
-    cls = typestore.types[view._type_name]
+    cls = _rosbags_class(typestore, view._type_name)
     kwargs = {}
     for field in _fields(view):
         kwargs[field.name] = _to_rosbags_value(getattr(view, field.name), field.value, typestore)
     return cls(**kwargs)
+
+
+def _rosbags_class(typestore, type_name: str):
+    cls = typestore.types.get(type_name)
+    if cls is None:
+        _register_in_typestore(typestore, type_name)
+        cls = typestore.types[type_name]
+    return cls
+
+
+def _register_in_typestore(typestore, type_name: str) -> None:
+    """Add ``type_name`` and the nested types the rosbags store lacks, from agnoshm's definitions."""
+    from rosbags.interfaces import Nodetype
+
+    from agnoshm.msg.types import default_registry
+
+    def desc(ftype):
+        base = (Nodetype.NAME, ftype.base) if ftype.is_message else \
+            (Nodetype.BASE, (ftype.base, ftype.string_bound))
+        if ftype.is_array:
+            return (Nodetype.ARRAY, (base, ftype.array_size))
+        if ftype.is_sequence:
+            return (Nodetype.SEQUENCE, (base, ftype.sequence_bound))
+        return base
+
+    registry = default_registry()
+    types = {}
+    pending = [type_name]
+    while pending:
+        name = pending.pop()
+        if name in types or name in typestore.fielddefs:
+            continue
+        definition = registry.get(name)
+        fields = [(f.name, desc(f.type)) for f in definition.fields] \
+            or [(EMPTY_MEMBER, (Nodetype.BASE, ("uint8", 0)))]
+        types[name] = ([(c.name, c.type, c.value) for c in definition.constants], fields)
+        pending.extend(definition.nested_types())
+    typestore.register(types)
+
+
+def _rosbags_array(value, primitive: str) -> np.ndarray:
+    array = np.array(value, dtype=L.PRIMITIVE_C_TYPES[primitive][2])
+    return array.view(np.int8) if primitive == "byte" else array
 
 
 def _to_rosbags_value(value, layout: L.ValueLayout, typestore):
@@ -94,28 +241,31 @@ def _to_rosbags_value(value, layout: L.ValueLayout, typestore):
     if kind in (L.ARRAY, L.SEQUENCE):
         element = layout.element
         if element.kind == L.PRIMITIVE:
-            return np.array(value, dtype=L.PRIMITIVE_C_TYPES[element.primitive][2])
+            return _rosbags_array(value, element.primitive)
         if element.kind == L.MESSAGE:
             if isinstance(value, np.ndarray):  # pointer-free structured array
-                cls = typestore.types[element.struct.type_name]
-                return [_structured_to_rosbags(row, element.struct, typestore) for row in value] \
-                    if cls else []
+                return [_structured_to_rosbags(row, element.struct, typestore) for row in value]
             return [to_rosbags(v, typestore) for v in value]
         return list(value)
-    return value
+    return _to_rosbags_bytes(value, layout)
 
 
 def _structured_to_rosbags(row, struct: L.StructLayout, typestore):
     kwargs = {}
     for field in struct.fields:
         item = row[field.name]
-        if field.value.kind == L.MESSAGE:
-            kwargs[field.name] = _structured_to_rosbags(item, field.value.struct, typestore)
-        elif field.value.kind == L.ARRAY:
-            kwargs[field.name] = np.array(item)
+        value = field.value
+        if value.kind == L.MESSAGE:
+            kwargs[field.name] = _structured_to_rosbags(item, value.struct, typestore)
+        elif value.kind == L.ARRAY and value.element.kind == L.MESSAGE:
+            kwargs[field.name] = [_structured_to_rosbags(r, value.element.struct, typestore)
+                                  for r in item]
+        elif value.kind == L.ARRAY:
+            kwargs[field.name] = _rosbags_array(item, value.element.primitive)
         else:
-            kwargs[field.name] = item.item() if isinstance(item, np.generic) else item
-    return typestore.types[struct.type_name](**kwargs)
+            kwargs[field.name] = _to_rosbags_bytes(item.item() if isinstance(item, np.generic)
+                                                   else item, value)
+    return _rosbags_class(typestore, struct.type_name)(**kwargs)
 
 
 def to_ros(view):
@@ -131,23 +281,56 @@ def to_ros(view):
     return msg
 
 
+#: elements shown of a sequence or a non-numeric array before "..." (rclpy shows all)
+REPR_ITEMS = 32
+
+
 def message_repr(view) -> str:
-    """``pkg.msg.Name(field=value, ...)``, like rclpy's repr."""
-    parts = []
-    for field in _fields(view):
-        value = getattr(view, field.name)
-        if hasattr(value, "_layout"):
-            text = message_repr(value)
-        elif isinstance(value, tuple):
-            text = "[" + ", ".join(message_repr(v) if hasattr(v, "_layout") else repr(v)
-                                   for v in value[:8]) + (", ...]" if len(value) > 8 else "]")
-        elif isinstance(value, np.ndarray):
-            text = np.array2string(value, threshold=16, edgeitems=3)
-            text = f"array({text}, dtype={value.dtype})" if not value.dtype.names else text
-        else:
-            text = repr(value)
-        parts.append(f"{field.name}={text}")
+    """``pkg.msg.Name(field=value, ...)``, like rclpy's repr: fixed numeric arrays as numpy
+    shows them, sequences of numbers, bools, strings and messages as lists (long ones cut
+    after :data:`REPR_ITEMS` elements)."""
+    parts = [f"{field.name}={_repr_value(getattr(view, field.name), field.value)}"
+             for field in _fields(view)]
     return f"{view._type_name.replace('/', '.')}({', '.join(parts)})"
+
+
+def _repr_value(value, layout: L.ValueLayout) -> str:
+    if layout.kind == L.MESSAGE:
+        return message_repr(value)
+    if layout.kind not in (L.ARRAY, L.SEQUENCE):
+        return repr(value)
+    element = layout.element
+    if layout.kind == L.ARRAY and element.kind == L.PRIMITIVE \
+            and element.primitive not in ("bool", "byte"):
+        return repr(value)  # rclpy: a numpy array
+    items = value[:REPR_ITEMS]
+    if element.kind == L.MESSAGE:
+        if isinstance(items, np.ndarray):  # pointer-free messages
+            texts = [_structured_repr(row, element.struct) for row in items]
+        else:
+            texts = [message_repr(v) for v in items]
+    elif isinstance(items, np.ndarray):
+        texts = [repr(v) for v in items.tolist()]
+    else:
+        texts = [repr(v) for v in items]
+    return "[" + ", ".join(texts) + (", ...]" if len(value) > REPR_ITEMS else "]")
+
+
+def _structured_repr(row, struct: L.StructLayout) -> str:
+    parts = []
+    for field in () if struct.is_empty else struct.fields:
+        item = row[field.name]
+        value = field.value
+        if value.kind == L.MESSAGE:
+            text = _structured_repr(item, value.struct)
+        elif value.kind == L.ARRAY and value.element.kind == L.MESSAGE:
+            text = "[" + ", ".join(_structured_repr(r, value.element.struct) for r in item) + "]"
+        elif value.kind == L.ARRAY:
+            text = _repr_value(item, value)
+        else:
+            text = repr(item.item() if isinstance(item, np.generic) else item)
+        parts.append(f"{field.name}={text}")
+    return f"{struct.type_name.replace('/', '.')}({', '.join(parts)})"
 
 
 def _short(value) -> str:

@@ -301,22 +301,59 @@ def write_elements(view, address: int, values, element: L.ValueLayout, view_clas
         assign(cls(view._owner, address + i * element.size, view._buf, view._base, view._end), value)
 
 
-def _fill_array(target: np.ndarray, values, element: L.ValueLayout, where: str) -> None:
-    if target.dtype.names:  # pointer-free messages
-        if isinstance(values, np.ndarray) and values.dtype == target.dtype:
-            target[...] = values
-            return
-        from agnoshm.msg.convert import assign_structured
+def check_sequence_value(values, where: str) -> None:
+    """An array or sequence field takes a sized collection of elements, never a str.
 
+    :raises TypeError: for a str (it would be split into characters), or a value without a length.
+    """
+    if isinstance(values, str) or not hasattr(values, "__len__"):
+        raise TypeError(f"{where} takes a sequence (list, tuple, numpy array), not "
+                        f"{type(values).__name__} {values!r:.60}")
+
+
+def check_sequence_elements(values, element: L.ValueLayout, where: str) -> None:
+    """Check every element of a sequence or array of strings up front, so that a bad one
+    leaves the field as it was.
+
+    :raises TypeError: a str (not a sequence), a value without a length, a non-str element.
+    :raises ValueError: an element longer than its bound.
+    """
+    check_sequence_value(values, where)
+    if element.kind in (L.STRING_KIND, L.WSTRING_KIND):
+        bound = element.string_bound
         for i, value in enumerate(values):
-            assign_structured(target[i:i + 1], value, f"{where}[{i}]")
-        return
-    source = np.frombuffer(values, dtype=np.uint8) if isinstance(values, (bytes, bytearray, memoryview)) \
-        else np.asarray(values)
-    if source.size != target.size:
-        raise ValueError(f"{where}: {source.size} values for {target.size} elements")
+            if not isinstance(value, str):
+                raise TypeError(f"{where}[{i}] takes a str, not {type(value).__name__} {value!r:.60}")
+            if bound and len(value) > bound:
+                raise ValueError(f"{where}[{i}]: {len(value)} characters exceed the bound of "
+                                 f"{bound} ({value[:40]!r}...)")
+
+
+def primitive_source(values, element: L.ValueLayout, where: str) -> np.ndarray:
+    """``values`` for primitive elements as a flat numpy array, checked for kind and range
+    (before any storage is touched).
+
+    :raises TypeError: a str, a value without a length, or elements of the wrong kind.
+    :raises ValueError: an element out of range for its type (integers, float32).
+    """
+    if isinstance(values, (bytes, bytearray, memoryview)):
+        source = np.frombuffer(values, dtype=np.uint8)
+    elif isinstance(values, np.ndarray):
+        source = values.reshape(-1)  # an image's (h, w, 3) array: its elements in C order
+    else:
+        check_sequence_value(values, where)
+        source = np.asarray(values)
+        if source.ndim != 1:
+            raise TypeError(f"{where} takes a flat sequence of {element.primitive}, not nested "
+                            f"{type(values).__name__} {values!r:.60}")
     primitive = element.primitive
-    if source.size and source.dtype != target.dtype:
+    target = np.dtype(L.PRIMITIVE_C_TYPES[primitive][2])
+    if source.dtype.kind in "fO" and primitive in _INT_RANGES and not isinstance(values, np.ndarray):
+        # Python ints past int64 (uint64 values) make numpy pick float64 or object: check them
+        # one by one instead, exactly
+        source = np.array([coerce_primitive(primitive, v, f"{where}[{i}]")
+                           for i, v in enumerate(values)], dtype=target)
+    if source.size and source.dtype != target:
         if primitive == "bool":
             if source.dtype.kind != "b":
                 raise TypeError(f"{where} takes bools, not dtype {source.dtype}")
@@ -328,7 +365,29 @@ def _fill_array(target: np.ndarray, values, element: L.ValueLayout, where: str) 
                 raise ValueError(f"{where}: values out of range for {primitive} ({low}..{high})")
         elif source.dtype.kind not in "iuf":
             raise TypeError(f"{where} takes floats ({primitive}), not dtype {source.dtype}")
-    target[...] = source.reshape(target.shape)
+        elif primitive == "float32" and source.dtype.kind == "f":
+            finite = np.abs(source[np.isfinite(source)])
+            if finite.size and finite.max() > _FLOAT32_MAX:
+                raise ValueError(f"{where}: values out of range for float32")
+    return source.astype(target, copy=False)
+
+
+def _fill_array(target: np.ndarray, values, element: L.ValueLayout, where: str) -> None:
+    if target.dtype.names:  # pointer-free messages
+        if isinstance(values, np.ndarray) and values.dtype == target.dtype:
+            target[...] = values
+            return
+        from agnoshm.msg.convert import assign_structured
+
+        if target.size:  # fields a row does not give stay zero, as in a fresh message
+            ctypes.memset(target.ctypes.data, 0, target.nbytes)
+        for i, value in enumerate(values):
+            assign_structured(target[i:i + 1], value, element.struct, f"{where}[{i}]")
+        return
+    source = primitive_source(values, element, where)
+    if source.size != target.size:
+        raise ValueError(f"{where}: {source.size} values for {target.size} elements")
+    target[...] = source
 
 
 def _array_property(type_name: str, field: L.FieldLayout, writable: bool, view_class) -> property:
@@ -342,6 +401,10 @@ def _array_property(type_name: str, field: L.FieldLayout, writable: bool, view_c
 
     def put(view, values):
         check_loan(view)
+        if element.kind == L.PRIMITIVE:
+            values = primitive_source(values, element, where)
+        else:
+            check_sequence_elements(values, element, where)
         if len(values) != count:
             raise ValueError(f"{where} is a fixed array of {count}, got {len(values)} values")
         if element.holds_pointers:
@@ -361,10 +424,11 @@ def _sequence_property(type_name: str, field: L.FieldLayout, writable: bool, vie
 
     def put(view, values):
         check_loan(view)
-        if isinstance(values, (bytes, bytearray, memoryview)) and element.kind == L.PRIMITIVE:
-            count = len(memoryview(values).cast("B")) // element.size
+        if element.kind == L.PRIMITIVE:  # checked before the old storage is released
+            values = primitive_source(values, element, where)
         else:
-            count = len(values)
+            check_sequence_elements(values, element, where)
+        count = len(values)
         allocate_sequence(view, field, count, where)
         data = _triple(view, offset)[0]
         write_elements(view, data, values, element, view_class, where)

@@ -212,12 +212,41 @@ class MessageType:
 
 
 def _apply_defaults(view) -> None:
+    """Write the definition's default values, also into nested messages and fixed arrays of them."""
     layout = view._layout
-    for field, spec in zip(() if layout.is_empty else layout.fields, view._layout.definition.fields):
-        if field.value.kind == "message":
+    if not _needs_defaults(layout):
+        return
+    for field, spec in zip(layout.fields, layout.definition.fields):
+        value = field.value
+        if value.kind == "message":
             _apply_defaults(getattr(view, field.name))
+        elif value.kind == "array" and value.element.kind == "message":
+            element = value.element
+            for i in range(value.count):
+                _apply_defaults(view._child(element.struct.type_name,
+                                            view._address + field.offset + i * element.size))
         elif spec.default is not None:
             setattr(view, field.name, spec.default)
+
+
+_defaults_needed: dict[tuple[str, str], bool] = {}
+
+
+def _needs_defaults(layout: StructLayout) -> bool:
+    """True if a default value is anywhere in ``layout`` (nested messages and fixed arrays)."""
+    key = (layout.type_name, layout.definition.type_hash)
+    found = _defaults_needed.get(key)
+    if found is None:
+        found = False
+        for field, spec in zip(() if layout.is_empty else layout.fields, layout.definition.fields):
+            value = field.value
+            if value.kind == "array":
+                value = value.element
+            if spec.default is not None or (value.kind == "message" and _needs_defaults(value.struct)):
+                found = True
+                break
+        _defaults_needed[key] = found
+    return found
 
 
 def get_message(msg_type) -> MessageType:
