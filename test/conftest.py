@@ -11,13 +11,18 @@ import pytest
 _domains = itertools.count(1000 + (os.getpid() % 1000) * 50)
 
 
-def _leftovers(pids_before: set[str], domain: int) -> list[str]:
-    """Shared objects that belong to dead processes or to a domain nobody uses any more."""
-    found = []
-    for path in glob.glob("/dev/shm/agnocast@*"):
-        pid = path.rsplit("@", 1)[1]
-        if not os.path.exists(f"/proc/{pid}"):
-            found.append(path)
+def _pools() -> set[str]:
+    return set(glob.glob("/dev/shm/agnocast@*"))
+
+
+def _leftovers(before: set[str], domain: int) -> list[str]:
+    """Objects this test left: new pools of dead processes, and the domain's registry.
+
+    Pools that existed before the test (another run's, a process killed outside
+    the suite) are not this test's doing and are ignored.
+    """
+    found = [path for path in _pools() - before
+             if not os.path.exists(f"/proc/{path.rsplit('@', 1)[1]}")]
     found += glob.glob(f"/dev/shm/agnoshm-registry-domain{domain}")
     return found
 
@@ -32,11 +37,12 @@ def isolated_domain(monkeypatch):
     import agnoshm
 
     domain = next(_domains)
+    before = _pools()
     monkeypatch.setenv("ROS_DOMAIN_ID", str(domain))
     monkeypatch.setenv("AGNOSHM_POOL_SIZE", os.environ.get("AGNOSHM_TEST_POOL_SIZE", "256M"))
     yield domain
     agnoshm.shutdown()
-    leftovers = _leftovers(set(), domain)
+    leftovers = _leftovers(before, domain)
     assert not leftovers, f"left behind in /dev/shm: {leftovers}"
 
 

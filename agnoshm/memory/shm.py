@@ -22,18 +22,18 @@ BACKEND = "shm"
 def create(pid: int, address: int, size: int, *, mode: int = 0o600, gid: int | None = None) -> Pool:
     """Create and map the pool of this process (``pid``) read-write at ``address``.
 
-    :raises FileExistsError: if a dead process with the same pid left its pool.
+    A pool of the same name left by a dead process (whose pid this one reuses)
+    is replaced.
     """
     name = pool_name(pid)
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
     try:
-        fd = _libc.shm_open(name.encode(), os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
-    except FileExistsError as err:
-        raise FileExistsError(
-            errno.EEXIST,
-            f"pool {name} already exists: a dead process with pid {pid} left it; run "
-            "`agnoshm clean` (or start any agnoshm process, which reaps the dead)",
-            name,
-        ) from err
+        fd = _libc.shm_open(name.encode(), flags, mode)
+    except FileExistsError:
+        # Only the live process with this pid may own the name, and that is us: the
+        # object was left by a dead process whose pid we reuse. Replace it.
+        _libc.shm_unlink(name.encode())
+        fd = _libc.shm_open(name.encode(), flags, mode)
     try:
         _apply_permissions(fd, mode, gid)
         os.ftruncate(fd, size)
