@@ -32,6 +32,7 @@ setup(
         "console_scripts": [
             "agnoshm = agnoshm.cli.main:main",
             "talker = agnoshm.demo.talker:main",
+            "agnoshm_bridge = agnoshm.ros.bridge:main",
             "listener = agnoshm.demo.listener:main",
         ],
     },

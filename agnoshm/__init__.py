@@ -31,7 +31,21 @@ from agnoshm.errors import (
     RegistryVersionError,
     TypeMismatchError,
 )
-from agnoshm.executor import Executor, SingleThreadedExecutor, spin, spin_once
+from agnoshm.callback_groups import (
+    CallbackGroup,
+    MutuallyExclusiveCallbackGroup,
+    ReentrantCallbackGroup,
+)
+from agnoshm.executor import (
+    Executor,
+    MultiThreadedExecutor,
+    SingleThreadedExecutor,
+    get_global_executor,
+    spin,
+    spin_once,
+    spin_until_future_complete,
+)
+from agnoshm.task import Future
 from agnoshm.msg import get_message, register_msg, register_package
 from agnoshm.node import Node
 from agnoshm.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -39,6 +53,9 @@ from agnoshm.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, Reliability
 __version__ = "0.1.0"
 
 __all__ = [
+    "CallbackGroup", "Future", "MultiThreadedExecutor", "MutuallyExclusiveCallbackGroup",
+    "ReentrantCallbackGroup", "create_polling_subscription", "get_global_executor",
+    "spin_until_future_complete",
     "AddressRangeInUseError", "AgnoshmError", "Bytes", "DurabilityPolicy", "Executor",
     "HistoryPolicy", "InvalidHandleError", "InvalidQoSError", "InvalidTopicNameError",
     "LimitReachedError", "LoanError", "MessageInvalidatedError", "Node", "NotInitializedError",
@@ -54,18 +71,54 @@ def __getattr__(name):
         from agnoshm.msg.bytes import bytes_type
 
         return bytes_type()
+    if name == "aio":  # asyncio support, imported on first use
+        import importlib
+
+        return importlib.import_module("agnoshm.aio")
     raise AttributeError(f"module 'agnoshm' has no attribute {name!r}")
 
 
+def _is_rclpy_node(node) -> bool:
+    return any(cls.__module__.startswith("rclpy.") for cls in type(node).__mro__)
+
+
 def create_publisher(node, msg_type, topic, qos_profile):
-    """Create a zero-copy publisher on an ``agnoshm.Node`` (rclpy nodes: see agnoshm.ros)."""
+    """Create a zero-copy publisher on an ``agnoshm.Node`` or an ``rclpy.node.Node``.
+
+    :raises TypeError: if ``node`` is neither.
+    """
     if isinstance(node, Node):
         return node.create_publisher(msg_type, topic, qos_profile)
-    raise TypeError(f"expected an agnoshm.Node, got {type(node).__name__}")
+    if _is_rclpy_node(node):
+        from agnoshm import ros
+
+        return ros.create_publisher(node, msg_type, topic, qos_profile)
+    raise TypeError(f"expected an agnoshm.Node or an rclpy.node.Node, got {type(node).__name__}")
 
 
-def create_subscription(node, msg_type, topic, callback, qos_profile, **kwargs):
-    """Create a zero-copy subscription on an ``agnoshm.Node`` (rclpy nodes: see agnoshm.ros)."""
+def create_subscription(node, msg_type, topic, callback, qos_profile, *, callback_group=None):
+    """Create a zero-copy subscription on an ``agnoshm.Node`` or an ``rclpy.node.Node``;
+    on an rclpy node the callback runs in whatever executor spins that node.
+
+    :raises TypeError: if ``node`` is neither.
+    """
     if isinstance(node, Node):
-        return node.create_subscription(msg_type, topic, callback, qos_profile, **kwargs)
-    raise TypeError(f"expected an agnoshm.Node, got {type(node).__name__}")
+        return node.create_subscription(msg_type, topic, callback, qos_profile,
+                                        callback_group=callback_group)
+    if _is_rclpy_node(node):
+        from agnoshm import ros
+
+        return ros.create_subscription(node, msg_type, topic, callback, qos_profile,
+                                       callback_group=callback_group)
+    raise TypeError(f"expected an agnoshm.Node or an rclpy.node.Node, got {type(node).__name__}")
+
+
+def create_polling_subscription(node, msg_type, topic, qos_profile):
+    """Create a polling subscription (``take()``) on an ``agnoshm.Node`` or an rclpy node."""
+    if isinstance(node, Node):
+        return node.create_polling_subscription(msg_type, topic, qos_profile)
+    if _is_rclpy_node(node):
+        from agnoshm import ros
+
+        return ros.create_polling_subscription(node, msg_type, topic, qos_profile)
+    raise TypeError(f"expected an agnoshm.Node or an rclpy.node.Node, got {type(node).__name__}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from agnoshm import context
+from agnoshm.callback_groups import CallbackGroup, MutuallyExclusiveCallbackGroup
 from agnoshm.errors import InvalidHandleError
 from agnoshm.msg import resolve_type
 from agnoshm.publisher import Publisher
@@ -28,7 +29,18 @@ class Node:
         self.timers: list[Timer] = []
         self._destroyed = False
         self._executor = None
+        self._default_callback_group = MutuallyExclusiveCallbackGroup()
         context.register_node(self)
+
+    @property
+    def default_callback_group(self) -> CallbackGroup:
+        """The group of entities created without ``callback_group=`` (mutually exclusive)."""
+        return self._default_callback_group
+
+    @property
+    def executor(self):
+        """The executor this node was last added to, or None."""
+        return self._executor
 
     def get_name(self) -> str:
         return self._name
@@ -87,12 +99,18 @@ class Node:
         """Create a subscription whose ``callback(msg)`` runs when this node is spun.
 
         ``msg`` is a read-only view over the publisher's pool; keeping it (or any
-        array from it) keeps the message's bytes unchanged.
+        array from it) keeps the message's bytes unchanged.  ``callback`` may be
+        ``async def``; the executor then drives the coroutine.
+
+        :param callback_group: default: the node's mutually exclusive default group.
         """
         if not callable(callback):
             raise TypeError(f"callback must be callable, not {type(callback).__name__}")
         port, msg_type, topic_name = self._create_subscriber_port(msg_type, topic, qos_profile)
+        if callback_group is None:
+            callback_group = self._default_callback_group
         sub = Subscription(self, port, msg_type, topic_name, callback, qos_profile, callback_group)
+        callback_group.add_entity(sub)
         self.subscriptions.append(sub)
         self._wake_executor()
         return sub
@@ -107,7 +125,10 @@ class Node:
     def create_timer(self, timer_period_sec: float, callback, callback_group=None) -> Timer:
         """Create a timer calling ``callback()`` every ``timer_period_sec`` seconds while spun."""
         self._check()
+        if callback_group is None:
+            callback_group = self._default_callback_group
         timer = Timer(callback, timer_period_sec, callback_group)
+        callback_group.add_entity(timer)
         self.timers.append(timer)
         self._wake_executor()
         return timer

@@ -12,6 +12,8 @@ class Timer:
        they should call :meth:`agnoshm.Node.create_timer`.
     """
 
+    _executor_event = False  # an executor has dispatched it and not yet advanced it
+
     def __init__(self, callback, timer_period_sec: float, callback_group=None):
         if timer_period_sec <= 0:
             raise ValueError(f"timer period must be positive, not {timer_period_sec!r}")
@@ -43,10 +45,14 @@ class Timer:
 
     def call(self) -> None:
         """Advance to the next period (skipping missed ones) and run the callback."""
+        self._advance()
+        self.callback()
+
+    def _advance(self) -> None:
+        """Move the due time to the next period after now (an executor's "take")."""
         now = time.monotonic_ns()
         missed = max(0, (now - self._next_call_ns) // self.timer_period_ns)
         self._next_call_ns += (missed + 1) * self.timer_period_ns
-        self.callback()
 
     def destroy(self) -> None:
         self._canceled = True

@@ -1,0 +1,38 @@
+"""agnoshm inside ROS 2: zero-copy endpoints on rclpy nodes, and the ROS 2 bridge.
+
+Use the same calls as on an ``agnoshm.Node``, passing an rclpy node; callbacks
+run in whatever rclpy executor spins the node::
+
+    import rclpy, agnoshm.ros
+    from std_msgs.msg import String
+
+    rclpy.init()
+    node = rclpy.create_node("listener")
+    sub = agnoshm.ros.create_subscription(node, String, "chatter", print, 10)
+    rclpy.spin(node)          # callbacks get read-only views in the publisher's memory
+
+The bridge (``agnoshm_bridge``, :mod:`agnoshm.ros.bridge`) makes agnoshm
+topics visible to ``ros2 topic echo`` and rosbag2, and feeds ROS 2 publishers
+into agnoshm subscriptions.
+
+Importing this package never imports rclpy (it is loaded by the functions
+that need it), so it works, and fails clearly, where ROS 2 is not sourced.
+"""
+
+from agnoshm.ros.adapter import (
+    RosPollingSubscription,
+    RosPublisher,
+    RosSubscription,
+    check_ros_qos,
+    create_polling_subscription,
+    create_publisher,
+    create_subscription,
+    destroy_endpoints,
+    resolve_topic_name,
+)
+
+__all__ = [
+    "RosPollingSubscription", "RosPublisher", "RosSubscription", "check_ros_qos",
+    "create_polling_subscription", "create_publisher", "create_subscription",
+    "destroy_endpoints", "resolve_topic_name",
+]

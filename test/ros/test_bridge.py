@@ -1,0 +1,513 @@
+"""The agnoshm ⇄ ROS 2 bridge: its decisions (here, with real agnoshm registries) and,
+where ROS 2 is installed, real bridging in both directions without echoes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+import agnoshm
+from agnoshm.qos import DurabilityPolicy, QoSProfile
+from agnoshm.ros import bridge as sut
+from agnoshm.ros.bridge import (
+    BOTH,
+    TO_AGNOSHM,
+    TO_ROS,
+    AgnoshmTopic,
+    BridgeConfigError,
+    EchoFilter,
+    RosTopic,
+    TopicConfig,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+NO_RCLPY = "rclpy is not installed (ROS 2 not sourced)"
+STRING = "std_msgs/msg/String"
+ROS_PACKAGES = ["ament_index_python", "rclpy", "rosidl_parser", "rosidl_runtime_py", "std_msgs"]
+
+_HIDE_ROS = """
+import importlib.abc, sys
+class NoRos(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {ros!r}:
+            raise ImportError(f"No module named {{name!r}} (this test hides ROS)")
+sys.meta_path.insert(0, NoRos())
+"""
+
+
+def _python(code: str, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(REPO)
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def _hidden_ros(code: str) -> str:
+    return _HIDE_ROS.format(ros=ROS_PACKAGES) + textwrap.dedent(code)
+
+
+# -- without ROS ---------------------------------------------------------------------------------
+
+def test_main_without_rclpy_says_it_needs_ros_2_and_returns_2(monkeypatch, capsys):
+    for name in ("rclpy", "rclpy.executors"):
+        monkeypatch.setitem(sys.modules, name, None)  # `import rclpy` raises ImportError
+    assert sut.main([]) == 2
+    err = capsys.readouterr().err
+    assert "needs ROS 2" in err and "source" in err and "Traceback" not in err
+
+
+def test_python_m_bridge_without_ros_exits_2_without_a_traceback():
+    result = _python(_hidden_ros("""
+        import runpy, sys
+        sys.argv = ["agnoshm_bridge", "--topic", "/chatter"]
+        runpy.run_module("agnoshm.ros.bridge", run_name="__main__", alter_sys=True)
+    """))
+    assert result.returncode == 2, result.stderr
+    assert "needs ROS 2" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_python_m_bridge_here_exits_2_when_rclpy_is_really_missing():
+    try:
+        import rclpy  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("rclpy is importable here")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(REPO)
+    result = subprocess.run([sys.executable, "-m", "agnoshm.ros.bridge"], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "needs ROS 2" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_help_works_without_ros(capsys):
+    assert sut.main(["--help"]) == 0
+    assert "--topic" in capsys.readouterr().out
+
+
+def test_bad_arguments_exit_2_before_ros_is_needed(capsys):
+    assert sut.main(["--topic", "/x:sideways"]) == 2
+    assert "direction of /x must be one of" in capsys.readouterr().err
+    assert sut.main(["--no-on-demand"]) == 2
+    assert "nothing to bridge" in capsys.readouterr().err
+    assert sut.main(["--node-name", "relay"]) == 2
+
+
+def test_ros_arguments_are_split_off():
+    own, ros = sut.split_ros_args(["--topic", "/a", "--ros-args", "-r", "__ns:=/r", "--", "--period",
+                                   "2", "--ros-args", "-p", "x:=1"])
+    assert own == ["--topic", "/a", "--period", "2"]
+    assert ros == ["--ros-args", "-r", "__ns:=/r", "--ros-args", "-p", "x:=1"]
+
+
+# -- configuration ---------------------------------------------------------------------------------
+
+def test_topic_spec_gives_name_direction_and_type():
+    assert sut.parse_topic("/chatter") == TopicConfig("/chatter", BOTH)
+    assert sut.parse_topic("/img:to_ros:sensor_msgs/msg/Image") == \
+        TopicConfig("/img", TO_ROS, "sensor_msgs/msg/Image")
+    assert sut.parse_topic("cmd:to_agnoshm") == TopicConfig("cmd", TO_AGNOSHM)
+
+
+@pytest.mark.parametrize("spec, message", [
+    (":to_ros", "needs a name"),
+    ("/x:up", "must be one of"),
+    ("/x:both:String", "pkg/msg/Name"),
+    ("/bad name", "invalid topic name"),
+    ("/x/:to_ros", "must not end with"),
+])
+def test_bad_topic_spec_names_the_problem(spec, message):
+    with pytest.raises(BridgeConfigError, match=message):
+        sut.parse_topic(spec)
+
+
+def test_yaml_file_and_arguments_merge(tmp_path):
+    path = tmp_path / "bridge.yaml"
+    path.write_text(textwrap.dedent("""
+        on_demand: false
+        period: 0.5
+        topics:
+          - /chatter
+          - {name: /image, direction: to_ros, type: sensor_msgs/msg/Image, depth: 5}
+    """))
+    options = sut.load_options(str(path), ["/chatter:to_agnoshm"])
+    assert options.on_demand is False and options.period_sec == 0.5
+    assert set(options.topics) == {TopicConfig("/chatter", TO_AGNOSHM),
+                                   TopicConfig("/image", TO_ROS, "sensor_msgs/msg/Image", 5)}
+    assert sut.load_options(str(path), on_demand=True, period_sec=2).period_sec == 2
+
+
+@pytest.mark.parametrize("text, message", [
+    ("topic: [/a]", "unknown key"),
+    ("topics: /a", "must be a list"),
+    ("topics: [{name: /a, depth: 0}]", "at least 1"),
+    ("topics: [{name: /a, qos: 1}]", "unknown topic key"),
+    ("period: -1\ntopics: [/a]", "period"),
+    ("- /a", "must hold a mapping"),
+])
+def test_bad_yaml_names_the_problem(tmp_path, text, message):
+    path = tmp_path / "bridge.yaml"
+    path.write_text(text)
+    with pytest.raises(BridgeConfigError, match=message):
+        sut.load_options(str(path))
+
+
+def test_missing_yaml_file_is_a_config_error(tmp_path):
+    with pytest.raises(BridgeConfigError, match="cannot read"):
+        sut.load_options(str(tmp_path / "none.yaml"))
+
+
+# -- the agnoshm side, from a real registry -----------------------------------------------------------
+
+def _registry():
+    return agnoshm.context.get_runtime().registry
+
+
+def test_registry_snapshot_leaves_out_bridge_endpoints(isolated_domain):
+    talker, bridge, listener = agnoshm.Node("talker"), agnoshm.Node("agnoshm_bridge"), \
+        agnoshm.Node("listener", namespace="/robot")
+    latched = QoSProfile(depth=4, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    talker.create_publisher(STRING, "/a", latched)
+    bridge.create_polling_subscription(STRING, "/a", 30)  # the bridge's own: not counted
+    bridge.create_publisher(STRING, "/b", 10)
+    listener.create_polling_subscription(STRING, "/b", 7)
+    sut_topics = sut.agnoshm_topics(_registry(), "/agnoshm_bridge")
+    a, b = sut_topics["/a"], sut_topics["/b"]
+    assert (a.publishers, a.subscriptions, a.depth, a.publishers_transient_local) == (1, 0, 4, True)
+    assert (b.publishers, b.subscriptions, b.depth, b.publishers_transient_local) == (0, 1, 7, False)
+    assert a.type_name == STRING and a.type_hash.startswith("RIHS01_")
+
+
+def test_another_bridge_counts_as_a_bridge_but_other_nodes_do_not():
+    assert sut.is_bridge_node("/agnoshm_bridge")
+    assert sut.is_bridge_node("/robot/agnoshm_bridge_2")
+    assert sut.is_bridge_node("/relay", own_name="/relay")
+    assert not sut.is_bridge_node("/agnoshm_bridge/talker")
+    assert not sut.is_bridge_node("/talker", own_name="/agnoshm_bridge")
+
+
+def test_messages_from_a_bridge_publisher_are_recognised(isolated_domain):
+    talker, bridge = agnoshm.Node("talker"), agnoshm.Node("agnoshm_bridge")
+    from_talker = talker.create_publisher(STRING, "/t", 10)
+    from_bridge = bridge.create_publisher(STRING, "/t", 10)
+    sub = bridge.create_polling_subscription(STRING, "/t", 10)
+    from_talker.publish({"data": "agnoshm"})
+    from_bridge.publish({"data": "came from ROS"})
+    from_talker.publish({"data": "agnoshm again"})
+    decisions = []
+    while (view := sub.take()) is not None:
+        decisions.append((view.data, sut.is_bridged_message(view, _registry(), "/agnoshm_bridge")))
+    assert decisions == [("agnoshm", False), ("came from ROS", True), ("agnoshm again", False)]
+
+
+# -- the ROS side, from plain data ------------------------------------------------------------------
+
+def _info(node, ns="/", reliability=1, durability=2, type_hash=None):
+    return SimpleNamespace(node_name=node, node_namespace=ns, topic_type_hash=type_hash,
+                           qos_profile=SimpleNamespace(reliability=reliability, durability=durability))
+
+
+def test_ros_snapshot_leaves_out_the_bridge_node():
+    own = ("agnoshm_bridge", "/")
+    sut_topic = sut.ros_topic("/a", [STRING],
+                              [_info("agnoshm_bridge"), _info("cam", reliability=2, durability=1,
+                                                              type_hash="RIHS01_ab")],
+                              [_info("agnoshm_bridge", ""), _info("echo")], own)
+    assert sut_topic == RosTopic("/a", (STRING,), 1, 1, "RIHS01_ab", True, True)
+    only_own = sut.ros_topic("/a", [STRING], [_info("agnoshm_bridge")], [], own)
+    assert (only_own.publishers, only_own.publishers_transient_local) == (0, False)
+    assert sut.ros_topic("/a", [STRING], [_info("agnoshm_bridge", "/x")], [], own).publishers == 1
+
+
+def _a(name="/t", pubs=0, subs=0, type_name=STRING, type_hash="RIHS01_aa", **kw):
+    return {name: AgnoshmTopic(name, type_name, type_hash, pubs, subs, **kw)}
+
+
+def _r(name="/t", pubs=0, subs=0, types=(STRING,), **kw):
+    return {name: RosTopic(name, tuple(types), pubs, subs, **kw)}
+
+
+@pytest.mark.parametrize("a_pubs, a_subs, r_pubs, r_subs, direction", [
+    (1, 0, 0, 1, TO_ROS),
+    (0, 1, 1, 0, TO_AGNOSHM),
+    (1, 1, 1, 1, BOTH),
+    (1, 0, 1, 0, None),  # publishers only: nobody to deliver to
+    (0, 1, 0, 1, None),
+    (1, 1, 0, 0, None),  # agnoshm talks to itself: no bridge
+])
+def test_on_demand_bridges_only_towards_a_subscriber(a_pubs, a_subs, r_pubs, r_subs, direction):
+    routes, skipped = sut.plan(_a(pubs=a_pubs, subs=a_subs), _r(pubs=r_pubs, subs=r_subs))
+    assert skipped == {}
+    assert (routes["/t"].direction if routes else None) == direction
+
+
+def test_topics_on_one_side_only_are_not_bridged():
+    routes, _ = sut.plan(_a("/only_agnoshm", pubs=1), _r("/only_ros", subs=1))
+    assert routes == {}
+
+
+def test_on_demand_off_bridges_only_configured_topics():
+    routes, _ = sut.plan(_a(pubs=1), _r(subs=1), on_demand=False)
+    assert routes == {}
+    routes, _ = sut.plan(_a(pubs=1), _r(subs=1), on_demand=False,
+                         configured=[TopicConfig("/t", TO_ROS)])
+    assert routes["/t"].direction == TO_ROS
+
+
+def test_configured_topic_is_bridged_without_peers_and_gains_demanded_directions():
+    routes, _ = sut.plan({}, {}, configured=[TopicConfig("/cfg", TO_ROS, STRING, 3)])
+    assert routes["/cfg"] == sut.Route("/cfg", STRING, TO_ROS, 3)
+    routes, _ = sut.plan(_a(subs=1), _r(pubs=1), configured=[TopicConfig("/t", TO_ROS)])
+    assert routes["/t"].direction == BOTH
+
+
+def test_configured_topic_without_a_known_type_waits():
+    routes, skipped = sut.plan({}, {}, configured=[TopicConfig("/cfg")])
+    assert routes == {} and "type unknown" in skipped["/cfg"]
+    routes, _ = sut.plan({}, _r("/cfg", pubs=1), configured=[TopicConfig("/cfg")])
+    assert routes["/cfg"].type_name == STRING  # learnt from the ROS graph
+
+
+def test_type_mismatches_are_skipped_with_the_reason():
+    _, skipped = sut.plan(_a(pubs=1), _r(subs=1, types=("std_msgs/msg/Int32",)))
+    assert "ROS 2 carries std_msgs/msg/Int32" in skipped["/t"]
+    _, skipped = sut.plan(_a(pubs=1, type_name="agnoshm/msg/Bytes"), _r(subs=1))
+    assert "agnoshm/msg/Bytes" in skipped["/t"]
+    _, skipped = sut.plan(_a(pubs=1, type_hash="RIHS01_aa"), _r(subs=1, type_hash="RIHS01_bb"))
+    assert "use the same message definitions" in skipped["/t"]
+    routes, _ = sut.plan(_a(pubs=1), _r(subs=1, type_hash=None))  # Humble: no hash to compare
+    assert "/t" in routes
+    _, skipped = sut.plan(_a(pubs=1), {}, configured=[TopicConfig("/t", TO_ROS, "std_msgs/msg/Int32")])
+    assert "agnoshm carries" in skipped["/t"]
+
+
+def test_routes_carry_depth_and_qos_of_the_sources():
+    routes, _ = sut.plan(_a(pubs=1, subs=1, depth=7, publishers_transient_local=True),
+                         _r(pubs=1, subs=1, publishers_best_effort=True))
+    route = routes["/t"]
+    assert (route.depth, route.transient_local_to_ros, route.transient_local_to_agnoshm,
+            route.best_effort_from_ros) == (7, True, False, True)
+    assert route.key == (STRING, BOTH) and route.to_ros and route.to_agnoshm
+
+
+def test_the_bridges_own_endpoints_never_create_demand(isolated_domain):
+    """After bridging /t to ROS, the bridge holds an agnoshm subscription and a ROS
+    publisher on /t; with them left out, no demand for the other direction appears."""
+    talker, bridge = agnoshm.Node("talker"), agnoshm.Node("agnoshm_bridge")
+    talker.create_publisher(STRING, "/t", 10)
+    bridge.create_polling_subscription(STRING, "/t", 10)  # the bridge's to_ros source
+    own = ("agnoshm_bridge", "/")
+    ros = {"/t": sut.ros_topic("/t", [STRING], [_info("agnoshm_bridge")], [_info("echo")], own)}
+    routes, _ = sut.plan(sut.agnoshm_topics(_registry(), "/agnoshm_bridge"), ros)
+    assert routes["/t"].direction == TO_ROS
+    ros = {"/t": sut.ros_topic("/t", [STRING], [_info("agnoshm_bridge")], [], own)}  # echo left
+    routes, _ = sut.plan(sut.agnoshm_topics(_registry(), "/agnoshm_bridge"), ros)
+    assert routes == {}
+
+
+# -- echo filter --------------------------------------------------------------------------------------
+
+class _Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_echo_filter_recognises_each_own_publication_once():
+    sut_filter = EchoFilter()
+    sut_filter.note(b"one")
+    sut_filter.note(b"one")
+    assert not sut_filter.is_echo(b"two")
+    assert sut_filter.is_echo(b"one") and sut_filter.is_echo(b"one")
+    assert not sut_filter.is_echo(b"one")
+    assert len(sut_filter) == 0
+
+
+def test_identical_foreign_message_passes_exactly_once():
+    sut_filter = EchoFilter()
+    sut_filter.note(b"same")  # the bridge republished an agnoshm message to ROS
+    passed = [not sut_filter.is_echo(b"same"),  # a ROS talker's identical message arrives first
+              not sut_filter.is_echo(b"same")]  # then the bridge's own copy
+    assert passed.count(True) == 1
+
+
+def test_notes_expire_and_are_bounded():
+    clock = _Clock()
+    sut_filter = EchoFilter(max_age_sec=5, max_entries=3, clock=clock)
+    sut_filter.note(b"lost")
+    clock.now = 6
+    assert not sut_filter.is_echo(b"lost")  # its copy never came back: forgotten
+    for i in range(5):
+        sut_filter.note(b"%d" % i)
+    assert len(sut_filter) == 3 and not sut_filter.is_echo(b"0") and sut_filter.is_echo(b"4")
+    sut_filter.note(b"x")
+    assert sut_filter.is_echo(b"x")
+    clock.now = 20  # expiry of a consumed note leaves a later identical note alone
+    sut_filter.note(b"x")
+    clock.now = 24
+    assert sut_filter.is_echo(b"x")
+
+
+# -- with ROS 2 ----------------------------------------------------------------------------------------
+
+@pytest.fixture
+def ros(isolated_domain):
+    """rclpy with its own context and a multi-threaded executor spinning in a thread."""
+    rclpy = pytest.importorskip("rclpy", reason=NO_RCLPY)
+    pytest.importorskip("std_msgs.msg", reason=NO_RCLPY)
+    import rclpy.context
+    import rclpy.executors
+
+    context = rclpy.context.Context()
+    rclpy.init(context=context, domain_id=isolated_domain % 200 + 1)  # ROS allows 0..232
+    executor = rclpy.executors.MultiThreadedExecutor(context=context)
+    nodes = []
+
+    def node(name, **kwargs):
+        created = rclpy.create_node(name, context=context, **kwargs)
+        nodes.append(created)
+        executor.add_node(created)
+        return created
+
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    yield SimpleNamespace(rclpy=rclpy, context=context, node=node, executor=executor)
+    executor.shutdown()
+    spinner.join(30)
+    for created in nodes:
+        try:
+            created.destroy_node()
+        except RuntimeError:  # destroyed by the test already
+            pass
+    rclpy.try_shutdown(context=context)
+
+
+def _wait(predicate, what, timeout=20.0, step=None):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        if step is not None:
+            step()
+        time.sleep(0.02)
+
+
+@pytest.mark.ros
+def test_agnoshm_publisher_reaches_a_ros_subscriber_through_the_bridge(ros):
+    from std_msgs.msg import String
+
+    bridge_node = ros.node("agnoshm_bridge")
+    sut_bridge = sut.Bridge(bridge_node)
+    received = []
+    ros_listener = ros.node("ros_listener")
+    ros_listener.create_subscription(String, "/chatter", lambda m: received.append(m.data), 10)
+    talker = agnoshm.Node("talker")
+    pub = talker.create_publisher(String, "/chatter", 10)
+    _wait(lambda: "/chatter" in sut_bridge.routes, "the bridge to start", step=sut_bridge.update)
+    assert sut_bridge.routes["/chatter"].route.direction == TO_ROS
+    ros_pub = sut_bridge.routes["/chatter"]._ros_pub
+    _wait(lambda: ros_pub.get_subscription_count() >= 1, "discovery")
+    for i in range(5):
+        pub.publish(String(data=f"hello {i}"))
+        time.sleep(0.05)
+    _wait(lambda: len(received) >= 5, "messages on the ROS side")
+    assert received == [f"hello {i}" for i in range(5)]
+    sut_bridge.close()
+
+
+@pytest.mark.ros
+def test_ros_publisher_reaches_an_agnoshm_subscription_through_the_bridge(ros):
+    from std_msgs.msg import String
+
+    bridge_node = ros.node("agnoshm_bridge")
+    sut_bridge = sut.Bridge(bridge_node)
+    listener = agnoshm.Node("listener")
+    sub = listener.create_polling_subscription(String, "/cmd", 10)
+    ros_talker = ros.node("ros_talker")
+    ros_pub = ros_talker.create_publisher(String, "/cmd", 10)
+    _wait(lambda: "/cmd" in sut_bridge.routes, "the bridge to start", step=sut_bridge.update)
+    assert sut_bridge.routes["/cmd"].route.direction == TO_AGNOSHM
+    _wait(lambda: ros_pub.get_subscription_count() >= 1, "discovery")
+    got = []
+    for i in range(5):
+        ros_pub.publish(String(data=f"cmd {i}"))
+        time.sleep(0.05)
+    _wait(lambda: got.extend(v.data for v in iter(sub.take, None)) or len(got) >= 5, "messages")
+    assert got == [f"cmd {i}" for i in range(5)]
+    sut_bridge.close()
+
+
+@pytest.mark.ros
+def test_both_directions_at_once_deliver_each_message_once(ros):
+    """agnoshm and ROS talkers and listeners on one topic: every listener gets every
+    message exactly once; nothing comes back to the side it came from."""
+    from std_msgs.msg import String
+
+    bridge_node = ros.node("agnoshm_bridge")
+    sut_bridge = sut.Bridge(bridge_node)
+    talker, listener = agnoshm.Node("talker"), agnoshm.Node("listener")
+    agnoshm_pub = talker.create_publisher(String, "/both", 10)
+    agnoshm_sub = listener.create_polling_subscription(String, "/both", 50)
+    ros_got = []
+    ros_node = ros.node("ros_peer")
+    ros_pub = ros_node.create_publisher(String, "/both", 10)
+    ros_node.create_subscription(String, "/both", lambda m: ros_got.append(m.data), 50)
+    _wait(lambda: "/both" in sut_bridge.routes, "the bridge to start", step=sut_bridge.update)
+    assert sut_bridge.routes["/both"].route.direction == BOTH
+    bridge_pub = sut_bridge.routes["/both"]._ros_pub
+    _wait(lambda: ros_pub.get_subscription_count() >= 2 and bridge_pub.get_subscription_count() >= 2,
+          "discovery")  # each ROS publisher reaches the peer's and the bridge's subscriptions
+    for i in range(5):
+        agnoshm_pub.publish(String(data=f"agnoshm {i}"))
+        ros_pub.publish(String(data=f"ros {i}"))
+        time.sleep(0.05)
+    expected = sorted([f"agnoshm {i}" for i in range(5)] + [f"ros {i}" for i in range(5)])
+    agnoshm_got = []
+    _wait(lambda: agnoshm_got.extend(v.data for v in iter(agnoshm_sub.take, None))
+          or len(agnoshm_got) >= 10 and len(ros_got) >= 10, "both listeners")
+    time.sleep(1.0)  # an echo would arrive now
+    agnoshm_got.extend(v.data for v in iter(agnoshm_sub.take, None))
+    assert sorted(agnoshm_got) == expected
+    assert sorted(ros_got) == expected
+    sut_bridge.close()
+
+
+@pytest.mark.ros
+def test_bridge_stops_when_demand_goes(ros):
+    from std_msgs.msg import String
+
+    bridge_node = ros.node("agnoshm_bridge")
+    sut_bridge = sut.Bridge(bridge_node)
+    ros_listener = ros.node("ros_listener")
+    ros_sub = ros_listener.create_subscription(String, "/gone", lambda m: None, 10)
+    agnoshm.Node("talker").create_publisher(String, "/gone", 10)
+    _wait(lambda: "/gone" in sut_bridge.routes, "the bridge to start", step=sut_bridge.update)
+    ros_listener.destroy_subscription(ros_sub)
+    _wait(lambda: "/gone" not in sut_bridge.routes, "the bridge to stop", step=sut_bridge.update)
+    registry = _registry()
+    assert registry.topics[registry.find_topic("/gone")].n_subscriptions == 0  # bridge's left
+    sut_bridge.close()
+
+
+@pytest.mark.ros
+def test_configured_topic_is_published_into_ros_without_a_subscriber(ros):
+    bridge_node = ros.node("agnoshm_bridge")
+    sut_bridge = sut.Bridge(bridge_node, topics=[TopicConfig("latest", TO_ROS, STRING)],
+                            on_demand=False)
+    sut_bridge.update()
+    assert set(sut_bridge.routes) == {"/latest"}
+    _wait(lambda: bridge_node.count_publishers("/latest") == 1, "the ROS publisher")
+    sut_bridge.close()
+    assert sut_bridge.routes == {}
