@@ -11,6 +11,7 @@ and of both view classes.
 
 from __future__ import annotations
 
+import ctypes
 import threading
 
 from agnoshm.errors import MessageInvalidatedError, TypeMismatchError
@@ -18,6 +19,7 @@ from agnoshm.msg import convert, fields
 from agnoshm.msg.layout import StructLayout, layout_of
 from agnoshm.msg.types import MessageDefinition, UnknownTypeError, default_registry
 
+_memset = ctypes.memset
 _lock = threading.RLock()
 _types: dict[str, "MessageType"] = {}
 _view_classes: dict[tuple[str, bool], type] = {}
@@ -190,12 +192,12 @@ class MessageType:
     def loaned(self, loan) -> LoanedView:
         """A writable view over a fresh loan: zeroed, with the definition's default values."""
         pool = loan.port.runtime.pool
-        view = view_class(self.type_name, True)(loan, loan.address, pool.buffer, pool.address,
+        address = loan.address
+        view = view_class(self.type_name, True)(loan, address, pool.buffer, pool.address,
                                                 pool.address + pool.size)
-        import ctypes
-
-        ctypes.memset(loan.address, 0, self.struct_size)
-        _apply_defaults(view)
+        _memset(address, 0, self.struct_size)
+        if _needs_defaults(self.layout):
+            _apply_defaults(view)
         return view
 
     def received(self, lease) -> ReceivedView:

@@ -103,9 +103,36 @@ class Registry:
                 self._write_header(config, size)
                 return size
             self._validate_header(header, size)
-            return 0 if header.state == L.REGISTRY_CLOSED else header.total_size
+            if header.state == L.REGISTRY_CLOSED:
+                self._unlink_if_abandoned()
+                return 0
+            return header.total_size
         finally:
             liveness.unlock_byte(self._fd, L.INIT_LOCK_BYTE)
+
+    def _unlink_if_abandoned(self) -> None:
+        """Unlink this closed registry if its last process died before unlinking it.
+
+        ``leave`` marks it closed and unlinks it holding the global lock, so once we
+        hold that lock a closer that is alive is done; if the name still denotes
+        this object, the closer died in between and would wedge the domain forever.
+        """
+        address = _libc.mmap(None, L.PAGE, _libc.PROT_READ | _libc.PROT_WRITE, _libc.MAP_SHARED,
+                             self._fd, 0)
+        try:
+            with RobustLock(address + L.Header.lock.offset, lambda: None):  # closed: no repair
+                try:
+                    fd = _libc.shm_open(self.name.encode(), os.O_RDONLY | os.O_CLOEXEC, 0)
+                except FileNotFoundError:
+                    return
+                try:
+                    named, ours = os.fstat(fd), os.fstat(self._fd)
+                    if (named.st_dev, named.st_ino) == (ours.st_dev, ours.st_ino):
+                        _libc.shm_unlink(self.name.encode())
+                finally:
+                    os.close(fd)
+        finally:
+            _libc.munmap(address, L.PAGE)
 
     @staticmethod
     def _offsets_for(c) -> L.Offsets:
@@ -317,16 +344,19 @@ class Registry:
                     f"{type_name} ({type_hash}): use the same message type (and definition) in "
                     "every publisher and subscription of a topic")
             return i
-        for i, t in enumerate(self.topics):
-            if t.state == L.FREE:
-                ctypes.memset(ctypes.addressof(t), 0, ctypes.sizeof(t))
-                t.name = name.encode()
-                t.type_name = type_name.encode()
-                t.type_hash = type_hash.encode()
-                initialize_mutex(ctypes.addressof(t) + L.TopicRecord.lock.offset)
-                self._topic_locks.pop(i, None)
-                t.state = L.USED
-                return i
+        for _sweep in range(2):
+            for i, t in enumerate(self.topics):
+                if t.state == L.FREE:
+                    ctypes.memset(ctypes.addressof(t), 0, ctypes.sizeof(t))
+                    t.name = name.encode()
+                    t.type_name = type_name.encode()
+                    t.type_hash = type_hash.encode()
+                    initialize_mutex(ctypes.addressof(t) + L.TopicRecord.lock.offset)
+                    self._topic_locks.pop(i, None)
+                    t.state = L.USED
+                    return i
+            if not self._free_unused_topics_locked():
+                break
         raise LimitReachedError(
             f"registry {self.name} holds {self.header.max_topics} topics already: raise max_topics "
             "(AGNOSHM_MAX_TOPICS) in every process of the domain")
@@ -467,6 +497,23 @@ class Registry:
             self._free_topic_if_unused_locked(topic)
             raise
 
+    def _free_unused_topics_locked(self) -> int:
+        """Free every topic left without endpoints; return how many (global lock held).
+
+        Two ways leave one behind: the last view of a drained subscription unlists
+        it under the topic lock alone, and a process may die holding the global lock
+        between opening a topic and linking its endpoint.  Each is freed under its
+        own lock (order: global, topic), so no releaser is still inside it.
+        """
+        freed = 0
+        for i, t in enumerate(self.topics):
+            if t.state == L.USED and t.n_publishers == 0 and t.n_subscriptions == 0:
+                with self.topic_lock(i):
+                    if t.n_publishers == 0 and t.n_subscriptions == 0:
+                        t.state = L.FREE
+                        freed += 1
+        return freed
+
     def _free_topic_if_unused_locked(self, topic: int) -> None:
         t = self.topics[topic]
         if t.n_publishers == 0 and t.n_subscriptions == 0:
@@ -499,11 +546,7 @@ class Registry:
                         array[pos] = 0
             t.n_publishers = sum(1 for x in t.publishers if x)
             t.n_subscriptions = sum(1 for x in t.subscriptions if x)
-            if t.n_publishers == 0 and t.n_subscriptions == 0:
-                # opened by a process that died before linking its endpoint: free it,
-                # under its lock (lock order global, topic) so no one is inside it
-                with self.topic_lock(topic):
-                    self._free_topic_if_unused_locked(topic)
+        self._free_unused_topics_locked()  # opened by a process that died before linking to it
         for table, array_name in ((self.publishers, "publishers"), (self.subscriptions, "subscriptions")):
             for i, r in enumerate(table):
                 if r.state != L.FREE and (i + 1) not in list(getattr(self.topics[r.topic], array_name)):

@@ -85,13 +85,34 @@ class PublisherPort:
         self._blocks: dict[int, list[int]] = {}
         self._generation = -1
         self._doorbells: list[int] = []
+        # Root structs all have one size: reclaimed ones are kept here for the next
+        # loan, which then costs a list pop instead of a trip through the allocator.
+        self._spare_roots: list[int] = []
+        self._root_size = 0
         self.destroyed = False
 
     # (1) loan -----------------------------------------------------------------
     def loan(self, size: int) -> Loan:
+        """Loan ``size`` bytes for a message's root struct.
+
+        Messages that fall out of depth with this publish are reclaimed here,
+        before the message exists, so that ``publish()`` stays short.
+        """
         if self.destroyed:
             raise InvalidHandleError("publisher was destroyed; create a new one")
+        if len(self._live) >= self.depth or self._held:
+            with self.lock:
+                self._reclaim_locked(self.depth - 1)
+        if size == self._root_size and self._spare_roots:
+            return Loan(self, self._spare_roots.pop(), size)
+        self._root_size = size
         return Loan(self, self.allocate(size), size)
+
+    def _recycle_root(self, address: int) -> None:
+        if len(self._spare_roots) < 8:
+            self._spare_roots.append(address)
+        else:
+            self.allocator.free(address)
 
     def allocate(self, nbytes: int) -> int:
         try:
@@ -116,7 +137,7 @@ class PublisherPort:
         entries = self.entries
         with self.lock:
             if not self._free_entries:
-                self._reclaim_locked()
+                self._reclaim_locked(self.depth - 1)
                 if not self._free_entries:
                     raise LimitReachedError(
                         f"subscribers hold all {len(entries)} messages of this publisher: release "
@@ -138,8 +159,6 @@ class PublisherPort:
             record.published += 1
             self._live.append(index)
             self._blocks[index] = loan.blocks
-            if len(self._live) > self.depth or self._held:
-                self._reclaim_locked()
             if topic.generation != self._generation:
                 self._refresh_doorbells_locked()
             doorbells = self._doorbells
@@ -160,11 +179,12 @@ class PublisherPort:
         """Free every message that is out of depth and unreferenced."""
         if self._held or len(self._live) > self.depth:
             with self.lock:
-                self._reclaim_locked()
+                self._reclaim_locked(self.depth)
 
-    def _reclaim_locked(self) -> None:
+    def _reclaim_locked(self, keep: int) -> None:
+        """Free what is unreferenced beyond the newest ``keep`` messages (topic lock held)."""
         entries = self.entries
-        while len(self._live) > self.depth:
+        while len(self._live) > keep:
             index = self._live.popleft()
             if entries[index].refs:
                 self._held.append(index)
@@ -181,7 +201,9 @@ class PublisherPort:
 
     def _free_entry(self, index: int) -> None:
         self.entries[index].seq = 0
-        for address in self._blocks.pop(index):
+        root, *rest = self._blocks.pop(index)
+        self._recycle_root(root)
+        for address in rest:
             self.allocator.free(address)
         self._free_entries.append(index)
 
@@ -210,8 +232,8 @@ class PublisherPort:
         """Remove the publisher from the registry and free its messages' memory.
 
         Messages that subscribers still hold stay readable: their blocks are
-        not reused until the subscribers release them (checked by ``reclaim``
-        of the runtime's retired list).
+        never reused while this process lives (the registry forgets the entries,
+        so nothing would tell when the last subscriber let go).
         """
         if self.destroyed:
             return
@@ -224,6 +246,9 @@ class PublisherPort:
                 if i not in held:
                     for address in blocks:
                         self.allocator.free(address)
+            for address in self._spare_roots:
+                self.allocator.free(address)
+            self._spare_roots = []
         self.runtime.registry.remove_publisher(self.index)
         # Blocks of held messages are leaked into the pool deliberately only until
         # the process exits; a subscriber's view must never see reused bytes.

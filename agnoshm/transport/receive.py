@@ -154,8 +154,12 @@ class SubscriberPort:
         record = self.record
         with self.lock:
             if record.state != L.FREE and record.incarnation == self.incarnation:
-                e = runtime.registry.entries_of(lease.publisher)[lease.entry]
-                if e.seq == lease.seq:
+                registry = runtime.registry
+                e = registry.entries_of(lease.publisher)[lease.entry]
+                # Publisher records are reused across topics, whose seqs both start at
+                # 1: the entry is ours only if its record still belongs to our topic.
+                if (e.seq == lease.seq
+                        and registry.publishers[lease.publisher].topic == self.topic_index):
                     e.refs &= ~self.bit & 0xFFFFFFFFFFFFFFFF
                 record.held -= 1
                 if record.state == L.DRAINING and record.held == 0:

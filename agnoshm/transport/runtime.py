@@ -142,6 +142,12 @@ class Runtime:
                 self.listener = None
             was_open = not self.closed
             self.closed = True
+            # Remove our names *before* leaving: once our record is free no reaper
+            # looks for them, so a kill -9 between leave() and here would leak them.
+            if self.pool is not None and self.pool.backend == "shm":
+                BACKENDS["shm"].unlink(self.pid)
+            if self.queue is not None:
+                self.queue.close(unlink=True)
             if self.registry is not None and was_open and self.slot >= 0:
                 try:
                     self.registry.leave(self.slot)

@@ -1,0 +1,291 @@
+"""Scale on a stock Linux (DESIGN.md invariant 5) and clear capacity errors (invariant 6).
+
+The machine's message-queue limits are checked, never changed: with the defaults
+(``fs.mqueue.msg_max = 10``, ``queues_max = 256``, ``RLIMIT_MSGQUEUE = 800 KiB``)
+100 subscribing processes and 2000 subscriptions must work.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import select
+import subprocess
+import sys
+import time
+
+import pytest
+
+import agnoshm
+import fault_workers
+import workers
+from agnoshm.registry import layout as L
+from workers import TIMEOUT
+
+TEST_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(TEST_DIR)
+LINUX_DEFAULTS = {"msg_max": 10, "queues_max": 256}
+RLIMIT_MSGQUEUE_DEFAULT = 819200
+
+
+def _start(target, *args, **kwargs):
+    process = workers.context().Process(target=target, args=args, kwargs=kwargs)
+    process.start()
+    return process
+
+
+def _join_all(processes):
+    for p in processes:
+        p.join(TIMEOUT)
+        assert p.exitcode == 0, f"{p.name} exited with {p.exitcode}"
+
+
+def _registry():
+    return agnoshm.context.get_runtime().registry
+
+
+@pytest.fixture(scope="module", autouse=True)
+def linux_default_limits():
+    """These tests prove agnoshm works with Linux's default limits, so they must be the defaults."""
+    for name, default in LINUX_DEFAULTS.items():
+        with open(f"/proc/sys/fs/mqueue/{name}") as f:
+            value = int(f.read())
+        assert value == default, (
+            f"fs.mqueue.{name} is {value}, not Linux's default {default}: these tests must run "
+            "with default limits (agnoshm needs no sysctl change), so use a machine that has them")
+    soft, _hard = resource.getrlimit(resource.RLIMIT_MSGQUEUE)
+    assert soft == RLIMIT_MSGQUEUE_DEFAULT, (
+        f"RLIMIT_MSGQUEUE is {soft}, not the default {RLIMIT_MSGQUEUE_DEFAULT}: run with default "
+        "limits (ulimit -q)")
+
+
+# -- scale -------------------------------------------------------------------------------------
+
+
+class _LightSubscriber:
+    """A ``python -c`` child that imports agnoshm only (see fault_workers.light_subscriber_main)."""
+
+    def __init__(self, topic: str):
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, TEST_DIR]))
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", "import fault_workers; fault_workers.light_subscriber_main()",
+             topic], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env, bufsize=0)
+        self._buffer = b""
+
+    def readline(self, timeout: float = TIMEOUT) -> list[str]:
+        """The next line it prints, split; a watchdog, not a timer."""
+        deadline = time.monotonic() + timeout
+        stdout = self.process.stdout
+        while b"\n" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"subscriber {self.process.pid} printed nothing")
+            if select.select([stdout], [], [], left)[0]:
+                chunk = os.read(stdout.fileno(), 4096)
+                if not chunk:
+                    raise EOFError(f"subscriber {self.process.pid} exited with "
+                                   f"{self.process.wait(TIMEOUT)}")
+                self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return line.decode().split()
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(TIMEOUT)
+        self.process.stdout.close()
+
+
+def test_100_processes_subscribe_to_one_publishing_process(isolated_domain):
+    """100 subscriber processes, one publisher process.  One *topic* takes at most 64
+    subscriptions (``MAX_ENDPOINTS_PER_TOPIC``, one bit each in ``Entry.refs``), so the
+    100 are spread over two topics that this one process publishes."""
+    processes, batch = 100, 10
+    topics = ["/fanout/even", "/fanout/odd"]
+    node = agnoshm.Node("fanout")
+    registry = _registry()
+    subscribers: list[_LightSubscriber] = []
+    try:
+        for first in range(0, processes, batch):  # a batch at a time: 2 cores must cope
+            started = [_LightSubscriber(topics[i % 2]) for i in range(first, first + batch)]
+            subscribers += started
+            for s in started:
+                assert s.readline() == ["ready", str(s.process.pid)]
+        assert len(registry.live_slots()) == processes + 1
+        # the publishers come last: each announces this pool to 50 queues of 8 messages
+        pubs = [node.create_publisher(agnoshm.Bytes, t, 1) for t in topics]
+        assert [p.get_subscription_count() for p in pubs] == [processes // 2] * 2
+        payloads = [b"to the even ones", b"to the odd ones"]
+        for pub, payload in zip(pubs, payloads):
+            pub.publish(payload)
+        for i, s in enumerate(subscribers):
+            assert s.readline() == ["got", str(s.process.pid), payloads[i % 2].hex()]
+        for s in subscribers:
+            assert s.process.wait(TIMEOUT) == 0
+    finally:
+        for s in subscribers:
+            s.close()
+    workers.wait_until(lambda: registry.live_slots() == [registry.own_slot],
+                       what="the subscribers to leave")
+    assert registry.check_consistency() == []
+    node.destroy_node()
+
+
+def test_2000_subscriptions_all_receive(isolated_domain):
+    processes, topics_n, per_topic, count = 4, 50, 10, 3  # 4 x 50 x 10 = 2000, 40 per topic
+    topics = [f"/many/t{i}" for i in range(topics_n)]
+    ctx = workers.context()
+    out, done = ctx.Queue(), ctx.Event()
+    ready = [ctx.Event() for _ in range(processes)]
+    children = [_start(workers.subscriber, topics, per_topic, count, 8, r, out, done=done)
+                for r in ready]
+    for r in ready:
+        assert r.wait(TIMEOUT)
+    node = agnoshm.Node("many")
+    registry = _registry()
+    used = sum(1 for s in registry.subscriptions if s.state == L.USED)
+    assert used == processes * topics_n * per_topic
+    pubs = [node.create_publisher(agnoshm.Bytes, t, 8) for t in topics]
+    for pub in pubs:
+        assert pub.get_subscription_count() == processes * per_topic
+    for i, pub in enumerate(pubs):
+        for k in range(count):
+            msg = pub.borrow_loaned_message()
+            workers.fill(msg.alloc("data", 64), i, k)
+            pub.publish(msg)
+    results = [out.get(timeout=TIMEOUT) for _ in children]
+    done.set()
+    _join_all(children)
+    assert sorted(r[1] for r in results) == sorted(c.pid for c in children)
+    for _kind, _pid, received in results:
+        assert len(received) == topics_n * per_topic
+        for (topic, _k), messages in received.items():
+            i = topics.index(topic)
+            assert [(m[0], m[1], m[3]) for m in messages] == [(i, k, True) for k in range(count)]
+    assert registry.check_consistency() == []
+    node.destroy_node()
+
+
+# -- capacity errors ---------------------------------------------------------------------------
+
+
+def test_the_65th_subscription_or_publisher_on_one_topic_is_refused(isolated_domain):
+    node = agnoshm.Node("crowd")
+    registry = _registry()
+    subs = [node.create_polling_subscription(agnoshm.Bytes, "/crowded", 4)
+            for _ in range(L.MAX_ENDPOINTS_PER_TOPIC)]
+    with pytest.raises(agnoshm.LimitReachedError) as info:
+        node.create_polling_subscription(agnoshm.Bytes, "/crowded", 4)
+    message = str(info.value)
+    assert "/crowded" in message and "64 subscriptions" in message
+    assert "spread them over more topics" in message
+    pubs = [node.create_publisher(agnoshm.Bytes, "/crowded", 4)
+            for _ in range(L.MAX_ENDPOINTS_PER_TOPIC)]
+    with pytest.raises(agnoshm.LimitReachedError, match="64 publishers.*spread them over more"):
+        node.create_publisher(agnoshm.Bytes, "/crowded", 4)
+    assert registry.check_consistency() == []
+    topic = registry.topics[registry.find_topic("/crowded")]
+    assert (topic.n_subscriptions, topic.n_publishers) == (64, 64)
+    assert sum(1 for s in registry.subscriptions if s.state != L.FREE) == 64
+    assert sum(1 for p in registry.publishers if p.state != L.FREE) == 64
+    pubs[-1].publish(b"still works")  # the 64 are intact
+    assert all(bytes(s.take().data) == b"still works" for s in subs)
+    node.destroy_node()
+
+
+def test_a_registry_with_two_topics_refuses_the_third(isolated_domain, monkeypatch):
+    monkeypatch.setenv("AGNOSHM_MAX_TOPICS", "2")
+    node = agnoshm.Node("small")
+    registry = _registry()
+    assert registry.header.max_topics == 2
+    pub_a = node.create_publisher(agnoshm.Bytes, "/a", 4)
+    sub_b = node.create_polling_subscription(agnoshm.Bytes, "/b", 4)
+    for create in (lambda: node.create_publisher(agnoshm.Bytes, "/c", 4),
+                   lambda: node.create_polling_subscription(agnoshm.Bytes, "/c", 4)):
+        with pytest.raises(agnoshm.LimitReachedError) as info:
+            create()
+        message = str(info.value)
+        assert "2 topics" in message and "AGNOSHM_MAX_TOPICS" in message
+    assert registry.find_topic("/c") == -1
+    assert registry.check_consistency() == []
+    # the existing topics work; a freed topic makes room
+    pub_b = node.create_publisher(agnoshm.Bytes, "/b", 4)
+    pub_b.publish(b"b")
+    assert bytes(sub_b.take().data) == b"b"
+    node.destroy_publisher(pub_a)
+    assert registry.find_topic("/a") == -1
+    pub_c = node.create_publisher(agnoshm.Bytes, "/c", 4)
+    assert registry.find_topic("/c") >= 0 and pub_c.get_subscription_count() == 0
+    assert registry.check_consistency() == []
+    node.destroy_node()
+
+
+def test_a_topic_emptied_by_a_drained_subscription_is_given_back(isolated_domain, monkeypatch):
+    """A subscription destroyed while a view holds a message drains; its last release
+    leaves the topic without endpoints, and the topic's slot must become usable again."""
+    monkeypatch.setenv("AGNOSHM_MAX_TOPICS", "2")
+    node = agnoshm.Node("drain")
+    registry = _registry()
+    sub = node.create_polling_subscription(agnoshm.Bytes, "/drained", 4)
+    pub = node.create_publisher(agnoshm.Bytes, "/drained", 4)
+    pub.publish(b"kept")
+    held = sub.take()
+    node.destroy_subscription(sub)  # drains: the view still holds a message
+    node.destroy_publisher(pub)
+    assert bytes(held.data) == b"kept"
+    del held  # the last release unlists the subscription
+    pubs = [node.create_publisher(agnoshm.Bytes, t, 4) for t in ("/e", "/f")]
+    assert registry.find_topic("/drained") == -1
+    assert [p.get_subscription_count() for p in pubs] == [0, 0]
+    assert registry.check_consistency() == []
+    node.destroy_node()
+
+
+@pytest.mark.parametrize("kind", ["publishers", "subscriptions"])
+def test_a_registry_with_few_endpoints_refuses_one_more(isolated_domain, monkeypatch, kind):
+    monkeypatch.setenv(f"AGNOSHM_MAX_{kind.upper()}", "2")
+    node = agnoshm.Node("small")
+    registry = _registry()
+
+    def create(topic):
+        if kind == "publishers":
+            return node.create_publisher(agnoshm.Bytes, topic, 4)
+        return node.create_polling_subscription(agnoshm.Bytes, topic, 4)
+
+    create("/one")
+    create("/one")
+    for topic in ("/one", "/two"):  # an existing topic and one that would be new
+        with pytest.raises(agnoshm.LimitReachedError) as info:
+            create(topic)
+        message = str(info.value)
+        assert f"2 {kind}" in message and f"AGNOSHM_MAX_{kind.upper()}" in message
+    assert registry.find_topic("/two") == -1, "a refused endpoint left its topic behind"
+    assert registry.check_consistency() == []
+    assert sum(1 for t in registry.topics if t.state != L.FREE) == 1
+    node.destroy_node()
+
+
+def test_a_registry_with_two_process_slots_refuses_the_third_process(isolated_domain, monkeypatch):
+    monkeypatch.setenv("AGNOSHM_MAX_PROCESSES", "2")
+    node = agnoshm.Node("first")
+    registry = _registry()
+    ctx = workers.context()
+    ready, out, finish = ctx.Event(), ctx.Queue(), ctx.Event()
+    second = _start(fault_workers.join_and_wait, ready, out, finish)
+    assert out.get(timeout=TIMEOUT)[:2] == ("joined", second.pid)
+    third_out = ctx.Queue()
+    third = _start(fault_workers.try_to_join, third_out)
+    kind, error, message = third_out.get(timeout=TIMEOUT)
+    _join_all([third])
+    assert (kind, error) == ("error", "LimitReachedError")
+    assert "2 process slots" in message and "AGNOSHM_MAX_PROCESSES" in message
+    assert registry.check_consistency() == []
+    # a slot freed by a kill -9 is reclaimed for the next process
+    os.kill(second.pid, 9)
+    second.join(TIMEOUT)
+    fourth = _start(fault_workers.try_to_join, third_out)
+    kind, slot = third_out.get(timeout=TIMEOUT)
+    _join_all([fourth])
+    assert kind == "joined" and slot != registry.own_slot
+    assert registry.check_consistency() == []
+    node.destroy_node()
