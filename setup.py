@@ -35,5 +35,6 @@ setup(
             "agnoshm_bridge = agnoshm.ros.bridge:main",
             "listener = agnoshm.demo.listener:main",
         ],
+        "ros2cli.command": ["agnoshm = agnoshm.cli.ros2cli:AgnoshmCommand"],
     },
 )

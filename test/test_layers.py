@@ -9,7 +9,7 @@ Layers, bottom to top; a module may import from its own layer and the ones below
 3. data plane: ``agnoshm.transport``
 4. messages: ``agnoshm.msg``
 5. API: the ``agnoshm`` package itself and every other top-level module
-6. integrations: ``agnoshm.ros``, ``cli``, ``bench``, ``demo``, ``__main__``
+6. integrations: ``agnoshm.ros``, ``cli``, ``bench``, ``demo``, ``bag``, ``__main__``
 
 Every import counts, including those inside functions: a lazy import is still a
 dependency.  ROS packages are never imported at module level.
@@ -31,10 +31,10 @@ PACKAGES = ("agnoshm", "heaphook")
 
 SYSTEM, MEMORY, REGISTRY, TRANSPORT, MESSAGES, API, INTEGRATIONS = range(7)
 LAYER_NAMES = ["system", "memory", "registry", "transport", "msg", "API", "integrations"]
-SYSTEM_MODULES = {"_libc", "errors", "names", "config"}
+SYSTEM_MODULES = {"_libc", "errors", "names", "config", "faults"}
 SUBPACKAGES = {"memory": MEMORY, "registry": REGISTRY, "transport": TRANSPORT, "msg": MESSAGES,
                "ros": INTEGRATIONS, "cli": INTEGRATIONS, "bench": INTEGRATIONS,
-               "demo": INTEGRATIONS, "__main__": INTEGRATIONS}
+               "demo": INTEGRATIONS, "bag": INTEGRATIONS, "__main__": INTEGRATIONS}
 ROS_PACKAGES = {"rclpy", "rosidl_runtime_py", "rosidl_parser", "rosidl_generator_py",
                 "ament_index_python", "launch", "launch_ros", "launch_testing"}
 
