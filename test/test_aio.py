@@ -67,28 +67,35 @@ def test_messages_arrive_in_order_across_processes_and_the_loop_stays_free(isola
     node = agnoshm.Node("n")
     sut = node.create_polling_subscription(agnoshm.Bytes, "/stream", 256)
     publisher = start_publisher(["/stream"], 1)
-    ticks = 0
+    try:
+        async def main():
+            ticked = asyncio.Event()
+            ticks = 0
 
-    async def ticker():
-        nonlocal ticks
-        while True:
-            ticks += 1
-            await asyncio.sleep(0)
+            async def ticker():
+                nonlocal ticks
+                while True:
+                    ticks += 1
+                    if ticks == 10:
+                        ticked.set()
+                    await asyncio.sleep(0)
 
-    async def main():
-        spinner = asyncio.ensure_future(ticker())
-        received = []
-        publisher[1].put(("publish", 100))
-        async for msg in aio.messages(sut):
-            received.append(read_header(msg.data))
-            if len(received) == 100:
-                break
-        spinner.cancel()
-        return received
+            spinner = asyncio.ensure_future(ticker())
+            first = asyncio.ensure_future(aio.receive(sut))  # nothing is published yet
+            await ticked.wait()  # other tasks run while the receive waits
+            assert not first.done()
+            publisher[1].put(("publish", 100))
+            received = [read_header((await first).data)]
+            async for msg in aio.messages(sut):
+                received.append(read_header(msg.data))
+                if len(received) == 100:
+                    break
+            spinner.cancel()
+            return received
 
-    assert run(main()) == [(1, i) for i in range(100)]
-    assert ticks > 0
-    stop_publishers(publisher)
+        assert run(main()) == [(1, i) for i in range(100)]
+    finally:
+        stop_publishers(publisher)
 
 
 def test_cancelling_a_waiting_receive_unregisters_it_and_loses_nothing(isolated_domain):
