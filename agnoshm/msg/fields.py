@@ -175,9 +175,15 @@ def _read_string(view, offset: int, wide: bool, where: str) -> str:
     data, size, _capacity = _triple(view, offset)
     if not size:
         return ""
-    nbytes = size * 2 if wide else size
+    unit = 2 if wide else 1
+    nbytes = size * unit
     if not view._writable:
-        _check_range(view, data, nbytes, where)
+        _check_range(view, data, nbytes + unit, where)
+        start = data - view._base
+        if any(view._buf[start + nbytes:start + nbytes + unit]):
+            raise MessageCorruptedError(
+                f"received {where} has no NUL after its {size} characters: the publisher "
+                "wrote a corrupt string")
     start = data - view._base
     raw = view._buf[start:start + nbytes]
     return bytes(raw).decode("utf-16-le" if wide else "utf-8", errors="replace")

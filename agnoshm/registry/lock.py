@@ -49,8 +49,13 @@ class RobustLock:
         if _libc.pthread_mutex_lock(self.address) == errno.EOWNERDEAD:
             try:
                 self._repair()
-            finally:
+            except BaseException:
+                # A repair that fails (a corrupted registry) must not leave the lock
+                # taken by a live process: everyone else would wait forever.
                 _libc.pthread_mutex_consistent(self.address)
+                _libc.pthread_mutex_unlock(self.address)
+                raise
+            _libc.pthread_mutex_consistent(self.address)
 
     def release(self) -> None:
         _libc.pthread_mutex_unlock(self.address)

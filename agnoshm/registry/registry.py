@@ -20,7 +20,7 @@ import os
 import time
 from typing import Iterator
 
-from agnoshm import _libc
+from agnoshm import _libc, faults
 from agnoshm.config import Config
 from agnoshm.errors import (
     LimitReachedError,
@@ -309,6 +309,8 @@ class Registry:
             if sub.state != L.FREE and sub.process == slot:
                 self._remove_subscription_locked(i, force=True)
         if unlink_objects:
+            if faults.ARMED:
+                faults.hit("reap.inside")
             from agnoshm.memory import shm  # the memory layer names and removes pools
 
             if p.backend == L.BACKEND_SHM:
@@ -400,6 +402,8 @@ class Registry:
                 r.incarnation = self.processes[self.own_slot].incarnation
                 r.node_name = node_name.encode()[:L.NODE_NAME_LEN - 1]
                 r.state = L.USED
+                if faults.ARMED:
+                    faults.hit("publisher.registered")
                 t.publishers[pos] = index + 1
                 t.n_publishers += 1
                 t.generation += 1
@@ -430,6 +434,8 @@ class Registry:
                 r.last_seq = 0 if durability == L.TRANSIENT_LOCAL else t.seq
                 r.node_name = node_name.encode()[:L.NODE_NAME_LEN - 1]
                 r.state = L.USED
+                if faults.ARMED:
+                    faults.hit("subscription.registered")
                 t.subscriptions[pos] = index + 1
                 t.n_subscriptions += 1
                 t.generation += 1
@@ -520,10 +526,14 @@ class Registry:
             t.state = L.FREE
 
     def publisher_indices(self, topic: int) -> list[int]:
-        return [i - 1 for i in self.topics[topic].publishers if i]
+        """Publisher records listed by ``topic`` (references past the table are ignored:
+        the registry is writable by every process of the domain)."""
+        n = len(self.publishers)
+        return [i - 1 for i in self.topics[topic].publishers if 0 < i <= n]
 
     def subscription_indices(self, topic: int) -> list[int]:
-        return [i - 1 for i in self.topics[topic].subscriptions if i]
+        n = len(self.subscriptions)
+        return [i - 1 for i in self.topics[topic].subscriptions if 0 < i <= n]
 
     def subscriber_slots(self, topic: int) -> list[int]:
         """Distinct process slots with a receiving subscription on ``topic``."""
@@ -546,10 +556,14 @@ class Registry:
                         array[pos] = 0
             t.n_publishers = sum(1 for x in t.publishers if x)
             t.n_subscriptions = sum(1 for x in t.subscriptions if x)
+        if faults.ARMED:
+            faults.hit("repair.inside")
         self._free_unused_topics_locked()  # opened by a process that died before linking to it
         for table, array_name in ((self.publishers, "publishers"), (self.subscriptions, "subscriptions")):
             for i, r in enumerate(table):
-                if r.state != L.FREE and (i + 1) not in list(getattr(self.topics[r.topic], array_name)):
+                if r.state != L.FREE and (
+                        r.topic >= len(self.topics) or r.process >= len(self.processes)
+                        or (i + 1) not in list(getattr(self.topics[r.topic], array_name))):
                     r.state = L.FREE  # claimed but never linked: its creator died mid-way
         self.header.live_processes = len(self.live_slots())
         self._reap_dead_locked()
@@ -557,14 +571,32 @@ class Registry:
     def _repair_topic(self, topic: int) -> None:
         """A process died holding a topic lock: entries are written seq-last, so
         half-written ones are free; the dead process's endpoints are reaped at the
-        next registry operation."""
+        next registry operation.  A publisher that died between committing an entry
+        and advancing the topic's sequence number leaves an entry newer than the
+        topic: the topic's number moves past it, so no later message reuses it."""
         self.header.repairs += 1
+        t = self.topics[topic]
+        newest = t.seq
+        for pub in self.publisher_indices(topic):
+            if pub < len(self.publishers):
+                for e in self.entries_of(pub):
+                    if e.seq > newest:
+                        newest = e.seq
+        t.seq = newest
 
     def check_consistency(self) -> list[str]:
         """Return a list of problems found (empty when the registry is consistent)."""
         problems = []
         with self.lock:
             live = 0
+            n_topics, n_processes = len(self.topics), len(self.processes)
+            for table, kind in ((self.publishers, "publisher"), (self.subscriptions, "subscription")):
+                for i, r in enumerate(table):
+                    if r.state != L.FREE and (r.topic >= n_topics or r.process >= n_processes):
+                        problems.append(f"{kind} {i} names topic {r.topic} / process slot "
+                                        f"{r.process}, past the registry's tables")
+            if problems:
+                return problems  # the checks below index the tables with these fields
             for slot, p in enumerate(self.processes):
                 if p.state == L.USED:
                     live += 1
@@ -577,6 +609,9 @@ class Registry:
                     continue
                 pubs = self.publisher_indices(topic)
                 subs = self.subscription_indices(topic)
+                if len(pubs) != sum(1 for x in t.publishers if x) or len(subs) != sum(
+                        1 for x in t.subscriptions if x):
+                    problems.append(f"topic {t.name!r} lists endpoints past the registry's tables")
                 if len(pubs) != t.n_publishers or len(subs) != t.n_subscriptions:
                     problems.append(f"topic {t.name.decode()} endpoint counts disagree with lists")
                 valid_bits = 0

@@ -63,6 +63,17 @@ class PeerPools:
             p = self._registry.processes[slot]
             if p.state != L.USED or p.incarnation != incarnation:
                 raise FileNotFoundError(f"process in slot {slot} is gone")
+            r = self._reservation
+            if (p.backend not in _BACKEND_NAMES or p.pool_size == 0
+                    or p.pool_address != r.base + slot * p.pool_size
+                    or p.pool_address + p.pool_size > r.base + r.size):
+                # Never map at an address the registry names unless it is this slot's
+                # place in our reservation: a corrupted record must not clobber memory.
+                raise PoolAccessError(
+                    f"registry record of slot {slot} names pool 0x{p.pool_address:x}+"
+                    f"{p.pool_size} (backend {p.backend}), not its place in the agnoshm range "
+                    f"0x{r.base:x}+{r.size}: the registry is corrupted; stop every agnoshm "
+                    "process of the domain and run agnoshm clean")
             backend = BACKENDS[_BACKEND_NAMES[p.backend]]
             pool = backend.open_readonly(p.pid, p.pool_address, p.pool_size,
                                          domain_id=self._domain_id)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections import deque
 
-from agnoshm import _libc
+from agnoshm import _libc, faults
 from agnoshm.errors import (
     InvalidHandleError,
     LimitReachedError,
@@ -104,9 +104,13 @@ class PublisherPort:
             with self.lock:
                 self._reclaim_locked(self.depth - 1)
         if size == self._root_size and self._spare_roots:
-            return Loan(self, self._spare_roots.pop(), size)
-        self._root_size = size
-        return Loan(self, self.allocate(size), size)
+            loan = Loan(self, self._spare_roots.pop(), size)
+        else:
+            self._root_size = size
+            loan = Loan(self, self.allocate(size), size)
+        if faults.ARMED:
+            faults.hit("borrow")
+        return loan
 
     def _recycle_root(self, address: int) -> None:
         if len(self._spare_roots) < 8:
@@ -135,6 +139,8 @@ class PublisherPort:
         if self.destroyed:
             raise InvalidHandleError("publisher was destroyed; create a new one")
         entries = self.entries
+        if faults.ARMED:
+            faults.hit("publish.before")
         with self.lock:
             if not self._free_entries:
                 self._reclaim_locked(self.depth - 1)
@@ -154,6 +160,8 @@ class PublisherPort:
             e.prev = record.newest
             seq = topic.seq + 1
             e.seq = seq  # commit: a reader only sees entries whose seq is set
+            if faults.ARMED:
+                faults.hit("publish.inside")
             record.newest = index + 1
             topic.seq = seq
             record.published += 1
@@ -162,6 +170,8 @@ class PublisherPort:
             if topic.generation != self._generation:
                 self._refresh_doorbells_locked()
             doorbells = self._doorbells
+        if faults.ARMED:
+            faults.hit("publish.after")
         for address in doorbells:
             _libc.futex_increment_and_wake(address)
         return seq
@@ -201,6 +211,8 @@ class PublisherPort:
 
     def _free_entry(self, index: int) -> None:
         self.entries[index].seq = 0
+        if faults.ARMED:
+            faults.hit("reclaim.inside")
         root, *rest = self._blocks.pop(index)
         self._recycle_root(root)
         for address in rest:
@@ -242,6 +254,12 @@ class PublisherPort:
         entries = self.entries
         with self.lock:
             held = {i: self._blocks[i] for i in list(self._live) + self._held if entries[i].refs}
+            # Withdraw every entry before freeing blocks: between this lock and
+            # remove_publisher's, a subscriber could otherwise still take an entry
+            # whose memory the next loan of this process reuses.
+            for e in entries:
+                e.seq = 0
+            self.record.newest = 0
             for i, blocks in self._blocks.items():
                 if i not in held:
                     for address in blocks:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 
+from agnoshm import faults
 from agnoshm.errors import InvalidHandleError
 from agnoshm.registry import layout as L
 
@@ -78,6 +79,7 @@ class SubscriberPort:
         self._generation = -1
         self._publishers: list[tuple] = []
         self.destroyed = False
+        self.corrupted = 0  # entries dropped because they pointed outside their pool
 
     def has_data(self) -> bool:
         """Cheap, lock-free check: has the topic moved past what this subscription took?"""
@@ -102,6 +104,8 @@ class SubscriberPort:
                 upper = newest + 1
                 steps = 0
                 while index and steps < depth:
+                    if index > len(entries):
+                        break  # a corrupted link: nothing past the row is an entry
                     e = entries[index - 1]
                     seq = e.seq
                     if seq <= last or seq >= upper:
@@ -118,10 +122,15 @@ class SubscriberPort:
             bit = self.bit
             for item in taken:
                 item[3].refs |= bit
+            if faults.ARMED:
+                faults.hit("take.inside")
             record.last_seq = taken[-1][0] if len(taken) < len(found[-self.depth:]) else newest
             record.held += len(taken)
             record.received += len(taken)
-        return self._leases(taken)
+        leases = self._leases(taken)
+        if faults.ARMED:
+            faults.hit("take.after")
+        return leases
 
     def _leases(self, taken: list) -> list[Lease]:
         peers = self.runtime.peers
@@ -134,6 +143,12 @@ class SubscriberPort:
                 lease.release()  # the publisher is gone: its message went with it
                 continue
             peers.acquire(lease.mapping)
+            if not lease.mapping.pool.contains(lease.address, max(lease.size, 1)):
+                # The entry points outside its publisher's pool: a corrupted or hostile
+                # registry.  Never build a view over it; drop it and count it.
+                self.corrupted += 1
+                lease.release()
+                continue
             leases.append(lease)
         return leases
 
@@ -161,6 +176,8 @@ class SubscriberPort:
                 if (e.seq == lease.seq
                         and registry.publishers[lease.publisher].topic == self.topic_index):
                     e.refs &= ~self.bit & 0xFFFFFFFFFFFFFFFF
+                if faults.ARMED:
+                    faults.hit("release.inside")
                 record.held -= 1
                 if record.state == L.DRAINING and record.held == 0:
                     runtime.registry._unlist_subscription_topic_locked(self.index)

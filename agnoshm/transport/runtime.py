@@ -14,6 +14,7 @@ import sys
 import threading
 import weakref
 
+from agnoshm import faults
 from agnoshm.config import Config
 from agnoshm.memory import BACKENDS, AddressReservation, PoolAllocator
 from agnoshm.memory.memfd import PoolServer
@@ -52,6 +53,8 @@ class Runtime:
     def _start(self, config: Config, name: str) -> None:
         self.registry, self.slot = open_and_join(config, self.pid, config.backend, name)
         self.closed = False
+        if faults.ARMED:
+            faults.hit("init.joined")
         header = self.registry.header
         self.pool_size = header.pool_size
         self.reservation = AddressReservation(header.base_address,
@@ -61,12 +64,16 @@ class Runtime:
         self.pool = backend.create(self.pid, record.pool_address, record.pool_size,
                                    mode=config.mode, gid=config.group)
         self.allocator = PoolAllocator(self.pool)
+        if faults.ARMED:
+            faults.hit("init.pool")
         self.peers = PeerPools(self.registry, self.reservation, self.slot, self.pool,
                                config.domain_id)
         self.queue = AnnouncementQueue(self.pid, config.mode)
         if config.backend == "memfd":
             self.pool_server = PoolServer(self.pool, self.pid, config.domain_id, config.group)
         self.doorbell = Doorbell(self.registry.doorbell_address(self.slot), config.busy_poll_us)
+        if faults.ARMED:
+            faults.hit("init.queue")
         self.listener = Listener(self)
 
     # endpoints ------------------------------------------------------------------
@@ -84,6 +91,8 @@ class Runtime:
         me = self.registry.processes[self.slot]
         for slot in self.registry.subscriber_slots(topic):
             if slot != self.slot:
+                if faults.ARMED:
+                    faults.hit("publisher.announce")
                 announce(self.registry.processes[slot].pid, self.pid, self.slot, me.incarnation)
 
     def create_subscriber_port(self, topic_name: str, type_name: str, type_hash: str, depth: int,
@@ -148,6 +157,8 @@ class Runtime:
                 BACKENDS["shm"].unlink(self.pid)
             if self.queue is not None:
                 self.queue.close(unlink=True)
+            if faults.ARMED and was_open:
+                faults.hit("shutdown.leave")
             if self.registry is not None and was_open and self.slot >= 0:
                 try:
                     self.registry.leave(self.slot)
