@@ -120,8 +120,12 @@ class SubscriberPort:
             found.sort(key=_by_seq)
             taken = found[-self.depth:][:max_count]
             bit = self.bit
-            for item in taken:
-                item[3].refs |= bit
+            # Read each entry's message under the lock: once it is unlocked, a destroyed
+            # publisher's record (and entry row) may already serve a new publisher.
+            for i, (seq, publisher, index, e, slot, incarnation) in enumerate(taken):
+                e.refs |= bit
+                taken[i] = (seq, publisher, index, e.address, e.size, e.timestamp_ns, slot,
+                            incarnation)
             if faults.ARMED:
                 faults.hit("take.inside")
             record.last_seq = taken[-1][0] if len(taken) < len(found[-self.depth:]) else newest
@@ -135,8 +139,8 @@ class SubscriberPort:
     def _leases(self, taken: list) -> list[Lease]:
         peers = self.runtime.peers
         leases = []
-        for seq, publisher, entry, e, slot, incarnation in taken:
-            lease = Lease(self, publisher, entry, seq, None, e.address, e.size, e.timestamp_ns)
+        for seq, publisher, entry, address, size, timestamp_ns, slot, incarnation in taken:
+            lease = Lease(self, publisher, entry, seq, None, address, size, timestamp_ns)
             try:
                 lease.mapping = peers.mapping(slot, incarnation)
             except OSError:
