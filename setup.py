@@ -1,10 +1,38 @@
 """agnoshm: plain `pip install .` and ament_python (colcon) both use this file."""
 
+import os
+import sys
 from glob import glob
 
 from setuptools import find_packages, setup
 
 package_name = "agnoshm"
+HERE = os.path.dirname(os.path.abspath(__file__))
+BUILD_COMMANDS = {"build", "build_py", "install", "develop", "bdist_wheel", "editable_wheel"}
+
+
+def check_config() -> None:
+    """Refuse to build or install with a broken config/*.yaml (``colcon build``, ``setup.py
+    install``): one line naming the file, the key and the fix, and nothing installed."""
+    if not BUILD_COMMANDS & set(sys.argv[1:]):
+        return
+    sys.path.insert(0, HERE)
+    try:
+        from agnoshm.config import ConfigError
+        from agnoshm.demo.check_config import check_paths
+    except ImportError as err:  # pip's isolated build environment: no numpy / PyYAML
+        print(f"note: config/*.yaml not checked at build time ({err}); "
+              "python3 -m agnoshm.demo.check_config checks them", file=sys.stderr)
+        return
+    finally:
+        sys.path.remove(HERE)
+    try:
+        check_paths([os.path.join(HERE, "config")])
+    except ConfigError as err:
+        sys.exit(f"error: {type(err).__name__}: {err}")
+
+
+check_config()
 
 setup(
     name=package_name,
@@ -34,6 +62,11 @@ setup(
             "talker = agnoshm.demo.talker:main",
             "agnoshm_bridge = agnoshm.ros.bridge:main",
             "listener = agnoshm.demo.listener:main",
+            "image_publisher = agnoshm.demo.image_publisher:main",
+            "image_processor = agnoshm.demo.image_processor:main",
+            "image_subscriber = agnoshm.demo.image_subscriber:main",
+            "latency_ping = agnoshm.demo.latency_ping:main",
+            "latency_pong = agnoshm.demo.latency_pong:main",
         ],
         "ros2cli.command": ["agnoshm = agnoshm.cli.ros2cli:AgnoshmCommand"],
     },

@@ -29,9 +29,10 @@ def _run(*args: str, timeout: float = WATCHDOG) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bench") / "quick.json"
+    folder = tmp_path_factory.mktemp("bench")
+    out = folder / "quick.json"
     before = _agnoshm_objects()
-    proc = _run("--quick", "--json", str(out))
+    proc = _run("--quick", "--json", str(out), "--plot", str(folder / "latency.png"))
     after = _agnoshm_objects()
     return proc, out, before, after
 
@@ -45,6 +46,23 @@ def test_quick_run_succeeds_and_prints_the_table(quick):
     assert proc.returncode == 0, proc.stderr
     assert "agnoshm p50" in proc.stdout and "speed-up" in proc.stdout
     assert out.is_file()
+
+
+def test_quick_run_writes_a_png_plot_when_matplotlib_is_installed(quick):
+    pytest.importorskip("matplotlib", reason="matplotlib is not installed (pip install matplotlib)")
+    proc, out, _, _ = quick
+    plot = out.parent / "latency.png"
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", proc.stdout
+    assert "plot written to" in proc.stdout
+
+
+def test_json_has_the_typed_message_measurements(quick):
+    _, out, _, _ = quick
+    messages = json.loads(out.read_text())["messages"]
+    for case in ("bytes_64B", "pointcloud2_1M", "marker_points_100k"):
+        assert _positive(messages["latency"][case]["p50_us"])
+    assert _positive(messages["cdr"]["ratio_p50"])
+    assert set(messages["receive_side"]) == {"1KiB", "16MiB"}
 
 
 def test_json_has_every_size_for_agnoshm_and_the_socket_baseline(quick):

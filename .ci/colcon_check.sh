@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Build and test agnoshm as an ament_python package with colcon, then check the install.
+#
+#   .ci/colcon_check.sh [SOURCE_DIR]          (default: this repository)
+#
+# Needs colcon with ROS package support (PyPI: colcon-core colcon-ros colcon-python-setup-py);
+# $COLCON names the colcon to run (default: colcon on PATH). Everything colcon writes
+# (build/, install/, log/, test results) goes under $AGNOSHM_COLCON_OUT
+# (default /tmp/agnoshm-colcon), never into the source tree. Checks, under the install
+# prefix: share/agnoshm/launch/*.launch.py, share/agnoshm/config/*.yaml, package.xml,
+# the ament index marker, the console scripts in lib/agnoshm (where `ros2 run` and
+# launch_ros look) and the Python package; runs an installed talker/listener pair from
+# outside the source tree; finds the package the way `ros2 run` does with Debian's
+# ament_index_python (python3-ament-index) where /usr/bin/python3 has it; and runs a
+# short `colcon test` (the demo tests, not the whole suite). Prints the duration.
+set -euo pipefail
+
+SRC="$(cd "${1:-$(dirname "$0")/..}" && pwd)"
+OUT="${AGNOSHM_COLCON_OUT:-/tmp/agnoshm-colcon}"
+COLCON="${COLCON:-colcon}"
+PREFIX="$OUT/install/agnoshm"
+SCRIPTS="talker listener image_publisher image_processor image_subscriber latency_ping latency_pong"
+LAUNCH_FILES="talker_listener image_pipeline latency_bench"
+CONFIGS="agnoshm image_pipeline latency_bench talker_listener"
+# the tests `colcon test` runs: short, and never this check itself
+TESTS="test/test_demo.py test/launch/test_talker_listener_processes.py test/launch/test_talker_listener_launch.py"
+
+fail() { echo "colcon_check: FAILED: $*" >&2; exit 1; }
+command -v "$COLCON" >/dev/null || fail "no colcon ($COLCON): pip install colcon-core colcon-ros colcon-python-setup-py"
+SECONDS=0
+rm -rf "$OUT"
+mkdir -p "$OUT"
+cd "$OUT"  # colcon puts log/ (and anything relative) here, not in the source tree
+
+echo "== colcon build ($SRC)"
+"$COLCON" --log-base "$OUT/log" build --base-paths "$SRC" \
+    --build-base "$OUT/build" --install-base "$OUT/install" --event-handlers console_direct+ \
+    || fail "colcon build"
+
+echo "== installed files under $PREFIX"
+check() { [ -e "$PREFIX/$1" ] || fail "missing $PREFIX/$1"; echo "ok: $1"; }
+for f in $LAUNCH_FILES; do check "share/agnoshm/launch/$f.launch.py"; done
+for f in $CONFIGS; do check "share/agnoshm/config/$f.yaml"; done
+check share/agnoshm/package.xml
+check share/ament_index/resource_index/packages/agnoshm
+for s in $SCRIPTS; do
+    check "lib/agnoshm/$s"
+    [ -x "$PREFIX/lib/agnoshm/$s" ] || fail "lib/agnoshm/$s is not executable"
+done
+site=$(find "$PREFIX/lib" -path '*-packages/agnoshm/__init__.py' | head -n 1)
+[ -n "$site" ] || fail "the agnoshm Python package is not installed under $PREFIX/lib"
+echo "ok: ${site#"$PREFIX/"}"
+[ ! -e "$SRC/build" ] && [ ! -e "$SRC/install" ] && [ ! -e "$SRC/log" ] \
+    || fail "colcon wrote build/, install/ or log/ into $SRC"
+
+echo "== installed talker -> listener, from outside the source tree"
+set +u  # colcon's setup.sh reads unset variables
+. "$OUT/install/setup.sh"
+set -u
+export ROS_DOMAIN_ID="${AGNOSHM_COLCON_DOMAIN:-$((4500 + $$ % 400))}"
+export AGNOSHM_POOL_SIZE="${AGNOSHM_POOL_SIZE:-64M}"
+cd "$OUT"
+python_of_scripts=$(head -n 1 "$PREFIX/lib/agnoshm/talker" | sed 's/^#!//')
+where=$($python_of_scripts -c "import agnoshm, sys; print(agnoshm.__file__)")
+case "$where" in "$PREFIX"/*) echo "ok: imports $where" ;; *) fail "installed scripts import $where" ;; esac
+"$PREFIX/lib/agnoshm/listener" --count 3 --timeout 60 > "$OUT/listener.out" &
+listener=$!
+"$PREFIX/lib/agnoshm/talker" --count 3 --rate 50 --wait-subscribers 1 > "$OUT/talker.out" \
+    || fail "installed talker: $(cat "$OUT/talker.out")"
+wait "$listener" || fail "installed listener"
+[ "$(cat "$OUT/listener.out")" = "I heard: 'Hello World: 0'
+I heard: 'Hello World: 1'
+I heard: 'Hello World: 2'" ] || fail "listener heard: $(cat "$OUT/listener.out")"
+echo "ok: listener heard 3 messages in order"
+ls /dev/shm | grep -q "agnoshm-registry-domain$ROS_DOMAIN_ID\$" && fail "registry left in /dev/shm"
+
+if /usr/bin/python3 -c "import ament_index_python" 2>/dev/null; then
+    echo "== ros2 run's lookup (Debian's ament_index_python)"
+    /usr/bin/python3 - "$SCRIPTS" <<'EOF' || fail "ament index lookup"
+import os, sys
+from ament_index_python.packages import get_package_prefix, get_package_share_directory
+prefix = get_package_prefix("agnoshm")   # searches AMENT_PREFIX_PATH for the marker
+for exe in sys.argv[1].split():
+    path = os.path.join(prefix, "lib", "agnoshm", exe)
+    assert os.access(path, os.X_OK), path
+share = get_package_share_directory("agnoshm")
+assert os.path.isfile(os.path.join(share, "launch", "image_pipeline.launch.py"))
+print(f"ok: get_package_prefix('agnoshm') = {prefix}; executables and launch files found")
+EOF
+else
+    echo "note: /usr/bin/python3 has no ament_index_python (apt-get install python3-ament-index):" \
+         "ros2 run's lookup not checked"
+fi
+
+echo "== colcon test ($TESTS)"
+cd "$OUT"
+# shellcheck disable=SC2086
+"$COLCON" --log-base "$OUT/log" test --base-paths "$SRC" \
+    --build-base "$OUT/build" --install-base "$OUT/install" \
+    --test-result-base "$OUT/test_results" --event-handlers console_direct+ \
+    --pytest-args $TESTS || fail "colcon test"
+"$COLCON" --log-base "$OUT/log" test-result --test-result-base "$OUT/test_results" --verbose \
+    || fail "colcon test-result reports failures"
+
+echo "colcon_check: OK in ${SECONDS} s"
