@@ -279,7 +279,7 @@ def measure_messages(samples: int, warmup: int, interval_s: float, progress=None
                   "cdr": local.call("cdr_against_zero_copy", max(10, local_samples // 2),
                                     timeout=600)}
         if progress:
-            progress(f"typed messages: publish side, receive side and CDR measured")
+            progress("typed messages: publish side, receive side and CDR measured")
         sender = Worker("typed-publisher", TypedSender, ours)
         receiver = Worker("typed-subscriber", TypedReceiver, theirs)
         workers += [sender, receiver]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import errno
 import os
 import time
 from typing import Iterator
@@ -470,7 +469,6 @@ class Registry:
     def _remove_subscription_locked(self, index: int, *, force: bool) -> None:
         r = self.subscriptions[index]
         topic = r.topic
-        t = self.topics[topic]
         with self.topic_lock(topic):
             if r.held and not force:
                 r.state = L.DRAINING  # keeps its bit until its last view is released
