@@ -10,6 +10,19 @@ returns the exit status.  A subcommand reports a user error by raising
 
 from __future__ import annotations
 
+import argparse
+
 
 class CommandError(Exception):
     """A user error of a subcommand: printed as ``agnoshm <command>: error: <message>``."""
+
+
+def positive_int(text: str) -> int:
+    """``argparse`` type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return value

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 
-from agnoshm.cli import CommandError
+from agnoshm.cli import CommandError, positive_int
 
 
 def register(subparsers) -> None:
@@ -27,7 +27,7 @@ def register(subparsers) -> None:
     v.add_argument("topics", nargs="+", metavar="TOPIC")
     v.add_argument("-o", "--output", metavar="DIR",
                    help="bag directory to create (default: rosbag2_<date>-<time>)")
-    v.add_argument("--count", type=_positive_int, metavar="N",
+    v.add_argument("--count", type=positive_int, metavar="N",
                    help="stop after N messages (all topics together)")
     v.add_argument("-d", "--duration", type=_positive_float, metavar="SEC",
                    help="stop after SEC seconds")
@@ -46,16 +46,6 @@ def register(subparsers) -> None:
     v = verbs.add_parser("info", help="print a bag's topics, types, counts and time span")
     v.add_argument("bag", metavar="DIR")
     v.set_defaults(run=run_info)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
-    return value
 
 
 def _positive_float(text: str) -> float:

@@ -22,7 +22,7 @@ from agnoshm.bench import report
 from agnoshm.bench.baselines import TRANSPORTS, CopyPair
 from agnoshm.bench.messages import measure_messages
 from agnoshm.bench.latency import AgnoshmPair, measure_busy_poll
-from agnoshm.cli import CommandError
+from agnoshm.cli import CommandError, positive_int
 
 DEFAULT_JSON = "bench-results/agnoshm-bench.json"
 MIN_SIZE = 16
@@ -51,16 +51,6 @@ def parse_sizes(text: str) -> tuple[int, ...]:
     return tuple(sorted(set(sizes)))
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
-    return value
-
-
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "bench", help="measure latency, throughput and fan-out against copy baselines",
@@ -71,7 +61,7 @@ def register(subparsers) -> None:
     p.add_argument("--sizes", type=parse_sizes, metavar="LIST",
                    help="comma-separated payload sizes in bytes, K or M, e.g. 64,4K,1M "
                         "(default: 64,4K,64K,1M,4M,16M)")
-    p.add_argument("--samples", type=_positive_int, metavar="N",
+    p.add_argument("--samples", type=positive_int, metavar="N",
                    help="measured messages per size and transport")
     p.add_argument("--json", default=DEFAULT_JSON, metavar="PATH",
                    help=f"where to write all results (default: {DEFAULT_JSON})")

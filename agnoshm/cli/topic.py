@@ -9,7 +9,6 @@ place in the publishers' pools, and leave it when they stop (``--count``,
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import re
@@ -19,7 +18,7 @@ import threading
 import time
 from collections import deque
 
-from agnoshm.cli import CommandError
+from agnoshm.cli import CommandError, positive_int
 from agnoshm.cli import snapshot as S
 
 DEFAULT_TRUNCATE = 16
@@ -47,13 +46,13 @@ def register(subparsers) -> None:
     v = verbs.add_parser("echo", help="print the messages of a topic (zero-copy subscriber)")
     _add_subscriber_arguments(v)
     v.add_argument("--once", action="store_true", help="print one message and exit")
-    v.add_argument("--count", type=_positive_int, metavar="N", help="exit after N messages")
+    v.add_argument("--count", type=positive_int, metavar="N", help="exit after N messages")
     v.add_argument("--field", metavar="A.B", help="print only this field of each message")
     v.add_argument("--raw", action="store_true",
                    help="print each message's root struct as hex (for types agnoshm cannot "
                         "resolve here)")
     v.add_argument("--no-arr", action="store_true", help="print arrays as their length only")
-    v.add_argument("--truncate-length", type=_positive_int, default=DEFAULT_TRUNCATE, metavar="N",
+    v.add_argument("--truncate-length", type=positive_int, default=DEFAULT_TRUNCATE, metavar="N",
                    help=f"show at most N elements of an array (default {DEFAULT_TRUNCATE})")
     v.add_argument("--full-length", action="store_true", help="show arrays in full")
     v.add_argument("--meta", action="store_true",
@@ -62,17 +61,17 @@ def register(subparsers) -> None:
 
     v = verbs.add_parser("hz", help="print the publish rate of a topic (zero-copy subscriber)")
     _add_subscriber_arguments(v)
-    v.add_argument("-w", "--window", type=_positive_int, default=10000, metavar="N",
+    v.add_argument("-w", "--window", type=positive_int, default=10000, metavar="N",
                    help="messages the statistics cover (default 10000)")
-    v.add_argument("--count", type=_positive_int, metavar="N",
+    v.add_argument("--count", type=positive_int, metavar="N",
                    help="print the statistics after N messages and exit")
     v.set_defaults(run=run_hz)
 
     v = verbs.add_parser("bw", help="print the bandwidth of a topic (zero-copy subscriber)")
     _add_subscriber_arguments(v)
-    v.add_argument("-w", "--window", type=_positive_int, default=100, metavar="N",
+    v.add_argument("-w", "--window", type=positive_int, default=100, metavar="N",
                    help="messages the statistics cover (default 100)")
-    v.add_argument("--count", type=_positive_int, metavar="N",
+    v.add_argument("--count", type=positive_int, metavar="N",
                    help="print the statistics after N messages and exit")
     v.set_defaults(run=run_bw)
 
@@ -81,20 +80,10 @@ def _add_subscriber_arguments(v) -> None:
     v.add_argument("topic", metavar="TOPIC")
     v.add_argument("type", nargs="?", metavar="TYPE",
                    help="message type (pkg/msg/Name); default: the topic's, from the registry")
-    v.add_argument("--qos-depth", type=_positive_int, default=None, metavar="N",
+    v.add_argument("--qos-depth", type=positive_int, default=None, metavar="N",
                    help="subscription depth (default: the largest publisher depth, at least 10)")
     v.add_argument("--qos-durability", choices=("volatile", "transient_local"),
                    help="default: transient_local if every publisher is, else volatile")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
-    return value
 
 
 # -- list and info -------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from agnoshm.config import ConfigError
+from agnoshm.ros.bridge import split_ros_args  # also part of this module's API
 
 WILDCARDS = ("/**", "**", "/*", "*")
 ROS_STANDARD = {"use_sim_time", "qos_overrides", "start_type_description_service"}
@@ -85,22 +86,6 @@ class Param:
             raise ParamsError(f"{where}: {self.name} must be one of {', '.join(self.choices)}, "
                               f"not {value!r}")
         return value
-
-
-def split_ros_args(argv: Iterable[str]) -> tuple[list[str], list[str]]:
-    """Split ``argv`` into the program's own arguments and ROS ones (``--ros-args ... [--]``)."""
-    own: list[str] = []
-    ros: list[str] = []
-    inside = False
-    for arg in argv:
-        if arg == "--ros-args":
-            inside = True
-            ros.append(arg)
-        elif inside and arg == "--":
-            inside = False
-        else:
-            (ros if inside else own).append(arg)
-    return own, ros
 
 
 @dataclasses.dataclass

@@ -406,7 +406,7 @@ def load_options(path: str | None = None, topics: Iterable[str] = (), on_demand:
 
 
 def split_ros_args(argv: list[str]) -> tuple[list[str], list[str]]:
-    """Split ``argv`` into the bridge's own arguments and ROS ones (``--ros-args ... [--]``)."""
+    """Split ``argv`` into a program's own arguments and ROS ones (``--ros-args ... [--]``)."""
     own, ros, inside = [], [], False
     for arg in argv:
         if arg == "--ros-args":
