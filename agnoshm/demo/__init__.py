@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 import time
 
 import agnoshm
@@ -171,7 +172,22 @@ class DemoNode:
 
 
 def run(prog: str, body, argv=None) -> int:
-    """Run ``body(argv)`` and map what it raises to an exit status and one line on stderr."""
+    """Run ``body(argv)`` and map what it raises to an exit status and one line on stderr.
+
+    Once ``body`` has returned or failed, SIGINT is ignored: the program is done and
+    only exits. Otherwise a Ctrl-C arriving while the interpreter finalizes (which
+    restores SIGINT's default action) would kill it with -SIGINT instead of its
+    status, which is what ``launch`` shutting the others down after one process
+    failed looked like.
+    """
+    try:
+        return _run(prog, body, argv)
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _run(prog: str, body, argv) -> int:
     try:
         return body(argv)
     except ConfigError as err:  # also ParamsError
