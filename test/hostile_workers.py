@@ -73,14 +73,20 @@ def registry_fuzz(examples: int) -> None:
         def add(record, name):
             field = getattr(type(record), name)
             ctype = dict(record._fields_)[name]
-            targets.append((ctypes.addressof(record) + field.offset, ctype))
+            if issubclass(ctype, ctypes.Array):  # each element (Entry.refs: its words)
+                for i in range(ctype._length_):
+                    targets.append((ctypes.addressof(record) + field.offset
+                                    + i * ctypes.sizeof(ctype._type_), ctype._type_))
+            else:
+                targets.append((ctypes.addressof(record) + field.offset, ctype))
 
         for t in range(h.max_topics):
             for name in ("state", "n_publishers", "n_subscriptions", "seq", "generation"):
                 add(registry.topics[t], name)
-            for pos in (0, 1, 2, 63):
-                base = ctypes.addressof(registry.topics[t])
+            base = ctypes.addressof(registry.topics[t])
+            for pos in (0, 1, 2, L.MAX_PUBLISHERS_PER_TOPIC - 1):
                 targets.append((base + L.TopicRecord.publishers.offset + 4 * pos, ctypes.c_uint32))
+            for pos in (0, 1, 2, 64, L.MAX_SUBSCRIPTIONS_PER_TOPIC - 1):
                 targets.append((base + L.TopicRecord.subscriptions.offset + 4 * pos,
                                 ctypes.c_uint32))
         for r in list(registry.publishers)[:4]:
@@ -92,7 +98,7 @@ def registry_fuzz(examples: int) -> None:
                 add(r, name)
         for p in range(2):
             for e in registry.entries_of(p)[:6]:
-                for name in ("seq", "address", "size", "refs", "prev"):
+                for name in ("seq", "address", "size", "refs", "prev", "holders"):
                     add(e, name)
         for p in list(registry.processes)[:3]:
             # not pid: reaping a "dead" record unlinks the objects named after its pid
@@ -101,7 +107,7 @@ def registry_fuzz(examples: int) -> None:
         return targets
 
     targets = field_targets()
-    values = st.one_of(U64, st.integers(0, 70), st.sampled_from([0, 1, 2, 0xFFFFFFFF,
+    values = st.one_of(U64, st.integers(0, 300), st.sampled_from([0, 1, 2, 0xFFFFFFFF,
                                                                  (1 << 64) - 1]))
 
     @_settings(examples)

@@ -285,7 +285,8 @@ def _read_fd(fd: int, domain: int, path: str) -> Snapshot:
                                 by_slot.get(r.process), r.published)
                 entries = (L.Entry * header.max_entries).from_buffer_copy(
                     mm, off.entries + (ref - 1) * row)
-                pub.entries = sorted((Entry(e.seq, e.address, e.size, e.timestamp_ns, e.refs)
+                pub.entries = sorted((Entry(e.seq, e.address, e.size, e.timestamp_ns,
+                                            L.refs_value(e))
                                       for e in entries if e.seq), key=lambda e: e.seq)
                 topic.publishers.append(pub)
             for pos, ref in enumerate(t.subscriptions):

@@ -31,8 +31,11 @@ from ctypes import Structure, c_char, c_int32, c_uint8, c_uint16, c_uint32, c_ui
 from agnoshm._libc import SIZEOF_PTHREAD_MUTEX_T
 
 MAGIC = int.from_bytes(b"AGNOSHM1", "little")
-LAYOUT_VERSION = 1
-MAX_ENDPOINTS_PER_TOPIC = 64  # one bit per subscription in Entry.refs
+LAYOUT_VERSION = 2  # 2: 256 subscriptions per topic (Entry.refs is four words, Entry.holders)
+MAX_PUBLISHERS_PER_TOPIC = 64
+MAX_SUBSCRIPTIONS_PER_TOPIC = 256  # one bit each in Entry.refs
+REF_WORDS = MAX_SUBSCRIPTIONS_PER_TOPIC // 64
+WORD_MASK = (1 << 64) - 1
 NAME_LEN = 256
 TYPE_NAME_LEN = 256
 TYPE_HASH_LEN = 80
@@ -123,8 +126,8 @@ class TopicRecord(Structure):
         ("seq", c_uint64),  # topic-wide sequence number of the newest entry
         ("generation", c_uint64),  # bumped when an endpoint comes or goes
         ("lock", RobustMutex),
-        ("publishers", c_uint32 * MAX_ENDPOINTS_PER_TOPIC),  # PublisherRecord index + 1
-        ("subscriptions", c_uint32 * MAX_ENDPOINTS_PER_TOPIC),  # SubscriptionRecord index + 1
+        ("publishers", c_uint32 * MAX_PUBLISHERS_PER_TOPIC),  # PublisherRecord index + 1
+        ("subscriptions", c_uint32 * MAX_SUBSCRIPTIONS_PER_TOPIC),  # SubscriptionRecord index + 1
         ("name", c_char * NAME_LEN),
         ("type_name", c_char * TYPE_NAME_LEN),
         ("type_hash", c_char * TYPE_HASH_LEN),
@@ -174,10 +177,36 @@ class Entry(Structure):
         ("address", c_uint64),
         ("size", c_uint64),
         ("timestamp_ns", c_uint64),
-        ("refs", c_uint64),  # bit i: subscription with bit i holds this message
+        ("refs", c_uint64 * REF_WORDS),  # bit i: the subscription with bit i holds it
         ("prev", c_uint32),  # entry index + 1 of the previous message of this publisher
-        ("_pad0", c_uint32),
+        ("holders", c_uint32),  # bits set in refs: the owner's cheap "is it held?"
     ]
+
+
+NO_REFS = (c_uint64 * REF_WORDS)()
+
+
+def ref_word_and_mask(bit: int) -> tuple[int, int]:
+    """Where subscription position ``bit`` lives in ``Entry.refs``: (word index, mask)."""
+    return bit >> 6, 1 << (bit & 63)
+
+
+def refs_value(entry: Entry) -> int:
+    """``entry.refs`` as one integer: bit i set while subscription position i holds it."""
+    value = 0
+    for word in reversed(entry.refs):
+        value = value << 64 | word
+    return value
+
+
+def clear_ref(entry: Entry, bit: int) -> bool:
+    """Drop subscription position ``bit``'s reference; return whether it had one."""
+    word, mask = ref_word_and_mask(bit)
+    if entry.refs[word] & mask:
+        entry.refs[word] &= ~mask & WORD_MASK
+        entry.holders = max(entry.holders - 1, 0)
+        return True
+    return False
 
 
 def _align(value: int, alignment: int) -> int:

@@ -372,11 +372,11 @@ class Registry:
 
     @staticmethod
     def _claim_topic_position(array, count: int, kind: str, topic_name: str) -> int:
-        for pos in range(L.MAX_ENDPOINTS_PER_TOPIC):
+        for pos in range(len(array)):
             if array[pos] == 0:
                 return pos
         raise LimitReachedError(
-            f"topic {topic_name!r} has {L.MAX_ENDPOINTS_PER_TOPIC} {kind} already, the most one "
+            f"topic {topic_name!r} has {len(array)} {kind} already, the most one "
             "topic can have: spread them over more topics")
 
     def add_publisher(self, topic_name: str, type_name: str, type_hash: str, depth: int,
@@ -450,7 +450,7 @@ class Registry:
         topic = r.topic
         t = self.topics[topic]
         with self.topic_lock(topic):
-            for pos in range(L.MAX_ENDPOINTS_PER_TOPIC):
+            for pos in range(L.MAX_PUBLISHERS_PER_TOPIC):
                 if t.publishers[pos] == index + 1:
                     t.publishers[pos] = 0
                     t.n_publishers -= 1
@@ -481,13 +481,14 @@ class Registry:
         """Drop a subscription from its topic and clear its references (topic lock held)."""
         r = self.subscriptions[index]
         t = self.topics[r.topic]
-        mask = ~(1 << r.bit) & 0xFFFFFFFFFFFFFFFF
-        for pub in self.publisher_indices(r.topic):
-            for e in self.entries_of(pub):
-                if e.refs:
-                    e.refs &= mask
-        if t.subscriptions[r.bit] == index + 1:
-            t.subscriptions[r.bit] = 0
+        bit = r.bit
+        if bit < L.MAX_SUBSCRIPTIONS_PER_TOPIC:
+            for pub in self.publisher_indices(r.topic):
+                for e in self.entries_of(pub):
+                    if e.holders:
+                        L.clear_ref(e, bit)
+        if bit < L.MAX_SUBSCRIPTIONS_PER_TOPIC and t.subscriptions[bit] == index + 1:
+            t.subscriptions[bit] = 0
             t.n_subscriptions -= 1
         r.state = L.FREE
         t.generation += 1
@@ -547,7 +548,7 @@ class Registry:
             if t.state != L.USED:
                 continue
             for array, table in ((t.publishers, self.publishers), (t.subscriptions, self.subscriptions)):
-                for pos in range(L.MAX_ENDPOINTS_PER_TOPIC):
+                for pos in range(len(array)):
                     ref = array[pos]
                     if ref and (ref > len(table) or table[ref - 1].state == L.FREE
                                 or table[ref - 1].topic != topic):
@@ -580,6 +581,8 @@ class Registry:
                 for e in self.entries_of(pub):
                     if e.seq > newest:
                         newest = e.seq
+                    # a reference taken or dropped mid-way: the bits are the truth
+                    e.holders = L.refs_value(e).bit_count()
         t.seq = newest
 
     def check_consistency(self) -> list[str]:
@@ -603,38 +606,50 @@ class Registry:
             if live != self.header.live_processes:
                 problems.append(f"live_processes is {self.header.live_processes}, counted {live}")
             for topic, t in enumerate(self.topics):
-                if t.state != L.USED:
-                    continue
-                pubs = self.publisher_indices(topic)
-                subs = self.subscription_indices(topic)
-                if len(pubs) != sum(1 for x in t.publishers if x) or len(subs) != sum(
-                        1 for x in t.subscriptions if x):
-                    problems.append(f"topic {t.name!r} lists endpoints past the registry's tables")
-                if len(pubs) != t.n_publishers or len(subs) != t.n_subscriptions:
-                    problems.append(f"topic {t.name.decode()} endpoint counts disagree with lists")
-                valid_bits = 0
-                for pos, ref in enumerate(t.subscriptions):
-                    if ref:
-                        s = self.subscriptions[ref - 1]
-                        if s.state == L.FREE or s.topic != topic or s.bit != pos:
-                            problems.append(f"topic {t.name.decode()} lists bad subscription {ref - 1}")
-                        valid_bits |= 1 << pos
-                for pub in pubs:
-                    r = self.publishers[pub]
-                    if r.state != L.USED or r.topic != topic:
-                        problems.append(f"topic {t.name.decode()} lists bad publisher {pub}")
-                    if self.processes[r.process].state != L.USED:
-                        problems.append(f"publisher {pub} belongs to a free process slot")
-                    for e in self.entries_of(pub):
-                        if e.seq and e.refs & ~valid_bits:
-                            problems.append(f"entry seq {e.seq} of publisher {pub} is referenced "
-                                            "by a subscription that is gone")
-                        if e.seq > t.seq:
-                            problems.append(f"entry seq {e.seq} is newer than topic seq {t.seq}")
+                if t.state == L.USED:
+                    with self.topic_lock(topic):  # publishers and takers write under it
+                        problems += self._check_topic_locked(topic)
             for table, kind in ((self.publishers, "publisher"), (self.subscriptions, "subscription")):
                 for i, r in enumerate(table):
                     if r.state != L.FREE and self.processes[r.process].state != L.USED:
                         problems.append(f"{kind} {i} belongs to free process slot {r.process}")
+        return problems
+
+    def _check_topic_locked(self, topic: int) -> list[str]:
+        """Problems of one topic: its endpoint lists and its publishers' entries."""
+        problems = []
+        t = self.topics[topic]
+        pubs = self.publisher_indices(topic)
+        subs = self.subscription_indices(topic)
+        if len(pubs) != sum(1 for x in t.publishers if x) or len(subs) != sum(
+                1 for x in t.subscriptions if x):
+            problems.append(f"topic {t.name!r} lists endpoints past the registry's tables")
+        if len(pubs) != t.n_publishers or len(subs) != t.n_subscriptions:
+            problems.append(f"topic {t.name.decode()} endpoint counts disagree with lists")
+        valid_bits = 0
+        for pos, ref in enumerate(t.subscriptions):
+            if ref:
+                s = self.subscriptions[ref - 1]
+                if s.state == L.FREE or s.topic != topic or s.bit != pos:
+                    problems.append(f"topic {t.name.decode()} lists bad subscription {ref - 1}")
+                valid_bits |= 1 << pos
+        for pub in pubs:
+            r = self.publishers[pub]
+            if r.state != L.USED or r.topic != topic:
+                problems.append(f"topic {t.name.decode()} lists bad publisher {pub}")
+            if self.processes[r.process].state != L.USED:
+                problems.append(f"publisher {pub} belongs to a free process slot")
+            for e in self.entries_of(pub):
+                refs = L.refs_value(e)
+                if e.seq and refs & ~valid_bits:
+                    problems.append(f"entry seq {e.seq} of publisher {pub} is referenced "
+                                    "by a subscription that is gone")
+                if e.seq and e.holders != refs.bit_count():
+                    problems.append(f"entry seq {e.seq} of publisher {pub} counts "
+                                    f"{e.holders} holders for {refs.bit_count()} "
+                                    "references")
+                if e.seq > t.seq:
+                    problems.append(f"entry seq {e.seq} is newer than topic seq {t.seq}")
         return problems
 
     # -- lifetime -------------------------------------------------------------------------

@@ -156,7 +156,8 @@ class PublisherPort:
             e.address = loan.address
             e.size = loan.size
             e.timestamp_ns = time.monotonic_ns()
-            e.refs = 0
+            e.refs = L.NO_REFS
+            e.holders = 0
             e.prev = record.newest
             seq = topic.seq + 1
             e.seq = seq  # commit: a reader only sees entries whose seq is set
@@ -196,14 +197,14 @@ class PublisherPort:
         entries = self.entries
         while len(self._live) > keep:
             index = self._live.popleft()
-            if entries[index].refs:
+            if entries[index].holders:
                 self._held.append(index)
             else:
                 self._free_entry(index)
         if self._held:
             still = []
             for index in self._held:
-                if entries[index].refs:
+                if entries[index].holders:
                     still.append(index)
                 else:
                     self._free_entry(index)
@@ -253,7 +254,8 @@ class PublisherPort:
         self.destroyed = True
         entries = self.entries
         with self.lock:
-            held = {i: self._blocks[i] for i in list(self._live) + self._held if entries[i].refs}
+            held = {i: self._blocks[i] for i in list(self._live) + self._held
+                    if entries[i].holders}
             # Withdraw every entry before freeing blocks: between this lock and
             # remove_publisher's, a subscriber could otherwise still take an entry
             # whose memory the next loan of this process reuses.

@@ -72,7 +72,8 @@ class SubscriberPort:
         self.depth = depth
         self.record = registry.subscriptions[index]
         self.incarnation = self.record.incarnation
-        self.bit = 1 << self.record.bit
+        self.bit = self.record.bit  # its position in the topic: its bit in Entry.refs
+        self._ref_word, self._ref_mask = L.ref_word_and_mask(self.bit)
         self.topic = registry.topics[topic]
         self.topic_index = topic
         self.lock = registry.topic_lock(topic)
@@ -119,11 +120,14 @@ class SubscriberPort:
                 return []
             found.sort(key=_by_seq)
             taken = found[-self.depth:][:max_count]
-            bit = self.bit
+            word, mask = self._ref_word, self._ref_mask
             # Read each entry's message under the lock: once it is unlocked, a destroyed
             # publisher's record (and entry row) may already serve a new publisher.
             for i, (seq, publisher, index, e, slot, incarnation) in enumerate(taken):
-                e.refs |= bit
+                refs = e.refs
+                if not refs[word] & mask:
+                    refs[word] |= mask
+                    e.holders += 1
                 taken[i] = (seq, publisher, index, e.address, e.size, e.timestamp_ns, slot,
                             incarnation)
             if faults.ARMED:
@@ -179,7 +183,7 @@ class SubscriberPort:
                 # 1: the entry is ours only if its record still belongs to our topic.
                 if (e.seq == lease.seq
                         and registry.publishers[lease.publisher].topic == self.topic_index):
-                    e.refs &= ~self.bit & 0xFFFFFFFFFFFFFFFF
+                    L.clear_ref(e, self.bit)
                 if faults.ARMED:
                     faults.hit("release.inside")
                 record.held -= 1

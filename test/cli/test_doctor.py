@@ -16,6 +16,7 @@ if _HERE not in sys.path:  # for `import cli_workers`, here and in spawned child
 import cli_workers as cw  # noqa: E402
 
 from agnoshm.cli.main import main  # noqa: E402
+from agnoshm.registry import layout as L  # noqa: E402
 
 
 @pytest.fixture
@@ -59,7 +60,7 @@ def test_doctor_describes_the_live_registry(isolated_domain, capsys):
         code, out, _ = _doctor(capsys)
     line = next(l for l in out.splitlines() if re.match(r"^  \S+\s+registry\s", l))
     assert line.split()[0] == "ok"
-    assert f"agnoshm-registry-domain{isolated_domain}: layout version 1, 1 live process, 1 topic" in line
+    assert f"agnoshm-registry-domain{isolated_domain}: layout version {L.LAYOUT_VERSION}, 1 live process, 1 topic" in line
 
 
 def test_doctor_fails_on_a_registry_of_another_layout_version(isolated_domain, capsys):

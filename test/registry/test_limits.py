@@ -7,6 +7,7 @@ The machine's message-queue limits are checked, never changed: with the defaults
 
 from __future__ import annotations
 
+import gc
 import os
 import resource
 import select
@@ -96,30 +97,26 @@ class _LightSubscriber:
         self.process.stdout.close()
 
 
-def test_100_processes_subscribe_to_one_publishing_process(isolated_domain):
-    """100 subscriber processes, one publisher process.  One *topic* takes at most 64
-    subscriptions (``MAX_ENDPOINTS_PER_TOPIC``, one bit each in ``Entry.refs``), so the
-    100 are spread over two topics that this one process publishes."""
+def test_100_processes_subscribe_to_one_publisher(isolated_domain):
+    """100 subscriber processes on one topic, one publisher: its announcement reaches
+    100 queues of the default depth, and one publish() rings 100 doorbells."""
     processes, batch = 100, 10
-    topics = ["/fanout/even", "/fanout/odd"]
+    topic = "/fanout"
     node = agnoshm.Node("fanout")
     registry = _registry()
     subscribers: list[_LightSubscriber] = []
     try:
         for first in range(0, processes, batch):  # a batch at a time: 2 cores must cope
-            started = [_LightSubscriber(topics[i % 2]) for i in range(first, first + batch)]
+            started = [_LightSubscriber(topic) for _ in range(first, first + batch)]
             subscribers += started
             for s in started:
                 assert s.readline() == ["ready", str(s.process.pid)]
         assert len(registry.live_slots()) == processes + 1
-        # the publishers come last: each announces this pool to 50 queues of 8 messages
-        pubs = [node.create_publisher(agnoshm.Bytes, t, 1) for t in topics]
-        assert [p.get_subscription_count() for p in pubs] == [processes // 2] * 2
-        payloads = [b"to the even ones", b"to the odd ones"]
-        for pub, payload in zip(pubs, payloads):
-            pub.publish(payload)
-        for i, s in enumerate(subscribers):
-            assert s.readline() == ["got", str(s.process.pid), payloads[i % 2].hex()]
+        pub = node.create_publisher(agnoshm.Bytes, topic, 1)  # last: announced to all 100
+        assert pub.get_subscription_count() == processes
+        pub.publish(b"to all of them")
+        for s in subscribers:
+            assert s.readline() == ["got", str(s.process.pid), b"to all of them".hex()]
         for s in subscribers:
             assert s.process.wait(TIMEOUT) == 0
     finally:
@@ -169,27 +166,34 @@ def test_2000_subscriptions_all_receive(isolated_domain):
 # -- capacity errors ---------------------------------------------------------------------------
 
 
-def test_the_65th_subscription_or_publisher_on_one_topic_is_refused(isolated_domain):
+def test_one_topic_takes_256_subscriptions_and_64_publishers_and_refuses_more(isolated_domain):
     node = agnoshm.Node("crowd")
     registry = _registry()
     subs = [node.create_polling_subscription(agnoshm.Bytes, "/crowded", 4)
-            for _ in range(L.MAX_ENDPOINTS_PER_TOPIC)]
+            for _ in range(L.MAX_SUBSCRIPTIONS_PER_TOPIC)]
     with pytest.raises(agnoshm.LimitReachedError) as info:
         node.create_polling_subscription(agnoshm.Bytes, "/crowded", 4)
     message = str(info.value)
-    assert "/crowded" in message and "64 subscriptions" in message
+    assert "/crowded" in message and "256 subscriptions" in message
     assert "spread them over more topics" in message
     pubs = [node.create_publisher(agnoshm.Bytes, "/crowded", 4)
-            for _ in range(L.MAX_ENDPOINTS_PER_TOPIC)]
+            for _ in range(L.MAX_PUBLISHERS_PER_TOPIC)]
     with pytest.raises(agnoshm.LimitReachedError, match="64 publishers.*spread them over more"):
         node.create_publisher(agnoshm.Bytes, "/crowded", 4)
     assert registry.check_consistency() == []
     topic = registry.topics[registry.find_topic("/crowded")]
-    assert (topic.n_subscriptions, topic.n_publishers) == (64, 64)
-    assert sum(1 for s in registry.subscriptions if s.state != L.FREE) == 64
+    assert (topic.n_subscriptions, topic.n_publishers) == (256, 64)
+    assert sum(1 for s in registry.subscriptions if s.state != L.FREE) == 256
     assert sum(1 for p in registry.publishers if p.state != L.FREE) == 64
-    pubs[-1].publish(b"still works")  # the 64 are intact
-    assert all(bytes(s.take().data) == b"still works" for s in subs)
+    pubs[-1].publish(b"still works")  # all of them intact
+    received = [s.take() for s in subs]
+    entry = registry.entries_of(pubs[-1]._port.index)[pubs[-1]._port.record.newest - 1]
+    assert entry.holders == 256 and L.refs_value(entry) == (1 << 256) - 1  # every word
+    assert all(bytes(m.data) == b"still works" for m in received)
+    assert registry.check_consistency() == []
+    del received
+    gc.collect()
+    assert entry.holders == 0 and L.refs_value(entry) == 0
     node.destroy_node()
 
 
