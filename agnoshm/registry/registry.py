@@ -290,6 +290,28 @@ class Registry:
         with self.lock:
             return self._reap_dead_locked()
 
+    def reap_successors(self) -> list[int]:
+        """Reap dead processes, checking only this process's successors.
+
+        The registered processes after this one in slot order (wrapping round) are
+        checked up to the first live one; if any is dead, every dead process is
+        reaped.  Each process's housekeeping does this, so every dead process has a
+        watcher, its nearest live predecessor, and a pass costs about one liveness
+        check instead of one per process: housekeeping in N processes is O(N) in
+        all, not O(N^2).  Any registry operation still checks everyone.
+        """
+        own, processes = self.own_slot, self.processes
+        n = len(processes)
+        for step in range(1, n):
+            slot = (own + step) % n
+            if processes[slot].state != L.USED:
+                continue
+            if self.is_alive(slot):
+                return []
+            with self.lock:
+                return self._reap_dead_locked()
+        return []
+
     def _reap_dead_locked(self) -> list[int]:
         dead = [i for i in self.live_slots() if not self.is_alive(i)]
         pids = []

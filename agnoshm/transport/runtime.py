@@ -116,7 +116,7 @@ class Runtime:
         """Reap dead processes, reclaim released messages, unmap gone pools."""
         if self.closed:
             return
-        self.registry.reap_dead()
+        self.registry.reap_successors()
         while self.deferred_releases:
             lease = self.deferred_releases.popleft()
             lease.port.release(lease)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -281,6 +282,67 @@ def test_a_process_that_died_registered_is_reaped_with_its_pool(joined, config):
     assert first.check_consistency() == []
     assert first.header.reaped == 1 and first.header.live_processes == 2
 
+
+
+def _fork_joined(config, name: str) -> tuple[int, int]:
+    """A child process that joins the registry and waits to be killed; (pid, its slot)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read_end)
+            registry = Registry(config)
+            os.write(write_end, str(registry.join(os.getpid(), "shm", name)).encode())
+            while True:
+                signal.pause()
+        finally:
+            os._exit(1)
+    os.close(write_end)
+    try:
+        return pid, int(os.read(read_end, 16))  # the child's one write, or b"" if it died
+    finally:
+        os.close(read_end)
+
+
+def test_housekeeping_checks_the_successors_up_to_the_first_live_one(joined, config):
+    """Every process watches the processes after it in slot order (wrapping round), so a
+    pass costs one liveness check, not one per process, and each dead process still has
+    a watcher: its nearest live predecessor."""
+    first, second = joined
+    children = sorted((_fork_joined(config, f"child{i}") for i in range(4)),
+                      key=lambda child: child[1])  # slots are handed out oldest-freed first
+    (a, a_slot), (b, _), (c, _), (d, d_slot) = children
+    as_a = Registry(config)  # what a's housekeeping sees (same table, a's slot)
+    as_a.own_slot = a_slot
+    checked = []
+    is_alive = first.is_alive
+    first.is_alive = lambda slot: checked.append(slot) or is_alive(slot)
+    try:
+        assert first.own_slot < second.own_slot < a_slot
+        assert first.reap_successors() == [] and checked == [second.own_slot]
+        for pid in (b, c):  # two neighbours die: a, the live one before them, reaps both
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        checked.clear()
+        assert first.reap_successors() == [] and checked == [second.own_slot]
+        assert sorted(as_a.reap_successors()) == sorted([b, c])
+        assert first.check_consistency() == [] and first.header.live_processes == 4
+        os.kill(d, signal.SIGKILL)  # now a's successor
+        os.waitpid(d, 0)
+        assert as_a.reap_successors() == [d]
+        as_d = Registry(config)  # the last slot's successor wraps round to the first
+        as_d.own_slot = d_slot
+        assert as_d.reap_successors() == []
+        as_d.close()
+        assert first.check_consistency() == [] and first.header.live_processes == 3
+    finally:
+        as_a.close()
+        for pid, _slot in children:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
 
 # -- topics and endpoints ---------------------------------------------------------------------------
 
