@@ -48,15 +48,22 @@ class MessageCorruptedError(MessageInvalidatedError):
 
 
 def pool_array(address: int, nbytes: int, dtype, count: int, *, writable: bool, owner) -> np.ndarray:
-    """A numpy array over ``[address, address + nbytes)`` that keeps ``owner`` alive."""
+    """A numpy array over ``[address, address + nbytes)`` that keeps ``owner`` alive.
+
+    A writable one is registered with ``owner`` (the loan), which makes it read-only
+    when the message is published.
+    """
     if count == 0:
         array = np.empty(0, dtype=dtype)
         array.flags.writeable = writable
         return array
     raw = (ctypes.c_char * nbytes).from_address(address)
     raw._agnoshm_owner = owner
-    buffer = memoryview(raw) if writable else memoryview(raw).toreadonly()
-    return np.frombuffer(buffer, dtype=dtype, count=count)
+    if not writable:
+        return np.frombuffer(memoryview(raw).toreadonly(), dtype=dtype, count=count)
+    array = np.frombuffer(memoryview(raw), dtype=dtype, count=count)
+    owner.track(array)  # read-only once the message is published
+    return array
 
 
 # -- checks shared by the accessors ------------------------------------------------

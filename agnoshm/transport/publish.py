@@ -10,6 +10,7 @@ on a failed loan, and on the listener's idle pass.
 from __future__ import annotations
 
 import time
+import weakref
 from collections import deque
 
 from agnoshm import _libc, faults
@@ -25,7 +26,7 @@ from agnoshm.registry import layout as L
 class Loan:
     """The pool blocks of one message being written; invalid after publish."""
 
-    __slots__ = ("port", "address", "size", "blocks", "valid", "__weakref__")
+    __slots__ = ("port", "address", "size", "blocks", "valid", "arrays", "__weakref__")
 
     def __init__(self, port: "PublisherPort", address: int, size: int):
         self.port = port
@@ -33,6 +34,20 @@ class Loan:
         self.size = size
         self.blocks = [address]
         self.valid = True
+        self.arrays: list[weakref.ref] = []  # writable numpy arrays handed out over the blocks
+
+    def track(self, array) -> None:
+        """Remember a writable array over this message; publishing makes it read-only."""
+        self.arrays.append(weakref.ref(array))
+
+    def _freeze_arrays(self) -> None:
+        # Published bytes belong to the subscribers now: a write through an array the
+        # publisher kept would change what they read (invariant 3).
+        for ref in self.arrays:
+            array = ref()
+            if array is not None:
+                array.flags.writeable = False
+        self.arrays = []
 
     def allocate(self, nbytes: int) -> int:
         """Allocate a further block of this message (a string's or sequence's storage)."""
@@ -171,6 +186,7 @@ class PublisherPort:
             if topic.generation != self._generation:
                 self._refresh_doorbells_locked()
             doorbells = self._doorbells
+        loan._freeze_arrays()
         if faults.ARMED:
             faults.hit("publish.after")
         for address in doorbells:

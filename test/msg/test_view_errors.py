@@ -248,6 +248,25 @@ def test_message_and_fields_used_after_publish_raise(endpoints):
     pub.publish(loan)
 
 
+
+def test_arrays_kept_from_a_loan_turn_read_only_when_it_is_published(endpoints):
+    node, pub, sub = endpoints
+    msg = pub.borrow_loaned_message()
+    values = msg.alloc("f64_seq", 3)
+    values[:] = [1.0, 2.0, 3.0]
+    points = msg.alloc("point_seq", 2)  # a structured array
+    points["x"] = [4.0, 5.0]
+    pub.publish(msg)
+    with pytest.raises(ValueError, match="read-only"):
+        values[0] = 99.0  # would change what the subscribers read
+    with pytest.raises(ValueError, match="read-only"):
+        points["x"] = 0.0
+    received = sub.take()
+    assert list(received.f64_seq) == [1.0, 2.0, 3.0]
+    assert list(received.point_seq["x"]) == [4.0, 5.0]
+    assert list(values) == [1.0, 2.0, 3.0]  # still readable
+
+
 # --------------------------------------------------------------------------- received views
 
 
