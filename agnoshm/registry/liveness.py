@@ -66,3 +66,24 @@ def process_start_time(pid: int) -> int | None:
 def pid_matches(pid: int, start_time: int) -> bool:
     """Return True if ``pid`` runs and is the process that started at ``start_time``."""
     return process_start_time(pid) == start_time
+
+
+def open_by(pid: int) -> set[str] | None:
+    """What the running process ``pid`` has open (``/proc/<pid>/fd`` link targets).
+
+    An empty set if no process has that pid; None if it runs but its descriptors
+    cannot be read (another user's process, seen without privileges).
+    """
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except FileNotFoundError:
+        return set()
+    except PermissionError:
+        return None
+    targets = set()
+    for fd in fds:
+        try:
+            targets.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:  # closed meanwhile
+            pass
+    return targets

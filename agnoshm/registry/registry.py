@@ -28,7 +28,7 @@ from agnoshm.errors import (
     RegistryVersionError,
     TypeMismatchError,
 )
-from agnoshm.names import queue_name, registry_name
+from agnoshm.names import pool_name, queue_name, registry_name
 from agnoshm.registry import layout as L
 from agnoshm.registry import liveness
 from agnoshm.registry.lock import RobustLock, initialize_mutex
@@ -312,6 +312,28 @@ class Registry:
                 return self._reap_dead_locked()
         return []
 
+    @staticmethod
+    def _unlink_objects_of_dead(p: L.ProcessRecord) -> None:
+        """Remove the pool and queue named after a dead process's pid.
+
+        Unless its pid already belongs to a new process that has objects of those
+        names open: one that joined another domain (names carry no domain) and
+        replaced the stale objects with its own.  Those are left alone, and so is
+        everything of a process whose descriptors cannot be read.
+        """
+        from agnoshm.memory import shm  # the memory layer names and removes pools
+
+        in_use = liveness.open_by(p.pid)
+        if in_use is None:
+            return
+        if p.backend == L.BACKEND_SHM and "/dev/shm" + pool_name(p.pid) not in in_use:
+            shm.unlink(p.pid)
+        if queue_name(p.pid) not in in_use:
+            try:
+                _libc.mq_unlink(queue_name(p.pid).encode())
+            except FileNotFoundError:
+                pass
+
     def _reap_dead_locked(self) -> list[int]:
         dead = [i for i in self.live_slots() if not self.is_alive(i)]
         pids = []
@@ -332,14 +354,7 @@ class Registry:
         if unlink_objects:
             if faults.ARMED:
                 faults.hit("reap.inside")
-            from agnoshm.memory import shm  # the memory layer names and removes pools
-
-            if p.backend == L.BACKEND_SHM:
-                shm.unlink(p.pid)
-            try:
-                _libc.mq_unlink(queue_name(p.pid).encode())
-            except FileNotFoundError:
-                pass
+            self._unlink_objects_of_dead(p)
         p.state = L.FREE
         p.left_at_ns = time.monotonic_ns()
         self.header.live_processes -= 1

@@ -528,6 +528,48 @@ def test_pid_reuse_is_not_mistaken_for_a_live_process(isolated_domain):
     assert not os.path.exists(_registry_path(isolated_domain))
 
 
+
+_OTHER_DOMAIN_PROCESS = """
+import sys
+import agnoshm
+node = agnoshm.Node("elsewhere")
+node.create_subscription(agnoshm.Bytes, "/t", lambda msg: None, 1)
+print("ready", flush=True)
+sys.stdin.readline()
+agnoshm.shutdown()
+"""
+
+
+def test_reaping_a_reused_pid_spares_the_pool_and_queue_of_its_new_owner(isolated_domain):
+    """Names carry the pid, not the domain: when a dead record's pid now belongs to a live
+    agnoshm process of another domain, that process's pool and queue stay."""
+    env = {**os.environ, "ROS_DOMAIN_ID": str(isolated_domain + 100_000)}
+    other = subprocess.Popen([sys.executable, "-c", _OTHER_DOMAIN_PROCESS], env=env,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    registry = Registry(load_config())
+    own = registry.join(os.getpid(), "shm", "reaper")
+    try:
+        assert other.stdout.readline() == "ready\n"
+        pool, queue = f"/dev/shm/agnocast@{other.pid}", f"/dev/mqueue{queue_name(other.pid)}"
+        assert os.path.exists(pool) and os.path.exists(queue)
+        slot = next(s for s, p in enumerate(registry.processes) if p.state == L.FREE)
+        start = liveness.process_start_time(other.pid)
+        _forge(registry, slot, other.pid, start - 1)  # an earlier process with that pid died
+        assert registry.reap_dead() == [other.pid]
+        assert os.path.exists(pool) and os.path.exists(queue)
+        assert registry.check_consistency() == []
+        other.stdin.write("done\n")
+        other.stdin.flush()
+        assert other.wait(TIMEOUT) == 0
+        assert not os.path.exists(pool) and not os.path.exists(queue)
+    finally:
+        if other.poll() is None:
+            other.kill()
+            other.wait()
+        registry.leave(own)
+        registry.close()
+
+
 # -- 6. nothing is left behind --------------------------------------------------------------------
 
 
