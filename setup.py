@@ -54,6 +54,8 @@ setup(
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6"],
         "plot": ["matplotlib>=3.5"],
+        # other middlewares for `agnoshm bench` (agnoshm/bench/peer_*.py), at the tested versions
+        "peers": ["iceoryx2>=0.10,<0.11", "eclipse-zenoh>=1.10,<2", "cyclonedds>=11.0,<12"],
     },
     zip_safe=True,
     entry_points={

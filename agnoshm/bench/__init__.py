@@ -4,8 +4,9 @@ This module holds what every measurement shares: the run :class:`Settings`,
 :func:`summarize` (percentiles of a sample list) and :class:`Worker`, a
 child process started with the *spawn* method that answers commands over a
 pipe.  :mod:`~agnoshm.bench.latency` measures agnoshm,
-:mod:`~agnoshm.bench.baselines` the copy-based transports and
-:mod:`~agnoshm.bench.report` prints and saves the results; the ``agnoshm
+:mod:`~agnoshm.bench.baselines` the copy-based transports,
+:mod:`~agnoshm.bench.peers` other middlewares (one ``peer_<name>`` module
+each) and :mod:`~agnoshm.bench.report` prints and saves the results; the ``agnoshm
 bench`` command (:mod:`agnoshm.cli.bench`) runs them in order.
 
 Workers never share the parent's agnoshm runtime: the parent stays out of
@@ -54,6 +55,10 @@ class Settings:
     :param fanout_subscriptions: subscriptions of the fan-out test, over all processes.
     :param busy_poll_us: ``AGNOSHM_BUSY_POLL_US`` of the busy-poll test.
     :param busy_poll_sizes: payload sizes of the busy-poll test.
+    :param comparison_samples: measured messages per size for the slower comparisons, the
+        ``cdr-socket`` baseline and the other middlewares (:mod:`~agnoshm.bench.peers`);
+        0 means ``samples``.
+    :param comparison_warmup: their warm-up messages; 0 means ``warmup``.
     """
 
     sizes: tuple[int, ...] = DEFAULT_SIZES
@@ -68,6 +73,12 @@ class Settings:
     fanout_subscriptions: int = 64
     busy_poll_us: int = 100
     busy_poll_sizes: tuple[int, ...] = (64, MIB)
+    comparison_samples: int = 0
+    comparison_warmup: int = 0
+
+    def comparison(self) -> tuple[int, int]:
+        """``(samples, warmup)`` of the ``cdr-socket`` baseline and the other middlewares."""
+        return self.comparison_samples or self.samples, self.comparison_warmup or self.warmup
 
     def command_timeout(self, size: int = 0) -> float:
         """A generous watchdog for one command of ``samples`` messages (never a speed limit)."""

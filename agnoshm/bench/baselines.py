@@ -10,10 +10,18 @@
     without its name in ``/dev/shm``): the sender copies the payload in and
     sends the header over the socket; the receiver copies it out into its
     ``bytearray`` (two copies in user space).
+``cdr-socket``
+    What a serializing middleware pays: the sender stamps the
+    ``header.stamp`` of a rosbags ``sensor_msgs/msg/Image`` whose ``data``
+    (``uint8[]``, ``mono8``, one row) holds the payload, serializes it with
+    ``serialize_cdr`` and sends header and CDR bytes like ``socket``; the
+    receiver ``recv_into``s them and ``deserialize_cdr``s the message, then
+    reads its stamp and the first and last byte of ``data``.
 
-Latency runs from just before the sender's first copy to the receiver
-holding the full payload and touching its first and last byte.  One message
-is in flight at a time: the receiver acknowledges each with one byte.
+Latency runs from just before the sender's first copy (for ``cdr-socket``:
+just before ``serialize_cdr``) to the receiver holding the full payload and
+touching its first and last byte.  One message is in flight at a time: the
+receiver acknowledges each with one byte.
 """
 
 from __future__ import annotations
@@ -28,8 +36,39 @@ from agnoshm.bench import (STARTUP_TIMEOUT, Settings, Worker, close_all, cpu_sec
                            summarize)
 from agnoshm.bench.latency import ACK, MEASURED, WARMUP
 
-TRANSPORTS = ("socket", "shm-copy")
+TRANSPORTS = ("socket", "shm-copy", "cdr-socket")
 _HEADER = struct.Struct("<qqq")  # send time (CLOCK_MONOTONIC ns), payload size, kind
+CDR_TYPE = "sensor_msgs/msg/Image"
+_CDR_SLACK = 4096  # room for the Image's header fields around its data
+
+
+def _typestore():
+    """The rosbags type store agnoshm uses (the ``ROS_DISTRO`` or newest definitions)."""
+    from agnoshm.msg.types import default_registry
+
+    return default_registry().rosbags.typestore
+
+
+class _CdrImage:
+    """Sender side of ``cdr-socket``: one rosbags Image over a reused payload array."""
+
+    def __init__(self, size: int):
+        import numpy as np
+
+        self.typestore = _typestore()
+        types = self.typestore.types
+        self.time = types["builtin_interfaces/msg/Time"]
+        self.data = np.zeros(size, dtype=np.uint8)
+        self.image = types[CDR_TYPE](
+            header=types["std_msgs/msg/Header"](stamp=self.time(sec=0, nanosec=0),
+                                                frame_id="bench"),
+            height=1, width=size, encoding="mono8", is_bigendian=0, step=size, data=self.data)
+
+    def serialize(self, now_ns: int) -> memoryview:
+        """Stamp the header with ``now_ns`` and serialize (the first copy of the payload)."""
+        sec, nanosec = divmod(now_ns, 1_000_000_000)
+        self.image.header.stamp = self.time(sec=sec, nanosec=nanosec)
+        return self.typestore.serialize_cdr(self.image, CDR_TYPE)
 
 
 class CopySender:
@@ -50,17 +89,21 @@ class CopySender:
     def latency(self, transport: str, size: int, samples: int, warmup: int,
                 interval_s: float) -> None:
         sock, view = self.sock, self.view
-        payload = bytearray(size)
+        cdr = _CdrImage(size) if transport == "cdr-socket" else None
+        payload = cdr.data if cdr is not None else bytearray(size)
         for i in range(warmup + samples):
             kind = WARMUP if i < warmup else MEASURED
             payload[0], payload[-1] = kind, i & 0xFF
             start = time.monotonic_ns()
-            header = _HEADER.pack(start, size, kind)
-            if transport == "socket":
-                _send_all(sock, header, payload)
+            if cdr is not None:
+                raw = cdr.serialize(start)
+                _send_all(sock, _HEADER.pack(start, len(raw), kind), raw)
+                del raw
+            elif transport == "socket":
+                _send_all(sock, _HEADER.pack(start, size, kind), payload)
             else:
                 view[:size] = payload
-                sock.sendall(header)
+                sock.sendall(_HEADER.pack(start, size, kind))
             if sock.recv(1) != ACK:
                 raise RuntimeError("the receiver closed the socket")
             time.sleep(interval_s)
@@ -89,18 +132,28 @@ class CopyReceiver:
 
     def latency(self, transport: str, size: int, total: int) -> dict:
         sock, shared = self.sock, self.view
-        buffer = bytearray(size)
+        typestore = _typestore() if transport == "cdr-socket" else None
+        buffer = bytearray(size + (_CDR_SLACK if typestore is not None else 0))
         view = memoryview(buffer)
         latencies = []
         cpu0, wall0 = cpu_seconds(), time.monotonic()
         for _ in range(total):
             _recv_exactly(sock, memoryview(self.header))
             start, n, kind = _HEADER.unpack(self.header)
-            if transport == "socket":
+            if typestore is not None:
                 _recv_exactly(sock, view[:n])
+                image = typestore.deserialize_cdr(view[:n], CDR_TYPE)
+                data = image.data
+                data[0], data[-1]
+                stamp = image.header.stamp
+                start = stamp.sec * 1_000_000_000 + stamp.nanosec
+                del image, data
+            elif transport == "socket":
+                _recv_exactly(sock, view[:n])
+                buffer[0], buffer[-1]
             else:
                 view[:n] = shared[:n]
-            buffer[0], buffer[-1]
+                buffer[0], buffer[-1]
             latency = time.monotonic_ns() - start
             if kind == MEASURED:
                 latencies.append(latency)
@@ -158,9 +211,10 @@ class CopyPair:
 
     def latency(self, transport: str, size: int) -> dict:
         s = self.settings
+        samples, warmup = s.comparison() if transport == "cdr-socket" else (s.samples, s.warmup)
         timeout = s.command_timeout(size)
-        self.receiver.send("latency", transport, size, s.warmup + s.samples)
-        self.sender.send("latency", transport, size, s.samples, s.warmup, s.interval_s)
+        self.receiver.send("latency", transport, size, warmup + samples)
+        self.sender.send("latency", transport, size, samples, warmup, s.interval_s)
         _, received = gather([self.sender, self.receiver], timeout)
         return {"transport": transport, "size": size, "interval_s": s.interval_s,
                 **summarize(received["latency_ns"]),

@@ -29,7 +29,7 @@ IMAGE_BYTES = WIDTH * HEIGHT * 3
 CLOUD_POINTS = 1_000_000
 MARKER_POINTS = 100_000
 ACK = b"a"
-_CASES = {
+CASES = {
     "bytes_64B": ("agnoshm/msg/Bytes", "/agnoshm_bench/typed_bytes"),
     "pointcloud2_1M": ("sensor_msgs/msg/PointCloud2", "/agnoshm_bench/cloud"),
     "marker_points_100k": ("visualization_msgs/msg/Marker", "/agnoshm_bench/marker"),
@@ -97,7 +97,7 @@ class TypedSender:
         self._ack.settimeout(STARTUP_TIMEOUT)
         self.node = agnoshm.Node("bench_typed_publisher")
         self._publishers = {case: self.node.create_publisher(_type(name), topic, 4)
-                            for case, (name, topic) in _CASES.items()}
+                            for case, (name, topic) in CASES.items()}
 
     def ready(self) -> int:
         return os.getpid()
@@ -135,7 +135,7 @@ class TypedReceiver:
         self._ack = ack
         self.node = agnoshm.Node("bench_typed_subscriber")
         self._latencies: list[int] = []
-        for case, (name, topic) in _CASES.items():
+        for case, (name, topic) in CASES.items():
             self.node.create_subscription(_type(name), topic,
                                           lambda msg, case=case: self._on_message(case, msg), 4)
         self.executor = agnoshm.SingleThreadedExecutor()
@@ -286,7 +286,7 @@ def measure_messages(samples: int, warmup: int, interval_s: float, progress=None
         sender.started()
         receiver.started()
         latency = {}
-        for case in _CASES:
+        for case in CASES:
             timeout = 120.0 + (samples + warmup) * (interval_s + 0.1)
             receiver.send("run", samples + warmup, warmup, timeout)
             sender.send("run", case, samples, warmup, interval_s)

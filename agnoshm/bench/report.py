@@ -57,7 +57,7 @@ def new_results(settings, command: str, **extra_settings) -> dict:
         "command": command,
         "machine": machine(),
         "settings": {**dataclasses.asdict(settings), **extra_settings},
-        "latency": [], "throughput": None, "fanout": None, "busy_poll": [], "messages": None,
+        "latency": [], "transports": [], "skipped": [], "throughput": None, "fanout": None, "busy_poll": [], "messages": None,
         "targets": [],
     }
 
@@ -142,6 +142,38 @@ def latency_table(results: dict, baseline: str = "socket") -> str:
                   rows)
 
 
+def transports_table(results: dict) -> str:
+    """size | transport | p50 | p90 | p99 | max | speed-up (its p50 / agnoshm's p50), every row."""
+    by_key = {(r["transport"], r["size"]): r for r in results["latency"]}
+    order = list(dict.fromkeys(r["transport"] for r in results["latency"]))
+    rows = []
+    for size in results["settings"]["sizes"]:
+        ours = by_key.get(("agnoshm", size))
+        for transport in order:
+            r = by_key.get((transport, size))
+            if r is None:
+                continue
+            speed_up = (f"{r['p50_us'] / ours['p50_us']:.1f}x"
+                        if ours is not None and transport != "agnoshm" else "")
+            rows.append([size_label(size), transport, _us(r["p50_us"]), _us(r["p90_us"]),
+                         _us(r["p99_us"]), _us(r["max_us"]), speed_up])
+    return _table(["size", "transport", "p50 us", "p90 us", "p99 us", "max us", "speed-up"], rows)
+
+
+def not_measured(results: dict) -> list[str]:
+    """One line per transport that was not measured, or not at every size, and why."""
+    from agnoshm.bench.peers import status_text
+
+    lines = [f"  {t['transport']}: {status_text(t)}" for t in results.get("transports", [])
+             if t["status"] != "measured"]
+    by_reason: dict[tuple[str, str], list[int]] = {}
+    for skip in results.get("skipped", []):
+        by_reason.setdefault((skip["transport"], skip["reason"]), []).append(skip["size"])
+    lines += [f"  {transport} at {', '.join(map(size_label, sizes))}: skipped: {reason}"
+              for (transport, reason), sizes in by_reason.items()]
+    return lines
+
+
 def progress_line(row: dict) -> str:
     """One line for a finished latency row (stderr progress)."""
     mode = f" busy-poll {row['busy_poll_us']} us" if row.get("busy_poll_us") else ""
@@ -154,10 +186,12 @@ def progress_line(row: dict) -> str:
 def text(results: dict) -> str:
     """The whole human-readable report."""
     out = ["agnoshm latency, publish() to the subscriber's first access (microseconds):",
-           latency_table(results)]
-    if any(r["transport"] == "shm-copy" for r in results["latency"]):
-        out += ["", "second copy baseline (memfd shared buffer, copy in + copy out):",
-                latency_table(results, "shm-copy")]
+           latency_table(results),
+           "", "every transport, same pacing (speed-up = its p50 / agnoshm's p50):",
+           transports_table(results)]
+    missing = not_measured(results)
+    if missing:
+        out += ["", "not measured:", *missing]
     t = results.get("throughput")
     if t:
         out += ["", f"throughput, {size_label(t['size'])} back to back (depth {t['depth']}): "

@@ -1,10 +1,11 @@
-"""``agnoshm bench``: measure agnoshm against copy baselines on this machine.
+"""``agnoshm bench``: measure agnoshm against copy baselines and other middlewares on this machine.
 
 Runs, in a private ``ROS_DOMAIN_ID``: latency per size (agnoshm, then the
-socket and shm-copy baselines, size by size), throughput, fan-out cost of
-``publish()`` and the busy-poll comparison; prints the tables, writes the
-JSON (and a PNG if matplotlib is importable).  A slow machine never fails
-the command; only a real error does (exit status 1).
+socket, shm-copy and cdr-socket baselines, size by size; then iceoryx2,
+zenoh, Cyclone DDS and rclpy where installed), throughput, fan-out cost of
+``publish()``, the busy-poll comparison and typed messages; prints the
+tables, writes the JSON (and a PNG if matplotlib is importable).  A slow
+machine never fails the command; only a real error does (exit status 1).
 """
 
 from __future__ import annotations
@@ -18,17 +19,18 @@ import threading
 from pathlib import Path
 
 from agnoshm.bench import DEFAULT_SIZES, BenchError, Settings, environment, private_domain_id
-from agnoshm.bench import report
+from agnoshm.bench import messages, peers, report
 from agnoshm.bench.baselines import TRANSPORTS, CopyPair
-from agnoshm.bench.messages import measure_messages
 from agnoshm.bench.latency import AgnoshmPair, measure_busy_poll
+from agnoshm.bench.peers import PEERS
+from agnoshm.bench.progress import Progress
 from agnoshm.cli import CommandError, positive_int
 
 DEFAULT_JSON = "bench-results/agnoshm-bench.json"
 MIN_SIZE = 16
 MAX_SIZE = 1 << 30
-QUICK = {"samples": 200, "warmup": 20}
-FULL = {"samples": 2000, "warmup": 100}
+QUICK = {"samples": 200, "warmup": 20, "comparison_samples": 50, "comparison_warmup": 10}
+FULL = {"samples": 2000, "warmup": 100, "comparison_samples": 500, "comparison_warmup": 50}
 
 
 def parse_sizes(text: str) -> tuple[int, ...]:
@@ -56,17 +58,22 @@ def register(subparsers) -> None:
         "bench", help="measure latency, throughput and fan-out against copy baselines",
         description=__doc__.split("\n\n")[1].replace("\n", " ").replace("``", ""))
     p.add_argument("--quick", action="store_true",
-                   help=f"{QUICK['samples']} samples per size (well under a minute) instead of "
-                        f"{FULL['samples']}")
+                   help=f"{QUICK['samples']} samples per size, {QUICK['comparison_samples']} for "
+                        f"cdr-socket and other middlewares (under a minute) instead of "
+                        f"{FULL['samples']} and {FULL['comparison_samples']}")
     p.add_argument("--sizes", type=parse_sizes, metavar="LIST",
                    help="comma-separated payload sizes in bytes, K or M, e.g. 64,4K,1M "
                         "(default: 64,4K,64K,1M,4M,16M)")
     p.add_argument("--samples", type=positive_int, metavar="N",
-                   help="measured messages per size and transport")
+                   help="measured messages per size and transport (all of them, "
+                        "cdr-socket and other middlewares included)")
     p.add_argument("--json", default=DEFAULT_JSON, metavar="PATH",
                    help=f"where to write all results (default: {DEFAULT_JSON})")
     p.add_argument("--plot", metavar="PATH",
                    help="also draw latency against size as a PNG (needs matplotlib)")
+    p.add_argument("--latency-only", action="store_true",
+                   help="measure only latency against size (agnoshm, baselines, peers); skip "
+                        "throughput, fan-out, busy-poll and typed messages")
     p.add_argument("--backend", choices=("shm", "memfd"),
                    help="agnoshm pool backend (default: AGNOSHM_BACKEND or shm)")
     p.set_defaults(run=run)
@@ -77,31 +84,65 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return Settings(sizes=args.sizes or DEFAULT_SIZES,
                     samples=args.samples or preset["samples"],
                     warmup=preset["warmup"],
+                    comparison_samples=args.samples or preset["comparison_samples"],
+                    comparison_warmup=preset["comparison_warmup"],
                     backend=args.backend or os.environ.get("AGNOSHM_BACKEND") or "shm")
 
 
-class Progress:
-    """Progress on stderr: a line per finished step; on a TTY also a transient status line."""
-
-    def __init__(self, stream=None):
-        self.stream = stream or sys.stderr
-        self.tty = self.stream.isatty()
-
-    def status(self, text: str) -> None:
-        if self.tty:
-            self.stream.write(f"\r\033[K{text}")
-            self.stream.flush()
-
-    def line(self, text: str) -> None:
-        self.stream.write(("\r\033[K" if self.tty else "") + text + "\n")
-        self.stream.flush()
+def total_steps(settings: Settings, latency_only: bool = False) -> int:
+    """Steps of the progress bar: latency rows, throughput, fan-out, busy-poll and typed rows."""
+    rows = len(settings.sizes) * (1 + len(TRANSPORTS))
+    for transport in PEERS:
+        if peers.availability(transport) is None:
+            limit = peers.peer_module(transport).size_limit
+            rows += sum(1 for size in settings.sizes if limit(size) is None)
+    if latency_only:
+        return rows
+    busy_poll = 2 * 2 * len(settings.busy_poll_sizes)  # two modes, with and without pause
+    return rows + 2 + busy_poll + 1 + len(messages.CASES)
 
 
-def measure(settings: Settings, results: dict, progress: Progress) -> None:
-    """Fill ``results`` with every measurement; workers are gone when this returns."""
+def _row_line(row: dict) -> str:
+    return (f"{row['transport']} {report.size_label(row['size'])}: p50 {row['p50_us']:,.1f} "
+            f"p99 {row['p99_us']:,.1f} us")
+
+
+def measure_peers(settings: Settings, results: dict, progress: Progress) -> None:
+    """Each other middleware in turn, over every size it can carry."""
+    run_id = str(os.getpid())
+
+    def row_done(row) -> None:
+        if isinstance(row, tuple):
+            transport, size, reason = row
+            results["skipped"].append({"transport": transport, "size": size, "reason": reason})
+            return
+        results["latency"].append(row)
+        progress.step(_row_line(row))
+
+    for transport in PEERS:
+        if peers.availability(transport) is not None:
+            status = peers.availability(transport)
+        else:
+            progress.start(f"{transport}: starting")
+            limit = peers.peer_module(transport).size_limit
+            planned = sum(1 for size in settings.sizes if limit(size) is None)
+            done = len(results["latency"])
+            status = peers.measure_peer(transport, settings, run_id, row_done,
+                                        lambda size, t=transport: progress.start(
+                                            f"{t} {report.size_label(size)}"))
+            progress.skip(planned - (len(results["latency"]) - done))
+        results["transports"].append(status)
+        if status["status"] != "measured":
+            progress.line(f"{transport}: {peers.status_text(status)}")
+
+
+def measure(settings: Settings, results: dict, progress: Progress,
+            latency_only: bool = False) -> None:
+    """Fill ``results`` with every measurement (or only the latency sweep); workers are gone
+    when this returns."""
     pairs = []
     try:
-        progress.status("starting worker processes ...")
+        progress.start("starting worker processes")
         agnoshm_pair = AgnoshmPair(settings)
         pairs.append(agnoshm_pair)
         copy_pair = CopyPair(settings)
@@ -110,29 +151,37 @@ def measure(settings: Settings, results: dict, progress: Progress) -> None:
         for i, size in enumerate(settings.sizes, 1):
             parts = []
             for transport in ("agnoshm", *TRANSPORTS):
-                progress.status(f"[{i}/{count}] {report.size_label(size)}: {transport} ...")
+                progress.start(f"{transport} {report.size_label(size)}")
                 row = agnoshm_pair.latency(size) if transport == "agnoshm" \
                     else copy_pair.latency(transport, size)
                 results["latency"].append(row)
                 parts.append(f"{transport} p50 {row['p50_us']:,.1f} p99 {row['p99_us']:,.1f}")
+                progress.step()
             progress.line(f"[{i}/{count}] {report.size_label(size)}: " + " | ".join(parts) + " us")
+        results["transports"] += [{"transport": t, "status": "measured"}
+                                  for t in ("agnoshm", *TRANSPORTS)]
         pairs.remove(copy_pair)
         copy_pair.close()
-        progress.status("throughput ...")
+        measure_peers(settings, results, progress)
+        if latency_only:
+            progress.finish()
+            return
+        progress.start("throughput")
         t = results["throughput"] = agnoshm_pair.throughput()
-        progress.line(f"throughput: {t['received_per_s']:,.0f} msgs/s received")
-        progress.status(f"fan-out to {settings.fanout_subscriptions} subscriptions ...")
+        progress.step(f"throughput: {t['received_per_s']:,.0f} msgs/s received")
+        progress.start(f"fan-out to {settings.fanout_subscriptions} subscriptions")
         f = results["fanout"] = agnoshm_pair.fanout()
-        progress.line(f"fan-out: publish() p50 {f['p50_us']:,.1f} us, p99 {f['p99_us']:,.1f} us")
+        progress.step(f"fan-out: publish() p50 {f['p50_us']:,.1f} us, p99 {f['p99_us']:,.1f} us")
     finally:
         for pair in reversed(pairs):
             pair.close()
-    progress.status("busy-poll comparison ...")
+    progress.start("busy-poll comparison")
     results["busy_poll"] = measure_busy_poll(
-        settings, lambda row: progress.line(report.progress_line(row)))
-    progress.status("typed messages ...")
-    results["messages"] = measure_messages(settings.samples, settings.warmup,
-                                           settings.interval_s, progress.line)
+        settings, lambda row: progress.step(report.progress_line(row)))
+    progress.start("typed messages")
+    results["messages"] = messages.measure_messages(settings.samples, settings.warmup,
+                                                    settings.interval_s, progress.step)
+    progress.finish()
 
 
 def _stop(signum, frame):
@@ -161,7 +210,8 @@ def run(args: argparse.Namespace) -> int:
         previous = signal.signal(signal.SIGTERM, _stop)
     try:
         with environment(env):
-            measure(settings, results, Progress())
+            measure(settings, results, Progress(total_steps(settings, args.latency_only)),
+                    args.latency_only)
     except BenchError as err:
         print(f"agnoshm bench: {err}", file=sys.stderr)
         return 1

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import glob
+import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -14,17 +17,30 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 WATCHDOG = 600  # seconds; a hang guard, not a speed limit
 SIZES = [64, 4096, 65536, 1 << 20, 4 << 20, 16 << 20]
+BASELINES = ("agnoshm", "socket", "shm-copy", "cdr-socket")
+PEERS = {"iceoryx2": "iceoryx2", "zenoh": "zenoh", "cyclonedds": "cyclonedds"}  # name: import
+NOT_INSTALLED = "not installed (pip install 'agnoshm[peers]')"
+BAR = re.compile(r"\[[#.]{20}\] \d+/\d+")
 
 
 def _agnoshm_objects() -> set[str]:
-    """agnoshm's objects in /dev/shm (other test runs may own some: compare before/after)."""
-    return set(glob.glob("/dev/shm/agnocast@*") + glob.glob("/dev/shm/agnoshm-registry-*"))
+    """agnoshm's and the peers' objects in /dev/shm (other test runs may own some: compare
+    before/after)."""
+    return set(glob.glob("/dev/shm/agnocast@*") + glob.glob("/dev/shm/agnoshm-registry-*")
+               + glob.glob("/dev/shm/agnoshm_bench_*") + glob.glob("/dev/shm/*.zenoh"))
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
 
 
 def _run(*args: str, timeout: float = WATCHDOG) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    return subprocess.run([sys.executable, "-m", "agnoshm", "bench", *args], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "agnoshm", "bench", *args], cwd=ROOT, env=_env(),
                           capture_output=True, text=True, timeout=timeout)
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
 
 
 @pytest.fixture(scope="module")
@@ -50,10 +66,33 @@ def test_quick_run_succeeds_and_prints_the_table(quick):
 
 def test_quick_run_writes_a_png_plot_when_matplotlib_is_installed(quick):
     pytest.importorskip("matplotlib", reason="matplotlib is not installed (pip install matplotlib)")
+    import matplotlib.image
+
     proc, out, _, _ = quick
     plot = out.parent / "latency.png"
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", proc.stdout
     assert "plot written to" in proc.stdout
+    height, width, _channels = matplotlib.image.imread(plot).shape  # decodes: a valid PNG
+    assert height > 100 and width > 100
+
+
+def test_plot_has_one_line_per_transport(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib", reason="matplotlib is not installed (pip install matplotlib)")
+    import matplotlib.pyplot as plt
+
+    from agnoshm.bench import report
+
+    rows = [{"transport": t, "size": size, "p50_us": 10.0 + i, "p99_us": 20.0 + i}
+            for i, t in enumerate(("agnoshm", "socket", "cdr-socket", "iceoryx2"))
+            for size in (64, 1 << 20)]
+    results = {"latency": rows, "machine": {"cpu_model": "test"}}
+    saved = []
+    monkeypatch.setattr(plt, "close", lambda fig: saved.append(fig))
+    assert report.write_plot(results, tmp_path / "sut.png").is_file()
+    labels = [line.get_label() for line in saved[0].axes[0].get_lines()]
+    assert labels == [f"{t} {p}" for t in ("agnoshm", "socket", "cdr-socket", "iceoryx2")
+                      for p in ("p50", "p99")]
+    plt.close(saved[0])
 
 
 def test_json_has_the_typed_message_measurements(quick):
@@ -65,7 +104,13 @@ def test_json_has_the_typed_message_measurements(quick):
     assert set(messages["receive_side"]) == {"1KiB", "16MiB"}
 
 
-def test_json_has_every_size_for_agnoshm_and_the_socket_baseline(quick):
+def _check_percentiles(row: dict) -> None:
+    for key in ("p50_us", "p90_us", "p99_us", "max_us"):
+        assert _positive(row[key]), (key, row)
+    assert row["p50_us"] <= row["p90_us"] <= row["p99_us"] <= row["max_us"], row
+
+
+def test_json_has_every_size_for_agnoshm_and_the_baselines(quick):
     _, out, _, _ = quick
     results = json.loads(out.read_text())
     assert results["schema"] == "agnoshm-bench/1"
@@ -74,13 +119,106 @@ def test_json_has_every_size_for_agnoshm_and_the_socket_baseline(quick):
     for key in ("nproc", "cpu_model", "kernel", "python"):
         assert results["machine"][key]
     assert results["settings"]["sizes"] == SIZES
-    for transport in ("agnoshm", "socket", "shm-copy"):
+    for transport in BASELINES:
         rows = {r["size"]: r for r in results["latency"] if r["transport"] == transport}
         assert sorted(rows) == SIZES, transport
+        count = "comparison_samples" if transport == "cdr-socket" else "samples"
         for row in rows.values():
-            assert _positive(row["p50_us"]) and _positive(row["p99_us"]), row
-            assert row["p99_us"] >= row["p50_us"]
-            assert row["count"] == results["settings"]["samples"]
+            _check_percentiles(row)
+            assert row["count"] == results["settings"][count]
+    statuses = {t["transport"]: t["status"] for t in results["transports"]}
+    assert all(statuses[t] == "measured" for t in BASELINES)
+
+
+@pytest.mark.parametrize("peer", sorted(PEERS))
+def test_json_has_each_peer_or_says_it_is_not_installed(quick, peer):
+    proc, out, _, _ = quick
+    results = json.loads(out.read_text())
+    status = next(t for t in results["transports"] if t["transport"] == peer)
+    rows = {r["size"]: r for r in results["latency"] if r["transport"] == peer}
+    if not _installed(PEERS[peer]):
+        assert status == {"transport": peer, "status": "not installed", "reason": NOT_INSTALLED}
+        assert not rows
+        assert f"{peer}: {NOT_INSTALLED}" in proc.stdout
+        return
+    assert status["status"] == "measured", status
+    skipped = {s["size"]: s["reason"] for s in results["skipped"] if s["transport"] == peer}
+    assert sorted(rows) == sorted(status["sizes"]) and sorted([*rows, *skipped]) == SIZES
+    assert all(reason for reason in skipped.values())
+    for row in rows.values():
+        _check_percentiles(row)
+        assert row["count"] == results["settings"]["comparison_samples"]
+
+
+def test_rclpy_is_measured_or_skipped_with_the_reason(quick):
+    proc, out, _, _ = quick
+    results = json.loads(out.read_text())
+    status = next(t for t in results["transports"] if t["transport"] == "rclpy")
+    if _installed("rclpy"):
+        assert status["status"] in ("measured", "skipped"), status
+    else:
+        assert status == {"transport": "rclpy", "status": "skipped",
+                          "reason": "rclpy not importable (source ROS 2)"}
+        assert "rclpy: skipped: rclpy not importable (source ROS 2)" in proc.stdout
+
+
+def test_the_table_shows_p50_p90_p99_and_max_for_every_transport(quick):
+    proc, out, _, _ = quick
+    results = json.loads(out.read_text())
+    assert re.search(r"\| +p50 us \| +p90 us \| +p99 us \| +max us \|", proc.stdout)
+    for transport in {r["transport"] for r in results["latency"]}:
+        assert re.search(rf"\|\s+{re.escape(transport)} \|", proc.stdout), transport
+
+
+def test_progress_without_a_terminal_is_plain_lines(quick):
+    proc, _, _, _ = quick
+    assert "\r" not in proc.stderr and "\033" not in proc.stderr
+    assert not BAR.search(proc.stderr)
+    assert "[6/6] 16 MiB: agnoshm p50" in proc.stderr
+
+
+def _run_on_a_terminal(*args: str) -> tuple[int, str]:
+    """Run the bench with stderr on a pseudo-terminal; return its status and what the terminal
+    received."""
+    master, slave = os.openpty()
+    chunks: list[bytes] = []
+
+    def read_terminal() -> None:
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: every writer closed the terminal
+                return
+            if not chunk:
+                return
+            chunks.append(chunk)
+
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "agnoshm", "bench", *args], cwd=ROOT,
+                                env=_env(), stdout=subprocess.DEVNULL, stderr=slave)
+    finally:
+        os.close(slave)
+    reader = threading.Thread(target=read_terminal, daemon=True)
+    reader.start()
+    try:
+        status = proc.wait(WATCHDOG)
+        reader.join(WATCHDOG)
+    finally:
+        os.close(master)
+    return status, b"".join(chunks).decode(errors="replace")
+
+
+def test_progress_on_a_terminal_is_a_bar_redrawn_in_place(tmp_path):
+    status, terminal = _run_on_a_terminal("--quick", "--latency-only", "--sizes", "64",
+                                          "--samples", "5", "--json", str(tmp_path / "r.json"))
+    assert status == 0, terminal
+    bars = re.findall(r"\r\x1b\[K(\[[#.]{20}\] \d+/\d+ [^\r\n]*)", terminal)
+    assert len(bars) >= 2, terminal
+    assert any(bar.startswith("[....................] 0/") for bar in bars), bars
+    assert re.search(r"\[#+\.*\] [1-9]\d*/\d+ ", terminal), terminal
+    results = json.loads((tmp_path / "r.json").read_text())
+    assert {r["transport"] for r in results["latency"]} >= set(BASELINES)
+    assert results["throughput"] is None and results["messages"] is None
 
 
 def test_json_has_throughput_fanout_busy_poll_and_targets(quick):
@@ -99,11 +237,13 @@ def test_json_has_throughput_fanout_busy_poll_and_targets(quick):
 
 
 def test_nothing_is_left_in_dev_shm(quick):
-    """No registry of the run's private domain, no pool of a dead process appeared."""
+    """No registry of the run's private domain, no pool of a dead process, no iceoryx2 or zenoh
+    segment appeared."""
     _, out, before, after = quick
     domain = json.loads(out.read_text())["settings"]["ros_domain_id"]
     leaked = [p for p in sorted(after - before)
-              if p.endswith(f"-domain{domain}")
+              if p.endswith(f"-domain{domain}") or p.endswith(".zenoh")
+              or p.startswith("/dev/shm/agnoshm_bench_")
               or ("agnocast@" in p and not os.path.exists(f"/proc/{p.rsplit('@', 1)[1]}"))]
     assert not leaked, f"left behind: {leaked}"
 
@@ -129,3 +269,18 @@ def test_main_returns_the_status_instead_of_exiting(capsys):
     assert main(["bench", "--sizes", "nope"]) == 2
     assert main(["--version"]) == 0
     assert "agnoshm" in capsys.readouterr().out
+
+
+def test_a_peer_that_is_not_installed_is_reported_not_raised(monkeypatch):
+    from agnoshm.bench import Settings, peers
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in (
+        "zenoh", "rclpy") else real_find_spec(name, *a))
+    rows = []
+    sut = peers.measure_peer("zenoh", Settings(sizes=(64,)), "0", rows.append)
+    assert sut == {"transport": "zenoh", "status": "not installed", "reason": NOT_INSTALLED}
+    assert peers.status_text(sut) == NOT_INSTALLED
+    sut = peers.measure_peer("rclpy", Settings(sizes=(64,)), "0", rows.append)
+    assert peers.status_text(sut) == "skipped: rclpy not importable (source ROS 2)"
+    assert rows == []
