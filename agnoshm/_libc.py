@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import functools
 import os
 import platform
 from ctypes import (
@@ -248,6 +249,65 @@ def futex_increment_and_wake(address: int) -> None:
         c_void_p(address),
         c_int(_WAKE_OP_ADD_ONE),
     )
+
+
+# Prototyped entry points of syscall(2) for the futex hot paths: ctypes converts
+# plain ints in C, where the generic ``_syscall`` needs a ctypes object per argument.
+# syscall() is an assembly stub that reads its arguments from the integer
+# registers, so a fixed prototype calls it exactly as the variadic one does.
+_futex_wait_call = ctypes.CFUNCTYPE(c_long, c_long, c_void_p, c_int, c_uint32, POINTER(timespec),
+                                    c_void_p, c_int, use_errno=True)(("syscall", libc))
+_futex_wake_op_call = ctypes.CFUNCTYPE(c_long, c_long, c_void_p, c_int, c_int, c_void_p, c_void_p,
+                                       c_int, use_errno=True)(("syscall", libc))
+
+
+def futex_ringer(address: int):
+    """Return a no-argument callable that does :func:`futex_increment_and_wake` on ``address``.
+
+    Same syscall, about half a microsecond cheaper per call; for a word rung often.
+    """
+    return functools.partial(_futex_wake_op_call, SYS_futex, address, FUTEX_WAKE_OP, INT_MAX,
+                             None, address, _WAKE_OP_ADD_ONE)
+
+
+def futex_waiter(address: int):
+    """Return ``wait(expected, timeout_sec)`` that does :func:`futex_wait` on ``address``."""
+    call = functools.partial(_futex_wait_call, SYS_futex, address, FUTEX_WAIT)
+    get_errno = ctypes.get_errno
+
+    def wait(expected: int, timeout_sec: float | None) -> None:
+        if timeout_sec is None:
+            r = call(expected, None, None, 0)
+        else:
+            ns = max(0, int(timeout_sec * 1e9))
+            r = call(expected, timespec(ns // 1_000_000_000, ns % 1_000_000_000), None, 0)
+        if r == -1:
+            err = get_errno()
+            if err not in (errno.EAGAIN, errno.ETIMEDOUT, errno.EINTR):
+                raise OSError(err, os.strerror(err), "futex(FUTEX_WAIT)")
+    return wait
+
+
+# Non-blocking pthread calls made *without* releasing the GIL (``ctypes.PyDLL``):
+# dropping and retaking the GIL costs more than the call itself and invites a
+# thread switch in the middle of a registry update.  Blocking waits stay on ``libc``.
+_gil_holding = ctypes.PyDLL(None)
+_trylock = _gil_holding.pthread_mutex_trylock
+_trylock.argtypes, _trylock.restype = [c_void_p], c_int
+_unlock = _gil_holding.pthread_mutex_unlock
+_unlock.argtypes, _unlock.restype = [c_void_p], c_int
+
+
+def mutex_trylock(address: int) -> int:
+    """``pthread_mutex_trylock``: 0, ``EBUSY`` or ``EOWNERDEAD`` (the GIL stays held)."""
+    return _trylock(address)
+
+
+def mutex_unlock(address: int) -> None:
+    """``pthread_mutex_unlock`` without releasing the GIL."""
+    result = _unlock(address)
+    if result:
+        raise OSError(result, os.strerror(result), "pthread_mutex_unlock")
 
 
 def retry_eintr(call, *args):

@@ -46,7 +46,11 @@ class RobustLock:
         self._repair = repair
 
     def acquire(self) -> None:
-        if _libc.pthread_mutex_lock(self.address) == errno.EOWNERDEAD:
+        result = _libc.mutex_trylock(self.address)  # uncontended: no GIL round trip
+        if result != 0 and result != errno.EOWNERDEAD:
+            # busy: wait with the GIL released (and raise what a broken mutex reports)
+            result = _libc.pthread_mutex_lock(self.address)
+        if result == errno.EOWNERDEAD:
             try:
                 self._repair()
             except BaseException:
@@ -58,11 +62,11 @@ class RobustLock:
             _libc.pthread_mutex_consistent(self.address)
 
     def release(self) -> None:
-        _libc.pthread_mutex_unlock(self.address)
+        _libc.mutex_unlock(self.address)
 
     def __enter__(self) -> "RobustLock":
         self.acquire()
         return self
 
     def __exit__(self, *exc) -> None:
-        _libc.pthread_mutex_unlock(self.address)
+        _libc.mutex_unlock(self.address)
