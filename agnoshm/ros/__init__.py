@@ -15,21 +15,24 @@ The bridge (``agnoshm_bridge``, :mod:`agnoshm.ros.bridge`) makes agnoshm
 topics visible to ``ros2 topic echo`` and rosbag2, and feeds ROS 2 publishers
 into agnoshm subscriptions.
 
+Modules: :mod:`~agnoshm.ros.adapter` (the ``create_*`` functions),
+:mod:`~agnoshm.ros.endpoints`, :mod:`~agnoshm.ros.dispatch` (the background
+thread), :mod:`~agnoshm.ros.binding` (teardown hooks), :mod:`~agnoshm.ros.qos`
+and :mod:`~agnoshm.ros.bridge`.
+
 Importing this package never imports rclpy (it is loaded by the functions
 that need it), so it works, and fails clearly, where ROS 2 is not sourced.
 """
 
 from agnoshm.ros.adapter import (
-    RosPollingSubscription,
-    RosPublisher,
-    RosSubscription,
-    check_ros_qos,
     create_polling_subscription,
     create_publisher,
     create_subscription,
-    destroy_endpoints,
     resolve_topic_name,
 )
+from agnoshm.ros.binding import destroy_endpoints
+from agnoshm.ros.endpoints import RosPollingSubscription, RosPublisher, RosSubscription
+from agnoshm.ros.qos import check_ros_qos
 
 __all__ = [
     "RosPollingSubscription", "RosPublisher", "RosSubscription", "check_ros_qos",

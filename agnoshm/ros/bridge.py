@@ -185,6 +185,7 @@ def _absolute(namespace: str) -> str:
 
 
 def _type_hash(info) -> str | None:
+    # Jazzy's rclpy.type_hash.TypeHash prints "INVALID" when unset; Humble has no such field
     text = str(getattr(info, "topic_type_hash", "") or "")
     return text if text.startswith("RIHS") else None
 

@@ -35,7 +35,8 @@ import agnoshm.ros
 import workers
 from agnoshm.errors import InvalidHandleError, InvalidQoSError, InvalidTopicNameError
 from agnoshm.qos import DurabilityPolicy, HistoryPolicy, QoSProfile
-from agnoshm.ros import adapter
+from agnoshm.ros import dispatch, endpoints
+from agnoshm.ros import qos as ros_qos
 
 REPO = Path(__file__).resolve().parents[2]
 NO_RCLPY = "rclpy is not installed (ROS 2 not sourced)"
@@ -141,11 +142,14 @@ def _profile(**changes):
 
 
 def test_default_ros_qos_profiles_are_accepted():
-    adapter.check_ros_qos(10)
-    adapter.check_ros_qos(_profile())
-    adapter.check_ros_qos(_profile(reliability=2, liveliness=1))  # sensor data: BEST_EFFORT
-    adapter.check_ros_qos(_profile(deadline=_duration(9_223_372_036_854_775_807)))  # infinite
-    adapter.check_ros_qos(QoSProfile(depth=3))  # agnoshm's own profile has none of these
+    ros_qos.check_ros_qos(10)
+    ros_qos.check_ros_qos(_profile())
+    ros_qos.check_ros_qos(_profile(reliability=2, liveliness=1))  # sensor data: BEST_EFFORT
+    ros_qos.check_ros_qos(_profile(deadline=_duration(9_223_372_036_854_775_807)))  # infinite
+    # Jazzy's qos_profile_best_available: BEST_AVAILABLE deadline, lease and liveliness
+    ros_qos.check_ros_qos(_profile(deadline=_duration(9_223_372_036_854_775_806), liveliness=5,
+                                   liveliness_lease_duration=_duration(9_223_372_036_854_775_806)))
+    ros_qos.check_ros_qos(QoSProfile(depth=3))  # agnoshm's own profile has none of these
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -153,11 +157,12 @@ def test_default_ros_qos_profiles_are_accepted():
     ({"lifespan": _duration(1_000_000_000)}, "lifespan"),
     ({"liveliness_lease_duration": _duration(5)}, "liveliness_lease_duration"),
     ({"liveliness": 3}, "liveliness"),  # MANUAL_BY_TOPIC
-    ({"liveliness": 2}, "liveliness"),  # MANUAL_BY_NODE (Humble)
+    ({"liveliness": 4}, "liveliness"),  # UNKNOWN
+    ({"liveliness": 2}, "liveliness"),  # rmw's old MANUAL_BY_NODE (no rclpy enum has it)
 ])
 def test_qos_settings_agnoshm_cannot_honour_are_refused(changes, message):
     with pytest.raises(InvalidQoSError, match=message):
-        adapter.check_ros_qos(_profile(**changes))
+        ros_qos.check_ros_qos(_profile(**changes))
 
 
 def test_callback_arity_follows_rclpy():
@@ -177,16 +182,53 @@ def test_callback_arity_follows_rclpy():
         def __call__(self, msg, info):
             pass
 
-    assert not adapter._wants_message_info(one)
-    assert adapter._wants_message_info(two)
-    assert not adapter._wants_message_info(defaulted)
-    assert not adapter._wants_message_info(star)
-    assert adapter._wants_message_info(Handler())
-    assert not adapter._wants_message_info(print)
+    assert not endpoints.wants_message_info(one)
+    assert endpoints.wants_message_info(two)
+    assert not endpoints.wants_message_info(defaulted)
+    assert not endpoints.wants_message_info(star)
+    assert endpoints.wants_message_info(Handler())
+    assert not endpoints.wants_message_info(print)
     with pytest.raises(TypeError, match="one argument"):
-        adapter._wants_message_info(lambda: None)
+        endpoints.wants_message_info(lambda: None)
     with pytest.raises(TypeError, match="one argument"):
-        adapter._wants_message_info(lambda a, b, c: None)
+        endpoints.wants_message_info(lambda a, b, c: None)
+
+
+def test_a_second_teardown_of_a_node_waits_for_the_first_unless_told_not_to():
+    from agnoshm.ros.binding import NodeBinding
+
+    class FakeNode:
+        context = None
+
+        def get_fully_qualified_name(self):
+            return "/n"
+
+    class SlowEndpoint:
+        def __init__(self):
+            self.started, self.release, self.destroyed = (threading.Event(), threading.Event(),
+                                                          threading.Event())
+
+        def destroy(self):
+            self.started.set()
+            self.release.wait(10)
+            self.destroyed.set()
+
+    node, endpoint = FakeNode(), SlowEndpoint()
+    sut = NodeBinding(node, None, None)
+    sut.add(endpoint)
+    first = threading.Thread(target=sut.destroy_node)
+    first.start()
+    assert endpoint.started.wait(10)
+    sut.destroy_node(wait=False)  # the dispatch thread's way: returns at once
+    assert not endpoint.destroyed.is_set()
+    second = threading.Thread(target=sut.destroy_node)  # node.destroy_node()'s way: waits
+    second.start()
+    second.join(0.2)
+    assert second.is_alive()
+    endpoint.release.set()
+    second.join(10)
+    first.join(10)
+    assert endpoint.destroyed.is_set() and not second.is_alive()
 
 
 # -- against a stand-in for rclpy ------------------------------------------------------------------------
@@ -216,19 +258,29 @@ class _Model:
             def destroy_when_not_in_use(self):
                 self.valid = False
 
+        class ContextHandle(Handle):  # plays _rclpy.Context: ok() takes no Python lock
+            def __init__(self):
+                super().__init__()
+                self.initialized = True
+
+            def ok(self):
+                return self.initialized
+
         class Context:
             def __init__(self):
                 self._lock = threading.Lock()  # non-reentrant, as rclpy's
                 self._callbacks = []
-                self._ok = True
+                self._handle = ContextHandle()
+
+            handle = property(lambda self: self._handle)
 
             def ok(self):
-                with self._lock:
-                    return self._ok
+                with self._lock, self._handle:
+                    return self._handle.ok()
 
             def on_shutdown(self, callback):
                 with self._lock:
-                    if not self._ok:
+                    if not self._handle.ok():
                         callback()
                     elif inspect.ismethod(callback):
                         self._callbacks.append(weakref.WeakMethod(callback))
@@ -237,12 +289,16 @@ class _Model:
 
             def shutdown(self):
                 with self._lock:  # callbacks run holding the lock, as in rclpy
-                    self._ok = False
+                    self._handle.initialized = False
                     for weak in self._callbacks:
                         callback = weak()  # a plain callable runs here (rclpy's quirk)
                         if callback is not None:
                             callback()
                     self._callbacks = []
+
+            def shut_down_by_signal(self):
+                """rclpy's SIGINT handler: rcl_shutdown from C++, no on_shutdown callbacks."""
+                self._handle.initialized = False
 
         class MutuallyExclusiveCallbackGroup:
             def __init__(self):
@@ -522,6 +578,33 @@ def test_model_destroy_node_tears_down_endpoints_and_the_thread(model):
         poll.take()
 
 
+def _raising_callback_delivers_the_rest(node, executor):
+    """The first message's callback raises: ``spin_once`` raises it (rclpy's handler Task
+    stores it), and the guard, re-triggered before the raise, still delivers the rest."""
+    got = []
+
+    def callback(msg):
+        got.append(msg.data)
+        if msg.data == "0":
+            raise ValueError("boom")
+
+    agnoshm.ros.create_subscription(node, STRING, "/raise", callback, 10)
+    pub = agnoshm.Node("talker").create_publisher(STRING, "/raise", 10)
+    for i in range(3):
+        pub.publish({"data": str(i)})
+    executor.add_node(node)
+    with pytest.raises(ValueError, match="boom"):
+        _spin_until(executor, lambda: len(got) == 3)
+    _spin_until(executor, lambda: len(got) == 3)
+    assert got == ["0", "1", "2"]
+
+
+def test_model_a_raising_callback_propagates_and_the_rest_is_still_delivered(model):
+    executor = model.Executor()
+    _raising_callback_delivers_the_rest(model.Node("listener", context=model.context), executor)
+    executor.shutdown()
+
+
 def test_model_subscription_destroyed_in_its_own_callback(model):
     node = model.Node("listener", context=model.context)
     got, holder = [], {}
@@ -547,7 +630,7 @@ def test_model_node_destroyed_behind_the_adapters_back_is_swept(model):
     node = model.Node("listener", context=model.context)
     agnoshm.ros.create_subscription(node, STRING, "/swept", lambda m: None, 10)
     model.Node.destroy_node(node)  # bypasses the hook: only the guard's InvalidHandle tells
-    workers.wait_until(lambda: _counts("/swept") is None, timeout=10 * adapter.SWEEP_PERIOD,
+    workers.wait_until(lambda: _counts("/swept") is None, timeout=10 * dispatch.SWEEP_PERIOD,
                        what="the sweep")
     workers.wait_until(lambda: not _dispatch_threads(), what="the thread to stop")
 
@@ -560,6 +643,22 @@ def test_model_context_shutdown_tears_down_under_the_context_lock(model):
     assert _counts("/s") is None and not _dispatch_threads() and list(node.guards) == []
     with pytest.raises(InvalidHandleError, match="shut down"):
         agnoshm.ros.create_publisher(node, STRING, "/s", 10)
+
+
+def test_model_context_shut_down_by_a_signal_is_swept(model):
+    node = model.Node("listener", context=model.context)
+    agnoshm.ros.create_subscription(node, STRING, "/sig", lambda m: None, 10)
+    poll = agnoshm.ros.create_polling_subscription(node, STRING, "/sig", 10)
+    model.context.shut_down_by_signal()  # Ctrl-C: on_shutdown callbacks never run
+    workers.wait_until(lambda: _counts("/sig") is None, timeout=10 * dispatch.SWEEP_PERIOD,
+                       what="the sweep")
+    workers.wait_until(lambda: not _dispatch_threads(), what="the thread to stop")
+    assert list(node.guards) == []
+    with pytest.raises(InvalidHandleError):
+        poll.take()
+    with pytest.raises(InvalidHandleError, match="shut down"):
+        agnoshm.ros.create_publisher(node, STRING, "/sig", 10)
+    node.destroy_node()  # what the program does next: nothing left to tear down
 
 
 def test_model_events_executor_gets_tasks_instead_of_a_guard(model):
@@ -737,6 +836,11 @@ def test_two_argument_callbacks_get_message_info_and_async_ones_are_awaited(ros)
 
 
 @pytest.mark.ros
+def test_a_raising_callback_propagates_out_of_spin_once_and_the_rest_is_delivered(ros):
+    _raising_callback_delivers_the_rest(ros.node("listener"), ros.executor())
+
+
+@pytest.mark.ros
 def test_destroy_node_tears_down_agnoshm_endpoints(ros):
     node = ros.node("listener")
     sut = agnoshm.ros.create_subscription(node, STRING, "/d", lambda m: None, 10)
@@ -799,6 +903,10 @@ def test_qos_errors_and_bad_input_are_clear(ros):
         with pytest.raises(InvalidQoSError):
             agnoshm.ros.create_publisher(node, STRING, "/q", qos)
     agnoshm.ros.create_subscription(node, STRING, "/q", print, qos_profile_sensor_data).destroy()
+    import rclpy.qos
+    best_available = getattr(rclpy.qos, "qos_profile_best_available", None)  # Jazzy and later
+    if best_available is not None:
+        agnoshm.ros.create_subscription(node, STRING, "/q", print, best_available).destroy()
     with pytest.raises(TypeError, match="rclpy.node.Node"):
         agnoshm.ros.create_publisher(object(), STRING, "/q", 10)
     with pytest.raises(InvalidTopicNameError):
