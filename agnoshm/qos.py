@@ -71,6 +71,10 @@ qos_profile_default = QoSProfile(depth=10)
 def resolve_qos(qos) -> tuple[int, int]:
     """Turn an int depth, an agnoshm or rclpy ``QoSProfile`` into ``(depth, durability)``.
 
+    BEST_AVAILABLE durability is passed on: the registry settles it when the endpoint
+    is created, as rmw does (a publisher offers TRANSIENT_LOCAL; a subscription is
+    TRANSIENT_LOCAL if every publisher of the topic then is, else VOLATILE).
+
     :raises InvalidQoSError: for a setting agnoshm cannot honour.
     :raises TypeError: for anything else.
     """
@@ -88,8 +92,10 @@ def resolve_qos(qos) -> tuple[int, int]:
             "`depth` messages in a bounded pool; use KEEP_LAST with a depth")
     if not isinstance(depth, int) or depth < 1:
         raise InvalidQoSError(f"depth must be an int of at least 1, not {depth!r}")
-    if durability in (DurabilityPolicy.SYSTEM_DEFAULT, DurabilityPolicy.BEST_AVAILABLE):
+    if durability == DurabilityPolicy.SYSTEM_DEFAULT:
         durability = DurabilityPolicy.VOLATILE
-    if durability not in (DurabilityPolicy.VOLATILE, DurabilityPolicy.TRANSIENT_LOCAL):
-        raise InvalidQoSError(f"durability {durability!r} cannot be honoured: use VOLATILE or TRANSIENT_LOCAL")
+    if durability not in (DurabilityPolicy.VOLATILE, DurabilityPolicy.TRANSIENT_LOCAL,
+                          DurabilityPolicy.BEST_AVAILABLE):
+        raise InvalidQoSError(f"durability {durability!r} cannot be honoured: use VOLATILE, "
+                              "TRANSIENT_LOCAL or BEST_AVAILABLE")
     return depth, int(durability)

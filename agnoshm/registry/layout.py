@@ -62,6 +62,7 @@ BACKENDS = {"shm": BACKEND_SHM, "memfd": BACKEND_MEMFD}
 # durability, values of rmw's DurabilityPolicy
 TRANSIENT_LOCAL = 1
 VOLATILE = 2
+BEST_AVAILABLE = 4  # asked for, never stored: settled when the endpoint is created
 
 
 class RobustMutex(Structure):

@@ -434,6 +434,8 @@ class Registry:
                 r = self.publishers[index]
                 ctypes.memset(ctypes.addressof(r), 0, ctypes.sizeof(r))
                 ctypes.memset(ctypes.addressof(self.entries_of(index)), 0, self._entry_row_bytes)
+                if durability == L.BEST_AVAILABLE:
+                    durability = L.TRANSIENT_LOCAL  # rmw: a publisher offers the most
                 r.topic, r.process, r.depth, r.durability = topic, self.own_slot, depth, durability
                 r.incarnation = self.processes[self.own_slot].incarnation
                 r.node_name = node_name.encode()[:L.NODE_NAME_LEN - 1]
@@ -464,6 +466,8 @@ class Registry:
                                                  "subscriptions", topic_name)
                 r = self.subscriptions[index]
                 ctypes.memset(ctypes.addressof(r), 0, ctypes.sizeof(r))
+                if durability == L.BEST_AVAILABLE:
+                    durability = self._best_available_durability_locked(topic)
                 r.topic, r.process, r.depth, r.durability = topic, self.own_slot, depth, durability
                 r.incarnation = self.processes[self.own_slot].incarnation
                 r.bit = pos
@@ -477,6 +481,14 @@ class Registry:
                 t.generation += 1
             self.header.generation += 1
         return index, topic
+
+    def _best_available_durability_locked(self, topic: int) -> int:
+        """rmw's rule for a BEST_AVAILABLE subscription: TRANSIENT_LOCAL if the topic has
+        publishers and every one of them is TRANSIENT_LOCAL, otherwise VOLATILE."""
+        publishers = [self.publishers[p] for p in self.publisher_indices(topic)]
+        if publishers and all(p.durability == L.TRANSIENT_LOCAL for p in publishers):
+            return L.TRANSIENT_LOCAL
+        return L.VOLATILE
 
     def remove_publisher(self, index: int) -> None:
         with self.lock:

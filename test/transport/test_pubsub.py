@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import agnoshm
+from agnoshm.registry import layout as L
 import workers
 from workers import TIMEOUT
 
@@ -180,6 +181,37 @@ def test_volatile_late_subscriber_gets_only_new_messages(isolated_domain):
     pub.publish(b"new")
     assert bytes(sub.take().data) == b"new"
     assert sub.take() is None
+
+
+
+def test_best_available_durability_is_settled_as_rmw_does(isolated_domain):
+    """A BEST_AVAILABLE publisher offers TRANSIENT_LOCAL; a BEST_AVAILABLE subscription is
+    TRANSIENT_LOCAL when every publisher of the topic is, else VOLATILE."""
+    best = agnoshm.QoSProfile(depth=3, durability=agnoshm.DurabilityPolicy.BEST_AVAILABLE)
+    node = agnoshm.Node("n")
+    registry = agnoshm.context.get_runtime().registry
+
+    def durability(endpoint):
+        port = endpoint._port
+        table = registry.publishers if hasattr(port, "loan") else registry.subscriptions
+        return table[port.index].durability
+
+    latched = node.create_publisher(agnoshm.Bytes, "/latched", best)
+    assert durability(latched) == L.TRANSIENT_LOCAL
+    for payload in (b"a", b"b", b"c", b"d"):
+        latched.publish(payload)
+    late = node.create_polling_subscription(agnoshm.Bytes, "/latched", best)
+    assert durability(late) == L.TRANSIENT_LOCAL
+    assert [bytes(late.take().data) for _ in range(3)] == [b"b", b"c", b"d"]
+
+    news = node.create_publisher(agnoshm.Bytes, "/news", 3)  # VOLATILE
+    node.create_publisher(agnoshm.Bytes, "/news", best)
+    news.publish(b"old")
+    late = node.create_polling_subscription(agnoshm.Bytes, "/news", best)
+    assert durability(late) == L.VOLATILE and late.take() is None
+
+    alone = node.create_polling_subscription(agnoshm.Bytes, "/nobody", best)
+    assert durability(alone) == L.VOLATILE
 
 
 def test_held_view_keeps_its_bytes_while_1000_more_messages_are_published(isolated_domain):
