@@ -7,9 +7,11 @@ deadlock watchdogs only.  Threads that spin are joined before the test ends.
 from __future__ import annotations
 
 import concurrent.futures
+import gc
 import logging
 import os
 import threading
+import time
 
 import pytest
 
@@ -408,6 +410,53 @@ def test_a_reentrant_group_delivers_each_message_exactly_once(make_executor):
     stop_publishers(publisher)
     sut.shutdown(TIMEOUT)
     assert sorted(received) == list(range(200))
+
+
+def test_multithreaded_callbacks_run_in_the_worker_threads(make_executor):
+    sut = make_executor(MultiThreadedExecutor, num_threads=2)
+    node = agnoshm.Node("n")
+    pub = node.create_publisher(agnoshm.Bytes, "/where", 10)
+    threads = []
+    node.create_subscription(agnoshm.Bytes, "/where",
+                             lambda m: threads.append(threading.current_thread().name), 10)
+    sut.add_node(node)
+    for i in range(3):
+        publish(pub, 0, i)
+        assert sut.spin_until(lambda: len(threads) == i + 1, TIMEOUT)
+    assert all(name.startswith("agnoshm-executor") for name in threads)
+
+
+def test_spin_once_after_spin_is_served_with_a_single_worker(make_executor):
+    """spin_until leaves its worker leading (asleep on the doorbell); spin_once must still
+    get what it hands over run."""
+    sut = make_executor(MultiThreadedExecutor, num_threads=1)
+    node = agnoshm.Node("n")
+    pub = node.create_publisher(agnoshm.Bytes, "/mixed", 10)
+    received = []
+    node.create_subscription(agnoshm.Bytes, "/mixed",
+                             lambda m: received.append(read_header(m.data)), 10)
+    sut.add_node(node)
+    for i in range(0, 40, 2):
+        publish(pub, 0, i)
+        assert sut.spin_until(lambda: len(received) == i + 1, TIMEOUT)
+        publish(pub, 0, i + 1)
+        sut.spin_once(TIMEOUT)
+        assert sut.spin_until(lambda: len(received) == i + 2, TIMEOUT)
+    assert received == [(0, i) for i in range(40)]
+
+
+def test_a_dropped_multithreaded_executor_ends_its_threads(isolated_domain):
+    node = agnoshm.Node("n")
+    sut = MultiThreadedExecutor(num_threads=2)
+    sut.add_node(node)
+    sut.spin_once(0.01)  # starts the workers
+    sut.remove_node(node)
+    del sut
+    gc.collect()
+    deadline = time.monotonic() + TIMEOUT
+    while any(t.name.startswith("agnoshm-executor") for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "the workers of a dropped executor still run"
+        time.sleep(0.01)
 
 
 # --- coroutines, tasks and futures ------------------------------------------------------------------

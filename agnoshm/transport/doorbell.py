@@ -19,25 +19,26 @@ from agnoshm import _libc
 class Doorbell:
     """The doorbell of one process slot."""
 
-    __slots__ = ("address", "_word", "_busy_poll_ns")
+    __slots__ = ("address", "_word", "_busy_poll_ns", "ring", "_futex_wait")
 
     def __init__(self, address: int, busy_poll_us: int = 0):
         self.address = address
         self._word = ctypes.c_uint32.from_address(address)
         self._busy_poll_ns = busy_poll_us * 1000
+        #: ``ring()``: add one to the word and wake every waiter (thread-safe).
+        self.ring = _libc.futex_ringer(address)
+        self._futex_wait = _libc.futex_waiter(address)
 
     def value(self) -> int:
         return self._word.value
-
-    def ring(self) -> None:
-        _libc.futex_increment_and_wake(self.address)
 
     def wait(self, seen: int, timeout_sec: float | None) -> None:
         """Return when the word differs from ``seen``, after ``timeout_sec``, or spuriously."""
         if self._busy_poll_ns:
             word = self._word
-            deadline = time.monotonic_ns() + self._busy_poll_ns
-            while time.monotonic_ns() < deadline:
+            clock = time.monotonic_ns
+            deadline = clock() + self._busy_poll_ns
+            while clock() < deadline:
                 if word.value != seen:
                     return
-        _libc.futex_wait(self.address, seen, timeout_sec)
+        self._futex_wait(seen, timeout_sec)
