@@ -99,7 +99,7 @@ class PublisherPort:
         self._held: list[int] = []  # out of depth, still referenced
         self._blocks: dict[int, list[int]] = {}
         self._generation = -1
-        self._doorbells: list[int] = []
+        self._rings: list = []  # ring() per subscribing process's doorbell
         # Root structs all have one size: reclaimed ones are kept here for the next
         # loan, which then costs a list pop instead of a trip through the allocator.
         self._spare_roots: list[int] = []
@@ -185,17 +185,18 @@ class PublisherPort:
             self._blocks[index] = loan.blocks
             if topic.generation != self._generation:
                 self._refresh_doorbells_locked()
-            doorbells = self._doorbells
+            rings = self._rings
         loan._freeze_arrays()
         if faults.ARMED:
             faults.hit("publish.after")
-        for address in doorbells:
-            _libc.futex_increment_and_wake(address)
+        for ring in rings:
+            ring()
         return seq
 
     def _refresh_doorbells_locked(self) -> None:
         registry = self.runtime.registry
-        self._doorbells = [registry.doorbell_address(s) for s in registry.subscriber_slots(self.topic_index)]
+        self._rings = [_libc.futex_ringer(registry.doorbell_address(s))
+                       for s in registry.subscriber_slots(self.topic_index)]
         self._generation = self.topic.generation
 
     def subscription_count(self) -> int:
