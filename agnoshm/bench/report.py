@@ -22,6 +22,8 @@ TARGETS = {
     "p99_us": 200.0,
     "throughput_per_s": 50_000.0,
     "fanout_publish_p50_us": 150.0,
+    "callbacks_per_s": 50_000.0,  # 64 B, one subscription, standalone executor
+    "spin_over_raw_p50": 1.3,  # latency through spin() / the runtime's raw receive path
 }
 
 
@@ -58,6 +60,7 @@ def new_results(settings, command: str, **extra_settings) -> dict:
         "machine": machine(),
         "settings": {**dataclasses.asdict(settings), **extra_settings},
         "latency": [], "transports": [], "skipped": [], "throughput": None, "fanout": None, "busy_poll": [], "messages": None,
+        "dispatch": None,
         "targets": [],
     }
 
@@ -88,6 +91,12 @@ def check_targets(results: dict) -> list[dict]:
         f = results["fanout"]
         add(f"fan-out publish() p50, {f['subscriptions']} subs / {f['processes']} procs (us)",
             f["p50_us"], TARGETS["fanout_publish_p50_us"])
+    d = results.get("dispatch")
+    if d:
+        add(f"executor callbacks/s, {size_label(d['size'])}, one subscription", d["callbacks_per_s"],
+            TARGETS["callbacks_per_s"], at_most=False)
+        add("latency p50 through spin() / raw receive path", d["latency_ratio_p50"],
+            TARGETS["spin_over_raw_p50"])
     m = results.get("messages")
     if m:
         side = m["publish_side"]
@@ -201,6 +210,15 @@ def text(results: dict) -> str:
     if f:
         out += ["", f"fan-out, publish() alone to {f['subscriptions']} subscriptions in "
                 f"{f['processes']} processes: p50 {_us(f['p50_us'])} us, p99 {_us(f['p99_us'])} us"]
+    d = results.get("dispatch")
+    if d:
+        spin, raw = d["latency_spin"], d["latency_raw"]
+        out += ["", f"executor dispatch, {size_label(d['size'])} messages, one subscription: "
+                f"{d['callbacks_per_s']:,.0f} callbacks/s through a SingleThreadedExecutor, "
+                f"{d['raw_takes_per_s']:,.0f} msgs/s by take() alone",
+                f"  latency across processes: through spin() p50 {_us(spin['p50_us'])} us, p99 "
+                f"{_us(spin['p99_us'])} us; raw doorbell + take() p50 {_us(raw['p50_us'])} us, "
+                f"p99 {_us(raw['p99_us'])} us ({d['latency_ratio_p50']:.2f}x)"]
     if results.get("busy_poll"):
         rows = [[("busy-poll %d us" % r["busy_poll_us"]) if r["busy_poll_us"] else "default",
                  f"{1e3 * r['interval_s']:g} ms", size_label(r["size"]), _us(r["p50_us"]),

@@ -19,7 +19,7 @@ import threading
 from pathlib import Path
 
 from agnoshm.bench import DEFAULT_SIZES, BenchError, Settings, environment, private_domain_id
-from agnoshm.bench import messages, peers, report
+from agnoshm.bench import dispatch, messages, peers, report
 from agnoshm.bench.baselines import TRANSPORTS, CopyPair
 from agnoshm.bench.latency import AgnoshmPair, measure_busy_poll
 from agnoshm.bench.peers import PEERS
@@ -90,7 +90,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def total_steps(settings: Settings, latency_only: bool = False) -> int:
-    """Steps of the progress bar: latency rows, throughput, fan-out, busy-poll and typed rows."""
+    """Steps of the progress bar: latency rows, throughput, fan-out, dispatch, busy-poll, typed."""
     rows = len(settings.sizes) * (1 + len(TRANSPORTS))
     for transport in PEERS:
         if peers.availability(transport) is None:
@@ -99,7 +99,12 @@ def total_steps(settings: Settings, latency_only: bool = False) -> int:
     if latency_only:
         return rows
     busy_poll = 2 * 2 * len(settings.busy_poll_sizes)  # two modes, with and without pause
-    return rows + 2 + busy_poll + 1 + len(messages.CASES)
+    return rows + 2 + 1 + busy_poll + 1 + len(messages.CASES)
+
+
+def dispatch_rounds(settings: Settings) -> int:
+    """Rounds of :data:`~agnoshm.bench.dispatch.BATCH` callbacks: 5 quick, 50 full."""
+    return max(5, settings.samples // 40)
 
 
 def _row_line(row: dict) -> str:
@@ -175,6 +180,10 @@ def measure(settings: Settings, results: dict, progress: Progress,
     finally:
         for pair in reversed(pairs):
             pair.close()
+    progress.start("executor dispatch")
+    d = results["dispatch"] = dispatch.measure_dispatch(settings, dispatch_rounds(settings))
+    progress.step(f"executor: {d['callbacks_per_s']:,.0f} callbacks/s; latency through spin() "
+                  f"{d['latency_ratio_p50']:.2f}x the raw path")
     progress.start("busy-poll comparison")
     results["busy_poll"] = measure_busy_poll(
         settings, lambda row: progress.step(report.progress_line(row)))

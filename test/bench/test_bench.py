@@ -233,7 +233,19 @@ def test_json_has_throughput_fanout_busy_poll_and_targets(quick):
     for row in results["busy_poll"]:
         assert _positive(row["p50_us"]) and row["receiver_cpu_per_s"] >= 0
     assert {t["name"].split(" ")[0] for t in results["targets"]} >= {"p50", "worst", "throughput",
-                                                                      "fan-out"}
+                                                                      "fan-out", "executor"}
+
+
+def test_json_has_the_executor_dispatch_against_the_raw_path(quick):
+    _, out, _, _ = quick
+    dispatch = json.loads(out.read_text())["dispatch"]
+    assert (dispatch["size"], dispatch["batch"], dispatch["rounds"]) == (64, 200, 5)
+    assert _positive(dispatch["callbacks_per_s"]) and _positive(dispatch["raw_takes_per_s"])
+    for path in ("latency_spin", "latency_raw"):
+        row = dispatch[path]
+        assert row["count"] == 200 and 0 < row["p50_us"] <= row["p90_us"] <= row["p99_us"]
+    assert dispatch["latency_ratio_p50"] == pytest.approx(
+        dispatch["latency_spin"]["p50_us"] / dispatch["latency_raw"]["p50_us"])
 
 
 def test_nothing_is_left_in_dev_shm(quick):
