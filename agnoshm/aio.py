@@ -24,8 +24,9 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from agnoshm import context, executor
+from agnoshm import context
 from agnoshm.errors import InvalidHandleError, NotInitializedError
+from agnoshm.executors.gate import _gate
 
 
 async def receive(subscription, timeout: float | None = None):
@@ -147,7 +148,7 @@ class _Watcher:
     def _run(self) -> None:
         runtime = self.runtime
         doorbell = runtime.doorbell
-        gate = executor._gate
+        gate = _gate
         ticket = gate.new_pass()
         while True:
             with self._cond:

@@ -14,7 +14,7 @@ import weakref
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from agnoshm.executor import Executor
+    from agnoshm.executors.base import Executor
 
 _logger = logging.getLogger("agnoshm.executor")
 
