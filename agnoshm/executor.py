@@ -4,7 +4,7 @@ This is the public import path; the implementation lives in :mod:`agnoshm.execut
 (how dispatch works: :mod:`agnoshm.executors.base`).
 """
 
-from agnoshm.executors.base import TAKE_BATCH, Executor
+from agnoshm.executors.base import Executor
 from agnoshm.executors.global_executor import (
     get_global_executor,
     spin,
@@ -13,6 +13,7 @@ from agnoshm.executors.global_executor import (
 )
 from agnoshm.executors.multi_threaded import MultiThreadedExecutor
 from agnoshm.executors.single_threaded import SingleThreadedExecutor
+from agnoshm.subscription import TAKE_BATCH
 from agnoshm.task import Future, Task
 
 __all__ = [

@@ -5,10 +5,19 @@ from __future__ import annotations
 from collections import deque
 
 from agnoshm.endpoint import Endpoint
+from agnoshm.errors import InvalidHandleError
+
+
+TAKE_BATCH = 16  # messages a subscription takes at once (never more than its depth)
 
 
 class PollingSubscription(Endpoint):
     """A subscription read by calling :meth:`take`; no executor needed.
+
+    A take references up to :data:`TAKE_BATCH` new messages at once (at most the
+    depth) and hands them out one by one, oldest first: finding the oldest new
+    message walks the publisher's entries back from the newest, so one message per
+    walk would cost O(backlog) each.
 
     .. warning:: Users should not create one with this constructor, instead they
        should call :meth:`agnoshm.Node.create_polling_subscription`.
@@ -16,22 +25,45 @@ class PollingSubscription(Endpoint):
 
     _kind = "subscription"
 
+    def __init__(self, node, port, msg_type, topic_name: str, qos_profile):
+        super().__init__(node, port, msg_type, topic_name, qos_profile)
+        # Messages taken in one batch and not yet handed out (oldest first).
+        self._inbox: deque = deque()
+
     def take(self):
         """Return the oldest new message as a read-only view, or None if there is none.
 
         :raises InvalidHandleError: if the subscription was destroyed.
         """
-        port = self._live_port()
-        if not port.has_data():
+        self._live_port()
+        return self._next_view()
+
+    def _next_view(self):
+        """The next message as a view (from the inbox, refilled when empty), or None."""
+        inbox = self._inbox
+        if not inbox:
+            port = self._port
+            if port is None or not port.has_data():
+                return None
+            try:
+                leases = port.take(min(port.depth, TAKE_BATCH))
+            except InvalidHandleError:  # destroyed meanwhile (by another thread)
+                return None
+            if not leases:
+                return None
+            inbox.extend(leases)
+        try:
+            lease = inbox.popleft()
+        except IndexError:  # another thread took the last one
             return None
-        leases = port.take(1)
-        return self.msg_type.received(leases[0]) if leases else None
+        return self.msg_type.received(lease)
 
     def has_data(self) -> bool:
         port = self._port
-        return port is not None and port.has_data()
+        return port is not None and (bool(self._inbox) or port.has_data())
 
     def destroy(self) -> None:
+        self._inbox.clear()  # release what was taken but never handed out
         port = self._port
         super().destroy()
         if port is not None and not port.runtime.closed:
@@ -52,26 +84,3 @@ class Subscription(PollingSubscription):
         super().__init__(node, port, msg_type, topic_name, qos_profile)
         self.callback = callback
         self.callback_group = callback_group
-        # Messages an executor took in one batch and has not yet delivered (oldest first).
-        self._inbox: deque = deque()
-
-    def take(self):
-        """Return the oldest new message as a read-only view, or None if there is none.
-
-        :raises InvalidHandleError: if the subscription was destroyed.
-        """
-        if self._inbox:
-            self._live_port()
-            try:
-                return self.msg_type.received(self._inbox.popleft())
-            except IndexError:  # another thread emptied it
-                pass
-        return super().take()
-
-    def has_data(self) -> bool:
-        port = self._port
-        return port is not None and (bool(self._inbox) or port.has_data())
-
-    def destroy(self) -> None:
-        self._inbox.clear()  # release what was taken but never delivered
-        super().destroy()

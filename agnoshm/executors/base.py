@@ -30,13 +30,12 @@ import weakref
 from collections import deque
 
 from agnoshm import context
-from agnoshm.errors import InvalidHandleError, NotInitializedError
+from agnoshm.errors import NotInitializedError
 from agnoshm.subscription import Subscription
 from agnoshm.task import Future, Task
 
 _logger = logging.getLogger("agnoshm.executor")
 
-TAKE_BATCH = 16  # messages a subscription takes at once (never more than its depth)
 
 
 class Executor:
@@ -307,25 +306,8 @@ def _deadline(timeout_sec: float | None) -> float | None:
 
 
 def _take(sub):
-    """Take ``sub``'s next message as a view: from its inbox, refilled with up to
-    ``TAKE_BATCH`` messages (at most its depth); None if there is none."""
-    inbox = sub._inbox
-    if not inbox:
-        port = sub._port
-        if port is None:
-            return None
-        try:
-            leases = port.take(min(port.depth, TAKE_BATCH))
-        except InvalidHandleError:  # destroyed meanwhile
-            return None
-        if not leases:
-            return None
-        inbox.extend(leases)
-    try:
-        lease = inbox.popleft()
-    except IndexError:  # another worker took the last one
-        return None
-    return sub.msg_type.received(lease)
+    """Take ``sub``'s next message as a view (see ``PollingSubscription``); None if none."""
+    return sub._next_view()
 
 
 def _log_failure(entity, exc: BaseException) -> None:

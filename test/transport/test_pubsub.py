@@ -214,6 +214,30 @@ def test_best_available_durability_is_settled_as_rmw_does(isolated_domain):
     assert durability(alone) == L.VOLATILE
 
 
+
+def test_a_polling_subscription_takes_a_backlog_in_batches_oldest_first(isolated_domain):
+    """Each registry take walks the publisher's entries back from the newest, so a backlog
+    is taken TAKE_BATCH messages per walk, not one (which made a backlog quadratic)."""
+    from agnoshm.subscription import TAKE_BATCH
+
+    node = agnoshm.Node("n")
+    pub = node.create_publisher(agnoshm.Bytes, "/backlog", 200)
+    sub = node.create_polling_subscription(agnoshm.Bytes, "/backlog", 200)
+    port = sub._port
+    walks = []
+    take = port.take
+    port.take = lambda max_count: walks.append(max_count) or take(max_count)
+    for i in range(200):
+        pub.publish(i.to_bytes(2, "little"))
+    received = []
+    while (msg := sub.take()) is not None:
+        received.append(int.from_bytes(bytes(msg.data), "little"))
+    assert received == list(range(200))
+    assert walks == [TAKE_BATCH] * -(-200 // TAKE_BATCH)
+    pub.publish(b"\x01\x00")  # and a lone new message still comes at once
+    assert bytes(sub.take().data) == b"\x01\x00" and sub.take() is None
+
+
 def test_held_view_keeps_its_bytes_while_1000_more_messages_are_published(isolated_domain):
     node = agnoshm.Node("n")
     pub = node.create_publisher(agnoshm.Bytes, "/held", 4)
