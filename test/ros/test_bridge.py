@@ -1,5 +1,6 @@
-"""The agnoshm ⇄ ROS 2 bridge: its decisions (here, with real agnoshm registries) and,
-where ROS 2 is installed, real bridging in both directions without echoes."""
+"""The agnoshm ⇄ ROS 2 bridge (the ``agnoshm.ros.bridge`` package): its decisions (here,
+with real agnoshm registries) and, where ROS 2 is installed, real bridging in both directions
+without echoes.  Everything is reached through the package, as users and ``setup.py`` do."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import pytest
 import agnoshm
 from agnoshm.qos import DurabilityPolicy, QoSProfile
 from agnoshm.ros import bridge as sut
+from agnoshm.ros.bridge import cli, relay
 from agnoshm.ros.bridge import (
     BOTH,
     TO_AGNOSHM,
@@ -108,6 +110,12 @@ def test_ros_arguments_are_split_off():
                                    "2", "--ros-args", "-p", "x:=1"])
     assert own == ["--topic", "/a", "--period", "2"]
     assert ros == ["--ros-args", "-r", "__ns:=/r", "--ros-args", "-p", "x:=1"]
+
+
+def test_the_package_keeps_every_name_of_the_former_bridge_module():
+    for name in sut.__all__:
+        assert getattr(sut, name) is not None, name
+    assert sut.main is cli.main  # setup.py: agnoshm_bridge = agnoshm.ros.bridge:main
 
 
 # -- configuration ---------------------------------------------------------------------------------
@@ -315,6 +323,77 @@ def test_the_bridges_own_endpoints_never_create_demand(isolated_domain):
     assert routes == {}
 
 
+# -- remap rules of the bridge node ---------------------------------------------------------------
+
+class _RemappingNode:
+    """What :class:`Bridge` uses of an rclpy node, on a graph with one ROS subscriber per topic.
+
+    ``resolve_topic_name`` does what rcl's ``rcl_node_resolve_name`` does: expand, then
+    replace the name by the first rule whose (expanded) match equals it, absolute
+    names included.  rclpy creates every endpoint on such a resolved name.
+    """
+
+    def __init__(self, rules: dict[str, str], ros_topics=()):
+        self.rules = rules
+        self.ros_topics = list(ros_topics)
+
+    def get_fully_qualified_name(self):
+        return "/agnoshm_bridge"
+
+    def get_name(self):
+        return "agnoshm_bridge"
+
+    def get_namespace(self):
+        return "/"
+
+    def resolve_topic_name(self, topic):
+        expanded = topic if topic.startswith("/") else "/" + topic
+        return self.rules.get(expanded, expanded)
+
+    def get_topic_names_and_types(self):
+        return [(name, [STRING]) for name in self.ros_topics]
+
+    def get_publishers_info_by_topic(self, name):
+        return []
+
+    def get_subscriptions_info_by_topic(self, name):
+        return [_info("echo")]
+
+
+@pytest.fixture
+def started(monkeypatch):
+    """The routes the bridge starts (their relays replaced by records: no rclpy needed)."""
+    routes = []
+
+    def start(bridge, route):
+        routes.append(route.topic)
+        return SimpleNamespace(route=route, close=lambda: None)
+
+    monkeypatch.setattr(relay, "_TopicBridge", start)
+    return routes
+
+
+def test_a_topic_the_bridge_nodes_remap_rules_rename_is_not_relayed(isolated_domain, started):
+    """The relay's endpoints would be renamed too: on-demand /a would run on /b."""
+    talker = agnoshm.Node("talker")
+    talker.create_publisher(STRING, "/a", 10)
+    talker.create_publisher(STRING, "/c", 10)
+    sut_bridge = sut.Bridge(_RemappingNode({"/a": "/b"}, ["/a", "/c"]))
+    sut_bridge.update()
+    assert started == ["/c"] and set(sut_bridge.routes) == {"/c"}
+    assert "rename /a to /b" in sut_bridge._reported["/a"]
+
+
+def test_configured_names_are_remapped_once(isolated_domain, started):
+    node = _RemappingNode({"/a": "/b", "/b": "/c", "/x": "/y"})
+    sut_bridge = sut.Bridge(node, topics=[TopicConfig("a", TO_ROS, STRING),
+                                          TopicConfig("x", TO_ROS, STRING)], on_demand=False)
+    assert [t.name for t in sut_bridge.configured] == ["/b", "/y"]  # as a ROS node's `a`, `x`
+    sut_bridge.update()
+    assert started == ["/y"]  # /b would land on /c: a second remap
+    assert "rename /b to /c" in sut_bridge._reported["/b"]
+
+
 # -- echo filter --------------------------------------------------------------------------------------
 
 class _Clock:
@@ -511,3 +590,23 @@ def test_configured_topic_is_published_into_ros_without_a_subscriber(ros):
     _wait(lambda: bridge_node.count_publishers("/latest") == 1, "the ROS publisher")
     sut_bridge.close()
     assert sut_bridge.routes == {}
+
+
+@pytest.mark.ros
+def test_real_remap_rules_never_apply_twice(ros):
+    from std_msgs.msg import String
+
+    bridge_node = ros.node("agnoshm_bridge", cli_args=[
+        "--ros-args", "-r", "/a:=/b", "-r", "/b:=/c", "-r", "/x:=/y", "-r", "/d:=/e"])
+    sut_bridge = sut.Bridge(bridge_node, topics=[TopicConfig("a", TO_ROS, STRING),
+                                                 TopicConfig("x", TO_ROS, STRING)])
+    assert [t.name for t in sut_bridge.configured] == ["/b", "/y"]
+    ros.node("ros_listener").create_subscription(String, "/d", lambda m: None, 10)
+    agnoshm.Node("talker").create_publisher(String, "/d", 10)
+    _wait(lambda: "/d" in sut_bridge._reported, "the on-demand topic /d", step=sut_bridge.update)
+    assert "rename /d to /e" in sut_bridge._reported["/d"]
+    assert "rename /b to /c" in sut_bridge._reported["/b"]
+    assert set(sut_bridge.routes) == {"/y"}
+    _wait(lambda: bridge_node.count_publishers("/y") == 1, "the ROS publisher on /y")
+    assert bridge_node.count_publishers("/c") == bridge_node.count_publishers("/e") == 0
+    sut_bridge.close()
