@@ -158,8 +158,11 @@ def config_file(environ: Mapping[str, str]) -> Path | None:
         return path
     xdg = Path(environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
     for path in (xdg / "agnoshm" / "agnoshm.yaml", Path("/etc/agnoshm/agnoshm.yaml")):
-        if path.is_file():
-            return path
+        try:
+            if path.is_file():
+                return path
+        except PermissionError:  # a folder we may not search (another user's HOME): none here
+            continue
     return None
 
 

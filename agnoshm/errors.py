@@ -64,7 +64,8 @@ class RegistryVersionError(RegistryError):
 
 
 class LimitReachedError(RegistryError):
-    """Raised when a registry capacity (processes, topics, endpoints, entries) is used up."""
+    """Raised when a capacity is used up: of the registry (processes, topics, endpoints,
+    entries) or of the system (message queues, /dev/shm for the registry)."""
 
 
 class AddressRangeInUseError(AgnoshmError, OSError):

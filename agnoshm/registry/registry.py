@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import os
 import time
 from typing import Iterator
@@ -97,8 +98,12 @@ class Registry:
             if header.magic == 0:
                 # Nobody finished initializing (a creator may have died after sizing it
                 # for other capacities): size it for ours, then write the header.
-                size = self._offsets_for(config).total_size
+                offsets = self._offsets_for(config)
+                size = offsets.total_size
                 os.ftruncate(self._fd, size)
+                # Back every table but the entry rows now: a page of a sparse shm object
+                # first touched on a full /dev/shm is a SIGBUS, and scans read them all.
+                self._commit(0, offsets.entries, "the registry's tables")
                 self._write_header(config, size)
                 return size
             self._validate_header(header, size)
@@ -137,6 +142,21 @@ class Registry:
     def _offsets_for(c) -> L.Offsets:
         return L.Offsets(c.max_processes, c.max_topics, c.max_publishers, c.max_subscriptions,
                          c.max_entries)
+
+    def _commit(self, offset: int, length: int, what: str) -> None:
+        """Back ``length`` bytes at ``offset`` with memory (posix_fallocate), or raise.
+
+        :raises LimitReachedError: if /dev/shm (or RAM) has no room for them.
+        """
+        try:
+            os.posix_fallocate(self._fd, offset, length)
+        except OSError as err:
+            if err.errno in (errno.ENOSPC, errno.ENOMEM):
+                raise LimitReachedError(
+                    f"no memory left in /dev/shm for {what} in registry {self.name} "
+                    f"({length} bytes): free space in /dev/shm (agnoshm clean removes what "
+                    "dead processes left)") from err
+            raise
 
     def _write_header(self, config: Config, size: int) -> None:
         address = _libc.mmap(None, L.PAGE, _libc.PROT_READ | _libc.PROT_WRITE, _libc.MAP_SHARED,
@@ -432,6 +452,8 @@ class Registry:
                 pos = self._claim_topic_position(t.publishers, t.n_publishers, "publishers",
                                                  topic_name)
                 r = self.publishers[index]
+                self._commit(self.offsets.entries + index * self._entry_row_bytes,
+                             self._entry_row_bytes, f"the entry row of publisher {index}")
                 ctypes.memset(ctypes.addressof(r), 0, ctypes.sizeof(r))
                 ctypes.memset(ctypes.addressof(self.entries_of(index)), 0, self._entry_row_bytes)
                 if durability == L.BEST_AVAILABLE:

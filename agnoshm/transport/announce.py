@@ -18,6 +18,7 @@ import os
 import struct
 
 from agnoshm import _libc
+from agnoshm.errors import LimitReachedError
 from agnoshm.names import queue_name
 
 MAX_MESSAGES = 8
@@ -42,10 +43,13 @@ class AnnouncementQueue:
             self._mqd = _libc.mq_open(self.name.encode(), flags, mode, ctypes.byref(attr))
         except OSError as err:
             if err.errno in (errno.EMFILE, errno.ENOSPC, errno.ENOMEM):
-                raise OSError(err.errno, f"cannot create message queue {self.name}: the "
-                              "per-user queue limit (RLIMIT_MSGQUEUE) or fs.mqueue.queues_max "
-                              "is used up; run `agnoshm clean` to remove queues of dead "
-                              "processes") from err
+                raise LimitReachedError(
+                    f"cannot create message queue {self.name} ({os.strerror(err.errno)}): the "
+                    "per-user queue memory limit RLIMIT_MSGQUEUE or the system-wide "
+                    "fs.mqueue.queues_max is used up; raise the first with `ulimit -q` "
+                    "(LimitMSGQUEUE= in a systemd unit) or the second with "
+                    "`sysctl fs.mqueue.queues_max=<n>`, and run `agnoshm clean` to remove "
+                    "queues that dead processes left") from err
             raise
         self._buffer = ctypes.create_string_buffer(MESSAGE_SIZE)
 
