@@ -310,6 +310,22 @@ def mutex_unlock(address: int) -> None:
         raise OSError(result, os.strerror(result), "pthread_mutex_unlock")
 
 
+def fallocate(fd: int, offset: int, length: int) -> bool:
+    """Back ``[offset, offset + length)`` of ``fd`` with pages now (``posix_fallocate``).
+
+    Return False when the filesystem (for /dev/shm and memfd: RAM) has no room;
+    any other error raises.  A page of a sparse shm object first touched with no
+    room left is a SIGBUS, so memory that will be touched is committed this way.
+    """
+    try:
+        os.posix_fallocate(fd, offset, length)
+    except OSError as err:
+        if err.errno in (errno.ENOSPC, errno.ENOMEM):
+            return False
+        raise
+    return True
+
+
 def retry_eintr(call, *args):
     """Call ``call(*args)`` again while it fails with EINTR."""
     while True:

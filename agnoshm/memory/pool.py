@@ -10,10 +10,10 @@ and commits pages (``fallocate``) before handing them out, so a full
 from __future__ import annotations
 
 import ctypes
-import errno
 import os
 import threading
 
+from agnoshm import _libc
 from agnoshm.errors import PoolExhaustedError
 from heaphook import OutOfPoolMemory, TlsfAllocator
 
@@ -55,16 +55,11 @@ class Pool:
 
         :raises PoolExhaustedError: if the memory filesystem is full.
         """
-        try:
-            os.posix_fallocate(self._fd, offset, length)
-        except OSError as err:
-            if err.errno in (errno.ENOSPC, errno.ENOMEM):
-                raise PoolExhaustedError(
-                    f"no memory left to back pool {self.name} ({length} more bytes at offset "
-                    f"{offset}): /dev/shm or RAM is full; free space in /dev/shm (agnoshm clean "
-                    "removes what dead processes left) or lower message sizes"
-                ) from err
-            raise
+        if not _libc.fallocate(self._fd, offset, length):
+            raise PoolExhaustedError(
+                f"no memory left to back pool {self.name} ({length} more bytes at offset "
+                f"{offset}): /dev/shm or RAM is full; free space in /dev/shm (agnoshm clean "
+                "removes what dead processes left) or lower message sizes")
 
     def close(self, reservation) -> None:
         """End this process's access: the slot goes back to the reservation."""

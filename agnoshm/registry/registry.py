@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import errno
 import os
 import time
 from typing import Iterator
@@ -148,15 +147,11 @@ class Registry:
 
         :raises LimitReachedError: if /dev/shm (or RAM) has no room for them.
         """
-        try:
-            os.posix_fallocate(self._fd, offset, length)
-        except OSError as err:
-            if err.errno in (errno.ENOSPC, errno.ENOMEM):
-                raise LimitReachedError(
-                    f"no memory left in /dev/shm for {what} in registry {self.name} "
-                    f"({length} bytes): free space in /dev/shm (agnoshm clean removes what "
-                    "dead processes left)") from err
-            raise
+        if not _libc.fallocate(self._fd, offset, length):
+            raise LimitReachedError(
+                f"no memory left in /dev/shm for {what} in registry {self.name} "
+                f"({length} bytes): free space in /dev/shm (agnoshm clean removes what "
+                "dead processes left)")
 
     def _write_header(self, config: Config, size: int) -> None:
         address = _libc.mmap(None, L.PAGE, _libc.PROT_READ | _libc.PROT_WRITE, _libc.MAP_SHARED,
