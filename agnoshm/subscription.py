@@ -43,7 +43,11 @@ class PollingSubscription(Endpoint):
         inbox = self._inbox
         if not inbox:
             port = self._port
-            if port is None or not port.has_data():
+            if port is None:
+                return None
+            if not port.has_data():
+                if port.pending:
+                    port.flush_releases()  # a poll that finds nothing writes dropped messages
                 return None
             try:
                 leases = port.take(min(port.depth, TAKE_BATCH))

@@ -46,6 +46,15 @@ def isolated_domain(monkeypatch):
     assert not leftovers, f"left behind in /dev/shm: {leftovers}"
 
 
+@pytest.fixture
+def flush_releases():
+    """Write this process's batched releases to the registry now, as its next take, an
+    executor about to sleep or the listener's housekeeping would."""
+    import agnoshm
+
+    return lambda: agnoshm.context.get_runtime().flush_releases()
+
+
 @pytest.fixture(params=["shm", "memfd"])
 def backend(request, monkeypatch):
     """Run the test once per pool backend (set for this process and its children)."""

@@ -53,6 +53,7 @@ class Executor:
         self._spin_owner = None  # ident of the thread spinning now
         self._snapshot = None
         self._turn = 0
+        self._lone = None  # the only entity, when it is a subscription (see _next_ready)
 
     # nodes and tasks ---------------------------------------------------------------------
     def add_node(self, node) -> bool:
@@ -196,10 +197,11 @@ class Executor:
         until the next timer or None)``."""
         entities = self._entities()
         if len(entities) == 1 and not entities[0][1]:  # one subscription: the hot path
-            sub = entities[0][0]
+            sub = self._lone = entities[0][0]
             if sub.has_data() and not sub._executor_event and sub.callback_group.can_execute(sub):
                 return sub, None
             return None, None
+        self._lone = None
         ready, wait = self._ready(True)
         return (ready[0], None) if ready else (None, wait)
 

@@ -9,6 +9,8 @@ from agnoshm.executors.base import Executor, _deadline, _log_failure, _take
 from agnoshm.executors.gate import _gate
 from agnoshm.timer import Timer
 
+_STOP = object()  # _pick: return from _run
+
 
 class SingleThreadedExecutor(Executor):
     """Runs every callback in the thread that spins it."""
@@ -19,12 +21,10 @@ class SingleThreadedExecutor(Executor):
 
     def _run(self, timeout_sec, condition, once: bool) -> bool:
         runtime = context.require_runtime()
-        doorbell = runtime.doorbell
         deadline = _deadline(timeout_sec)
-        gate = _gate
-        ticket = self._pass
         tasks = self._tasks
         ran = False
+        burst = None  # the lone subscription, when messages it took are left to deliver
         while not self._is_shutdown:
             if tasks:
                 tasks.popleft()()
@@ -32,39 +32,18 @@ class SingleThreadedExecutor(Executor):
                 if once or (condition is not None and condition()):
                     return True
                 continue
-            if not gate.enter(ticket, runtime):
-                return ran
-            try:
-                seen = doorbell.value()
-                entity, wait = self._next_ready()
-                if entity is None:
-                    if condition is not None and condition():
-                        return ran
-                    if deadline is not None:
-                        left = deadline - time.monotonic()
-                        if left <= 0:
-                            return ran
-                        if wait is None or left < wait:
-                            wait = left
-                    if context._runtime is not runtime:  # closing: its ring may be behind us
-                        return ran
-                    if tasks:  # scheduled after the check above: its ring may precede ``seen``
-                        continue
-                    doorbell.wait(seen, wait)
-                    continue
-                group = entity.callback_group
-                if not group.beginning_execution(entity):
-                    continue
-                if isinstance(entity, Timer):
-                    entity._advance()
-                    msg = None
-                else:
-                    msg = _take(entity)
-                    if msg is None:
-                        group.ending_execution(entity)
-                        continue
-            finally:
-                gate.leave(ticket)
+            if burst is not None:
+                # Taken already: no doorbell, readiness scan or shared memory until the
+                # inbox is empty (at most TAKE_BATCH messages).
+                picked = _claim_taken(burst)
+                burst = None
+            else:
+                picked = self._pick(runtime, deadline, condition)
+                if picked is _STOP:
+                    return ran
+            if picked is None:
+                continue
+            entity, group, msg = picked
             try:
                 result = entity.callback() if msg is None else entity.callback(msg)
             except Exception as exc:
@@ -73,7 +52,10 @@ class SingleThreadedExecutor(Executor):
             except BaseException:  # KeyboardInterrupt, SystemExit: leave the group usable
                 group.ending_execution(entity)
                 raise
-            msg = None  # release the message before waiting again
+            if msg is not None:
+                msg = None  # release the message before waiting again
+                if entity is self._lone and entity._inbox:
+                    burst = entity
             if result is None:
                 group.ending_execution(entity)
             else:
@@ -84,3 +66,58 @@ class SingleThreadedExecutor(Executor):
             if deadline is not None and time.monotonic() >= deadline:
                 return True
         return ran
+
+    def _pick(self, runtime, deadline, condition):
+        """Claim the next ready entity and take its message, or sleep until one may be ready.
+
+        Return ``(entity, group, message or None)``, None to look again, or
+        :data:`_STOP` when ``_run`` must return (condition met, deadline passed,
+        agnoshm closing).
+        """
+        ticket = self._pass
+        if not _gate.enter(ticket, runtime):
+            return _STOP
+        try:
+            doorbell = runtime.doorbell
+            seen = doorbell.value()
+            entity, wait = self._next_ready()
+            if entity is None:
+                if condition is not None and condition():
+                    return _STOP
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return _STOP
+                    if wait is None or left < wait:
+                        wait = left
+                if context._runtime is not runtime:  # closing: its ring may be behind us
+                    return _STOP
+                if self._tasks:  # scheduled after the check above: its ring may precede ``seen``
+                    return None
+                doorbell.wait(seen, wait)
+                return None
+            group = entity.callback_group
+            if not group.beginning_execution(entity):
+                return None
+            if isinstance(entity, Timer):
+                entity._advance()
+                return entity, group, None
+            msg = _take(entity)
+            if msg is None:
+                group.ending_execution(entity)
+                return None
+            return entity, group, msg
+        finally:
+            _gate.leave(ticket)
+
+
+def _claim_taken(sub):
+    """``(sub, group, message)`` for the next message ``sub`` already took, or None."""
+    group = sub.callback_group
+    if not sub._inbox or not group.beginning_execution(sub):
+        return None
+    msg = _take(sub)
+    if msg is None:
+        group.ending_execution(sub)
+        return None
+    return sub, group, msg

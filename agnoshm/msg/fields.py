@@ -29,9 +29,11 @@ import numpy as np
 
 from agnoshm.errors import MessageInvalidatedError
 from agnoshm.msg import layout as L
+from agnoshm.transport.receive import BATCHED_RELEASE_MAX_BYTES
 
 _TRIPLE = struct.Struct("=QQQ")
 _FLOAT32_MAX = 3.4028234663852886e38
+_LONGDOUBLE = np.dtype(np.longdouble)  # float128 fields
 
 #: .msg primitive -> struct format (float128 goes through numpy)
 _FORMATS = {"bool": "?", "byte": "B", "char": "B", "int8": "b", "uint8": "B", "int16": "h",
@@ -47,6 +49,18 @@ class MessageCorruptedError(MessageInvalidatedError):
     """Raised when a received message points outside its publisher's pool."""
 
 
+class _PoolBytes:
+    """Hands ``[address, address + nbytes)`` to numpy (``__array_interface__``).
+
+    The array's ``base`` is this object, which holds the message's owner: any
+    array derived from it keeps the message referenced.  numpy refuses to make
+    an array over read-only interface data writable, so a received array can
+    never be turned into a write that faults.
+    """
+
+    __slots__ = ("__array_interface__", "owner")
+
+
 def pool_array(address: int, nbytes: int, dtype, count: int, *, writable: bool, owner) -> np.ndarray:
     """A numpy array over ``[address, address + nbytes)`` that keeps ``owner`` alive.
 
@@ -57,12 +71,20 @@ def pool_array(address: int, nbytes: int, dtype, count: int, *, writable: bool, 
         array = np.empty(0, dtype=dtype)
         array.flags.writeable = writable
         return array
-    raw = (ctypes.c_char * nbytes).from_address(address)
-    raw._agnoshm_owner = owner
-    if not writable:
-        return np.frombuffer(memoryview(raw).toreadonly(), dtype=dtype, count=count)
-    array = np.frombuffer(memoryview(raw), dtype=dtype, count=count)
-    owner.track(array)  # read-only once the message is published
+    holder = _PoolBytes()
+    holder.owner = owner
+    if nbytes > BATCHED_RELEASE_MAX_BYTES and not writable:
+        owner.release_at_once = True  # a big frame: its release must not wait for a batch
+    if dtype.names:  # structured: numpy builds it from the bytes with its own layout
+        holder.__array_interface__ = {"data": (address, not writable), "shape": (nbytes,),
+                                      "typestr": "|u1", "version": 3}
+        array = np.asarray(holder).view(dtype)
+    else:
+        holder.__array_interface__ = {"data": (address, not writable), "shape": (count,),
+                                      "typestr": dtype.str, "version": 3}
+        array = np.asarray(holder)
+    if writable:
+        owner.track(array)  # read-only once the message is published
     return array
 
 
@@ -153,13 +175,13 @@ def _primitive_property(type_name: str, field: L.FieldLayout, writable: bool) ->
     where = f"{type_name}.{field.name}"
     if primitive == "float128":
         def get(view):
-            array = pool_array(view._address + offset, 16, np.longdouble, 1, writable=False,
+            array = pool_array(view._address + offset, 16, _LONGDOUBLE, 1, writable=False,
                                owner=view._owner)
             return float(array[0])
 
         def put(view, value):
             check_loan(view)
-            pool_array(view._address + offset, 16, np.longdouble, 1, writable=True,
+            pool_array(view._address + offset, 16, _LONGDOUBLE, 1, writable=True,
                        owner=view._owner)[0] = coerce_primitive(primitive, value, where)
     else:
         fmt = struct.Struct("=" + _FORMATS[primitive])
@@ -498,6 +520,8 @@ def free_elements(view, address: int, count: int, element: L.ValueLayout) -> Non
 
 def field_property(type_name: str, field: L.FieldLayout, writable: bool, view_class) -> property:
     """The property that reads (and, when ``writable``, writes) ``field``."""
+    if not writable and field.value.kind == L.SEQUENCE and _element_dtype(field.value.element):
+        return _received_array_sequence_property(type_name, field)
     prop = _field_property(type_name, field, writable, view_class)
     get = prop.fget
     if writable:
@@ -513,6 +537,29 @@ def field_property(type_name: str, field: L.FieldLayout, writable: bool, view_cl
             check_received(view)
         return get(view)
     return property(checked_get, None, doc=prop.__doc__)
+
+
+def _received_array_sequence_property(type_name: str, field: L.FieldLayout) -> property:
+    """A received sequence of primitives or pointer-free messages: one read-only numpy
+    array (the hot path of every image and point cloud, so in one function)."""
+    offset = field.offset
+    element = field.value.element
+    dtype = _element_dtype(element)
+    element_size = element.size
+    where = f"{type_name}.{field.name}"
+    unpack_triple = _TRIPLE.unpack_from
+
+    def get(view):
+        owner = view._owner
+        if owner.port.runtime.closed:
+            check_received(view)
+        base = view._base
+        data, size, _capacity = unpack_triple(view._buf, view._address - base + offset)
+        nbytes = size * element_size
+        if size and (data < base or data + nbytes > view._end):
+            _check_range(view, data, nbytes, where)
+        return pool_array(data, nbytes, dtype, size, writable=False, owner=owner)
+    return property(get, None, doc=f"{field.value.type} {field.name}")
 
 
 def _field_property(type_name: str, field: L.FieldLayout, writable: bool, view_class) -> property:

@@ -186,6 +186,7 @@ class MessageType:
         self.type_name = definition.type_name
         self.type_hash = definition.type_hash
         self.struct_size = layout.size
+        self._received_class = None  # view_class(type_name, False), once it is needed
         for constant in definition.constants:
             setattr(self, constant.name, constant.value)
 
@@ -202,12 +203,17 @@ class MessageType:
 
     def received(self, lease) -> ReceivedView:
         """A read-only view over a received message."""
-        pool = lease.pool
-        if not pool.contains(lease.address, self.struct_size):
+        pool = lease.mapping.pool
+        address = lease.address
+        start = pool.address
+        end = start + pool.size
+        if address < start or address + self.struct_size > end:
             raise fields.MessageCorruptedError(
-                f"received {self.type_name} at 0x{lease.address:x} lies outside its publisher's pool")
-        return view_class(self.type_name, False)(lease, lease.address, pool.buffer, pool.address,
-                                                 pool.address + pool.size)
+                f"received {self.type_name} at 0x{address:x} lies outside its publisher's pool")
+        cls = self._received_class
+        if cls is None:
+            cls = self._received_class = view_class(self.type_name, False)
+        return cls(lease, address, pool.buffer, start, end)
 
     def __repr__(self) -> str:
         return f"<agnoshm message type {self.type_name} ({self.struct_size} bytes)>"

@@ -96,6 +96,12 @@ class PeerPools:
         with self._lock:
             m.leases -= 1
 
+    def release_all(self, mappings: list) -> None:
+        """:meth:`release` each of ``mappings`` (one lock round trip)."""
+        with self._lock:
+            for m in mappings:
+                m.leases -= 1
+
     def drop_stale(self) -> None:
         """Unmap pools of processes that are gone once nothing here points into them."""
         with self._lock:

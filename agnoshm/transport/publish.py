@@ -137,6 +137,7 @@ class PublisherPort:
         try:
             return self.allocator.allocate(nbytes)
         except PoolExhaustedError:
+            self.runtime.flush_releases()  # this process's own subscriptions first
             self.runtime.reclaim_all()
             return self.allocator.allocate(nbytes)
 
@@ -156,6 +157,8 @@ class PublisherPort:
         entries = self.entries
         if faults.ARMED:
             faults.hit("publish.before")
+        if not self._free_entries:
+            self.runtime.flush_releases()  # before the lock: they may be on this topic
         with self.lock:
             if not self._free_entries:
                 self._reclaim_locked(self.depth - 1)
@@ -268,6 +271,7 @@ class PublisherPort:
         if self.destroyed:
             return
         self._linger(self.runtime.config.linger_sec)
+        self.runtime.flush_releases()  # what this process dropped is not held any more
         self.destroyed = True
         entries = self.entries
         with self.lock:

@@ -7,6 +7,15 @@ takes; the owner never reuses a referenced entry.  Outside the lock it makes
 sure each publisher's pool is mapped here (by slot incarnation) before
 anything dereferences the entry.  A :class:`Lease` clears the bit when the
 last Python object derived from the message dies.
+
+Releases of small messages are batched: the lease goes on its port's
+``pending`` list and its bit is cleared with the next take (under the lock
+that take holds anyway), when :data:`PENDING_MAX` wait, before an executor
+sleeps, or by the listener's housekeeping (at most ``Listener.PERIOD`` later).
+A message is only ever held longer, never freed early (invariant 3), and a
+message with an array over :data:`BATCHED_RELEASE_MAX_BYTES` is released at
+once (the view marks its lease ``release_at_once``), so a big frame is never
+held for the sake of batching.
 """
 
 from __future__ import annotations
@@ -17,12 +26,17 @@ from agnoshm import faults
 from agnoshm.errors import InvalidHandleError
 from agnoshm.registry import layout as L
 
+#: A lease whose message has an array larger than this is released at once, not batched.
+BATCHED_RELEASE_MAX_BYTES = 64 * 1024
+#: A port writes its waiting releases to the registry once this many wait.
+PENDING_MAX = 16
+
 
 class Lease:
     """This subscription's reference on one message; released exactly once."""
 
     __slots__ = ("port", "publisher", "entry", "seq", "mapping", "address", "size",
-                 "timestamp_ns", "_released", "__weakref__")
+                 "timestamp_ns", "release_at_once", "_released", "__weakref__")
 
     def __init__(self, port, publisher: int, entry: int, seq: int, mapping, address: int,
                  size: int, timestamp_ns: int):
@@ -34,6 +48,7 @@ class Lease:
         self.address = address
         self.size = size
         self.timestamp_ns = timestamp_ns
+        self.release_at_once = False  # set by a view over a large array (see the module doc)
         self._released = False
 
     @property
@@ -43,14 +58,7 @@ class Lease:
     def release(self) -> None:
         if not self._released:
             self._released = True
-            try:
-                self.port.release(self)
-            except OSError as err:
-                if err.errno != errno.EDEADLK:
-                    raise
-                # Dropped (e.g. by the cyclic GC) while this thread holds the topic
-                # lock: the listener thread releases it on its next pass.
-                self.port.runtime.deferred_releases.append(self)
+            self.port.release(self)
 
     def __del__(self):
         try:
@@ -79,8 +87,12 @@ class SubscriberPort:
         self.lock = registry.topic_lock(topic)
         self._generation = -1
         self._publishers: list[tuple] = []
+        self._ahead: list[tuple] = []  # found by the last walk, not yet taken (oldest first)
         self.destroyed = False
         self.corrupted = 0  # entries dropped because they pointed outside their pool
+        # Released leases whose bits are not yet cleared in the registry (see the module
+        # docstring).  Appended to from any thread; swapped out under the topic lock.
+        self.pending: list[tuple] = []  # (publisher, entry, seq, mapping) per lease
 
     def has_data(self) -> bool:
         """Cheap, lock-free check: has the topic moved past what this subscription took?"""
@@ -90,55 +102,83 @@ class SubscriberPort:
         """Take up to ``max_count`` new messages (oldest first) and reference them."""
         if self.destroyed:
             raise InvalidHandleError("subscription was destroyed; create a new one")
-        record = self.record
-        topic = self.topic
         with self.lock:
-            last = record.last_seq
-            newest = topic.seq
-            if newest <= last:
-                return []
-            if topic.generation != self._generation:
-                self._refresh_publishers_locked()
-            found = []
-            for publisher, entries, pub_record, slot, incarnation, depth in self._publishers:
-                index = pub_record.newest
-                upper = newest + 1
-                steps = 0
-                while index and steps < depth:
-                    if index > len(entries):
-                        break  # a corrupted link: nothing past the row is an entry
-                    e = entries[index - 1]
-                    seq = e.seq
-                    if seq <= last or seq >= upper:
-                        break
-                    found.append((seq, publisher, index - 1, e, slot, incarnation))
-                    upper = seq
-                    index = e.prev
-                    steps += 1
-            if not found:
-                record.last_seq = newest
-                return []
-            found.sort(key=_by_seq)
-            taken = found[-self.depth:][:max_count]
-            word, mask = self._ref_word, self._ref_mask
-            # Read each entry's message under the lock: once it is unlocked, a destroyed
-            # publisher's record (and entry row) may already serve a new publisher.
-            for i, (seq, publisher, index, e, slot, incarnation) in enumerate(taken):
-                refs = e.refs
-                if not refs[word] & mask:
-                    refs[word] |= mask
-                    e.holders += 1
-                taken[i] = (seq, publisher, index, e.address, e.size, e.timestamp_ns, slot,
-                            incarnation)
-            if faults.ARMED:
-                faults.hit("take.inside")
-            record.last_seq = taken[-1][0] if len(taken) < len(found[-self.depth:]) else newest
-            record.held += len(taken)
-            record.received += len(taken)
+            done = self._release_pending_locked() if self.pending else None
+            taken = self._take_locked(max_count)
+        if done:
+            self.runtime.peers.release_all(done)
+        if not taken:
+            return []
         leases = self._leases(taken)
         if faults.ARMED:
             faults.hit("take.after")
         return leases
+
+    def _take_locked(self, max_count: int) -> list[tuple]:
+        """Reference up to ``max_count`` new entries; return what a lease needs of each.
+
+        Finding the oldest new entry means walking each publisher's entries back
+        from its newest.  The entries a walk found but this take did not take are
+        kept (``_ahead``), so the next take walks only what was published since;
+        each is used only if its entry still carries its sequence number.
+        """
+        record = self.record
+        topic = self.topic
+        last = record.last_seq
+        newest = topic.seq
+        if newest <= last:
+            return []
+        if topic.generation != self._generation:
+            self._refresh_publishers_locked()  # also forgets _ahead
+        ahead = self._ahead
+        if ahead:
+            ahead = [a for a in ahead if a[3].seq == a[0] and a[0] > last]
+            floor = ahead[-1][0] if ahead else last
+        else:
+            floor = last
+        found = []
+        for publisher, entries, pub_record, slot, incarnation, depth in self._publishers:
+            index = pub_record.newest
+            upper = newest + 1
+            steps = 0
+            while index and steps < depth:
+                if index > len(entries):
+                    break  # a corrupted link: nothing past the row is an entry
+                e = entries[index - 1]
+                seq = e.seq
+                if seq <= floor or seq >= upper:
+                    break
+                found.append((seq, publisher, index - 1, e, slot, incarnation))
+                upper = seq
+                index = e.prev
+                steps += 1
+        if len(found) > 1:
+            found.sort(key=_by_seq)
+        if ahead:
+            found = ahead + found  # every new entry is newer than every one ahead
+        if not found:
+            self._ahead = []
+            record.last_seq = newest
+            return []
+        window = found[-self.depth:]
+        taken = window[:max_count]
+        self._ahead = window[max_count:]
+        word, mask = self._ref_word, self._ref_mask
+        # Read each entry's message under the lock: once it is unlocked, a destroyed
+        # publisher's record (and entry row) may already serve a new publisher.
+        for i, (seq, publisher, index, e, slot, incarnation) in enumerate(taken):
+            refs = e.refs
+            if not refs[word] & mask:
+                refs[word] |= mask
+                e.holders += 1
+            taken[i] = (seq, publisher, index, e.address, e.size, e.timestamp_ns, slot,
+                        incarnation)
+        if faults.ARMED:
+            faults.hit("take.inside")
+        record.last_seq = taken[-1][0] if self._ahead else newest
+        record.held += len(taken)
+        record.received += len(taken)
+        return taken
 
     def _leases(self, taken: list) -> list[Lease]:
         peers = self.runtime.peers
@@ -168,33 +208,61 @@ class SubscriberPort:
             if r.state == L.USED:
                 publishers.append((p, registry.entries_of(p), r, r.process, r.incarnation, r.depth))
         self._publishers = publishers
+        self._ahead = []
         self._generation = self.topic.generation
 
     def release(self, lease: Lease) -> None:
-        runtime = self.runtime
-        if runtime.closed:
+        """Give up this subscription's reference on ``lease``'s message (now or batched)."""
+        if self.runtime.closed:
             return
+        pending = self.pending
+        pending.append((lease.publisher, lease.entry, lease.seq, lease.mapping))
+        self.runtime.unflushed.add(self)  # after the append: a flush cannot miss it
+        if not lease.release_at_once and len(pending) < PENDING_MAX and not self.destroyed:
+            return
+        self.flush_releases()
+
+    def flush_releases(self) -> None:
+        """Clear the registry bits of every pending release (see the module docstring)."""
+        if not self.pending or self.runtime.closed:
+            return
+        try:
+            with self.lock:
+                done = self._release_pending_locked()
+        except OSError as err:
+            if err.errno != errno.EDEADLK:
+                raise
+            return  # dropped while this thread holds the topic lock: the next pass does it
+        self.runtime.peers.release_all(done)
+
+    def _release_pending_locked(self) -> list:
+        """Clear the bits of the pending leases; return their mappings (topic lock held)."""
+        pending, self.pending = self.pending, []
         record = self.record
-        with self.lock:
-            if record.state != L.FREE and record.incarnation == self.incarnation:
-                registry = runtime.registry
-                e = registry.entries_of(lease.publisher)[lease.entry]
-                # Publisher records are reused across topics, whose seqs both start at
-                # 1: the entry is ours only if its record still belongs to our topic.
-                if (e.seq == lease.seq
-                        and registry.publishers[lease.publisher].topic == self.topic_index):
-                    L.clear_ref(e, self.bit)
-                if faults.ARMED:
-                    faults.hit("release.inside")
-                record.held -= 1
-                if record.state == L.DRAINING and record.held == 0:
-                    runtime.registry._unlist_subscription_topic_locked(self.index)
-        if lease.mapping is not None:
-            runtime.peers.release(lease.mapping)
+        mappings = [p[3] for p in pending if p[3] is not None]
+        if record.state == L.FREE or record.incarnation != self.incarnation:
+            return mappings
+        registry = self.runtime.registry
+        publishers = registry.publishers
+        topic = self.topic_index
+        bit = self.bit
+        for publisher, entry, seq, _mapping in pending:
+            e = registry.entries_of(publisher)[entry]
+            # Publisher records are reused across topics, whose seqs both start at
+            # 1: the entry is ours only if its record still belongs to our topic.
+            if e.seq == seq and publishers[publisher].topic == topic:
+                L.clear_ref(e, bit)
+            if faults.ARMED:
+                faults.hit("release.inside")
+            record.held -= 1
+        if record.state == L.DRAINING and record.held == 0:
+            registry._unlist_subscription_topic_locked(self.index)
+        return mappings
 
     def destroy(self) -> None:
         if not self.destroyed:
             self.destroyed = True
+            self.flush_releases()
             self.runtime.registry.remove_subscription(self.index)
 
 

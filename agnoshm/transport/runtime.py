@@ -8,7 +8,6 @@ announcement queue, start the memfd pool server and the listener thread.
 
 from __future__ import annotations
 
-import collections
 import os
 import sys
 import threading
@@ -43,7 +42,8 @@ class Runtime:
         self.pid = os.getpid()
         self._lock = threading.Lock()
         self._publishers: "weakref.WeakSet[PublisherPort]" = weakref.WeakSet()
-        self.deferred_releases: collections.deque = collections.deque()
+        self._subscribers: "weakref.WeakSet[SubscriberPort]" = weakref.WeakSet()
+        self.unflushed: set[SubscriberPort] = set()  # ports with batched releases
         try:
             self._start(config, name or os.path.basename(sys.argv[0] or "python"))
         except BaseException:
@@ -71,7 +71,8 @@ class Runtime:
         self.queue = AnnouncementQueue(self.pid, config.mode)
         if config.backend == "memfd":
             self.pool_server = PoolServer(self.pool, self.pid, config.domain_id, config.group)
-        self.doorbell = Doorbell(self.registry.doorbell_address(self.slot), config.busy_poll_us)
+        self.doorbell = Doorbell(self.registry.doorbell_address(self.slot), config.busy_poll_us,
+                                 before_sleep=self.flush_releases)
         if faults.ARMED:
             faults.hit("init.queue")
         self.listener = Listener(self)
@@ -100,6 +101,7 @@ class Runtime:
         index, topic = self.registry.add_subscription(topic_name, type_name, type_hash, depth,
                                                       durability, node_name)
         port = SubscriberPort(self, index, topic, depth)
+        self._subscribers.add(port)
         for p in self.registry.publisher_indices(topic):  # map existing publishers' pools now
             r = self.registry.publishers[p]
             if r.state == L.USED:
@@ -112,14 +114,24 @@ class Runtime:
             if not port.destroyed:
                 port.reclaim()
 
+    def flush_releases(self) -> None:
+        """Write the subscriptions' batched releases to the registry (see ``receive``)."""
+        unflushed = self.unflushed
+        while unflushed:
+            try:
+                port = unflushed.pop()
+            except KeyError:  # emptied by another thread
+                return
+            port.flush_releases()
+
     def housekeeping(self) -> None:
         """Reap dead processes, reclaim released messages, unmap gone pools."""
         if self.closed:
             return
         self.registry.reap_successors()
-        while self.deferred_releases:
-            lease = self.deferred_releases.popleft()
-            lease.port.release(lease)
+        self.flush_releases()
+        for port in list(self._subscribers):  # also what was appended during a flush
+            port.flush_releases()
         self.reclaim_all()
         self.peers.drop_stale()
 

@@ -658,7 +658,7 @@ DERIVED = {
 
 
 @pytest.mark.parametrize("what", list(DERIVED))
-def test_anything_derived_keeps_the_message_referenced(endpoints, what):
+def test_anything_derived_keeps_the_message_referenced(endpoints, what, flush_releases):
     node, pub, sub = endpoints
     port = pub._port
     kept = DERIVED[what](round_trip(pub, sub))  # only `kept` survives
@@ -668,12 +668,13 @@ def test_anything_derived_keeps_the_message_referenced(endpoints, what):
     if isinstance(kept, np.ndarray) and kept.size and not kept.dtype.names:
         assert not kept.flags.writeable
     del kept
+    flush_releases()
     port.reclaim()
     assert port.held_count() == 0, f"dropping {what} does not release the message"
     assert sub._port.record.held == 0
 
 
-def test_copies_do_not_keep_the_message_referenced(endpoints):
+def test_copies_do_not_keep_the_message_referenced(endpoints, flush_releases):
     node, pub, sub = endpoints
     port = pub._port
     received = round_trip(pub, sub)
@@ -681,6 +682,7 @@ def test_copies_do_not_keep_the_message_referenced(endpoints):
               received.to_rosbags(), received.i64, received.f64_seq.tolist()]
     del received
     pub.publish(pub.borrow_loaned_message())
+    flush_releases()
     port.reclaim()
     assert port.held_count() == 0
     assert copies[0] == FULL["s"] and copies[2].tolist() == FULL["f64_seq"]

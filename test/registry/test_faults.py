@@ -236,11 +236,13 @@ def test_a_held_message_of_a_dead_publisher_stays_apart_from_its_reused_record(
     held_b = sub_b.take()
     array_b = held_b.data
     del held_a, array_a  # releases the dead publisher's message ...
+    agnoshm.context.get_runtime().flush_releases()
     for i in range(1, 10):  # ... and must not let /b's publisher reuse the one still held
         _publish(pub_b, 2, i, 4096)
     assert workers.read_header(array_b) == (2, 0) and workers._valid(array_b), \
         "a held message was overwritten: its reference was dropped by another topic's release"
     del held_b, array_b
+    agnoshm.context.get_runtime().flush_releases()
     pub_b._port.reclaim()
     assert pub_b._port.held_count() == 0
     assert registry.check_consistency() == []

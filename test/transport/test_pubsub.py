@@ -238,7 +238,102 @@ def test_a_polling_subscription_takes_a_backlog_in_batches_oldest_first(isolated
     assert bytes(sub.take().data) == b"\x01\x00" and sub.take() is None
 
 
-def test_held_view_keeps_its_bytes_while_1000_more_messages_are_published(isolated_domain):
+def test_a_backlog_taken_while_publishing_goes_on_arrives_once_and_in_order(isolated_domain):
+    """The entries one walk found but did not take are kept for the next take, which then
+    walks only what was published since."""
+    node = agnoshm.Node("n")
+    pub = node.create_publisher(agnoshm.Bytes, "/interleaved", 200)
+    sub = node.create_polling_subscription(agnoshm.Bytes, "/interleaved", 200)
+    sent = received = 0
+    for burst in range(60):
+        for _ in range(burst % 7 * 5):
+            if sent - received < 200:  # within depth: nothing may be dropped
+                pub.publish(sent.to_bytes(4, "little"))
+                sent += 1
+        for _ in range(burst % 3 * 4):
+            msg = sub.take()
+            if msg is None:
+                break
+            assert int.from_bytes(bytes(msg.data), "little") == received
+            received += 1
+    while (msg := sub.take()) is not None:
+        assert int.from_bytes(bytes(msg.data), "little") == received
+        received += 1
+    assert received == sent > 200
+
+
+def test_messages_that_fall_out_of_depth_during_a_backlog_are_skipped(isolated_domain):
+    node = agnoshm.Node("n")
+    pub = node.create_publisher(agnoshm.Bytes, "/overrun", 32)
+    sub = node.create_polling_subscription(agnoshm.Bytes, "/overrun", 32)
+    for i in range(32):
+        pub.publish(bytes([i]))
+    first = [sub.take().data[0] for _ in range(16)]  # the other 16 were found, not taken
+    for i in range(32, 64):  # they fall out of the publisher's depth and are reused
+        pub.publish(bytes([i]))
+    rest = []
+    while (msg := sub.take()) is not None:
+        rest.append(msg.data[0])
+    assert first == list(range(16))
+    assert rest == list(range(32, 64)), "a reused entry was delivered, or one was lost"
+
+
+def test_a_dropped_message_is_released_by_the_next_take(isolated_domain):
+    node = agnoshm.Node("n")
+    pub = node.create_publisher(agnoshm.Bytes, "/drop", 4)
+    sub = node.create_polling_subscription(agnoshm.Bytes, "/drop", 4)
+    pub.publish(b"small")
+    msg = sub.take()
+    record = sub._port.record
+    assert record.held == 1
+    del msg  # small messages' releases are batched ...
+    assert sub.take() is None
+    assert record.held == 0  # ... and written with the next take
+
+
+def test_a_dropped_message_is_released_before_the_executor_sleeps(isolated_domain):
+    node = agnoshm.Node("n")
+    pub = node.create_publisher(agnoshm.Bytes, "/drop", 4)
+    got = []
+    sub = node.create_subscription(agnoshm.Bytes, "/drop", lambda m: got.append(len(m.data)), 4)
+    executor = agnoshm.SingleThreadedExecutor()
+    executor.add_node(node)
+    pub.publish(b"small")
+    executor.spin_once(timeout_sec=TIMEOUT)
+    assert got == [5]
+    executor.spin_once(timeout_sec=0.01)  # nothing to do: it sleeps, and releases first
+    assert sub._port.record.held == 0
+    executor.shutdown()
+
+
+def test_a_dropped_message_is_released_by_the_listener_when_nothing_else_happens(
+        isolated_domain):
+    node = agnoshm.Node("n")
+    pub = node.create_publisher(agnoshm.Bytes, "/drop", 4)
+    sub = node.create_polling_subscription(agnoshm.Bytes, "/drop", 4)
+    pub.publish(b"small")
+    msg = sub.take()
+    del msg
+    workers.wait_until(lambda: sub._port.record.held == 0,
+                       what="the listener's housekeeping to write the release")
+
+
+def test_a_large_message_is_released_at_once(isolated_domain):
+    from agnoshm.transport.receive import BATCHED_RELEASE_MAX_BYTES
+
+    node = agnoshm.Node("n")
+    pub = node.create_publisher(agnoshm.Bytes, "/drop", 4)
+    sub = node.create_polling_subscription(agnoshm.Bytes, "/drop", 4)
+    pub.publish(bytes(BATCHED_RELEASE_MAX_BYTES + 1))
+    msg = sub.take()
+    data = msg.data
+    assert sub._port.record.held == 1
+    del msg, data
+    assert sub._port.record.held == 0, "a big frame must not wait for a batch"
+
+
+def test_held_view_keeps_its_bytes_while_1000_more_messages_are_published(isolated_domain,
+                                                                            flush_releases):
     node = agnoshm.Node("n")
     pub = node.create_publisher(agnoshm.Bytes, "/held", 4)
     sub = node.create_polling_subscription(agnoshm.Bytes, "/held", 4)
@@ -255,6 +350,7 @@ def test_held_view_keeps_its_bytes_while_1000_more_messages_are_published(isolat
         assert sub.take() is not None
     assert (array == 0xAB).all()
     del array
+    flush_releases()
     pub._port.reclaim()
     assert pub._port.held_count() == 0
 
