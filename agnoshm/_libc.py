@@ -68,6 +68,7 @@ SIZEOF_PTHREAD_MUTEXATTR_T = 4
 FUTEX_WAIT = 0
 FUTEX_WAKE = 1
 FUTEX_WAKE_OP = 5
+FUTEX_OP_SET = 0
 FUTEX_OP_ADD = 1
 FUTEX_OP_CMP_EQ = 0
 SYS_futex = {"x86_64": 202, "aarch64": 98}.get(platform.machine())
@@ -268,6 +269,17 @@ def futex_ringer(address: int):
     """
     return functools.partial(_futex_wake_op_call, SYS_futex, address, FUTEX_WAKE_OP, INT_MAX,
                              None, address, _WAKE_OP_ADD_ONE)
+
+
+def futex_setter(address: int, value: int):
+    """Return a no-argument callable that atomically stores ``value`` (< 4096) at ``address``.
+
+    A ``FUTEX_WAKE_OP`` that wakes nobody: the kernel's atomic operation is a full
+    memory barrier, which plain ctypes stores are not (a later load may pass them).
+    """
+    op = (FUTEX_OP_SET << 28) | (FUTEX_OP_CMP_EQ << 24) | (value << 12)
+    return functools.partial(_futex_wake_op_call, SYS_futex, address, FUTEX_WAKE_OP, 0,
+                             None, address, op)
 
 
 def futex_waiter(address: int):

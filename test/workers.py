@@ -169,3 +169,27 @@ def write_into_received(topic: str, ready, out) -> None:
     out.join_thread()  # flush the report before the fault kills this process
     ctypes.memset(address, 0xEE, 16)  # the kernel must refuse: the mapping is PROT_READ
     out.put(("wrote", address))
+
+
+def echo(ping: str, pong: str, count: int, ready, out) -> None:
+    """Answer each of ``count`` messages on ``ping`` with the same bytes on ``pong``."""
+    import agnoshm
+
+    node = agnoshm.Node("echo")
+    pub = node.create_publisher(agnoshm.Bytes, pong, 1)
+    answered = [0]
+
+    def answer(msg) -> None:
+        pub.publish(bytes(msg.data))
+        answered[0] += 1
+
+    node.create_subscription(agnoshm.Bytes, ping, answer, 1)
+    executor = agnoshm.SingleThreadedExecutor()
+    executor.add_node(node)
+    ready.set()
+    executor.spin_until(lambda: answered[0] >= count, TIMEOUT)
+    out.put(("answered", answered[0]))
+    out.close()
+    out.join_thread()
+    node.destroy_node()
+    agnoshm.shutdown()

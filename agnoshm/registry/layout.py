@@ -31,7 +31,8 @@ from ctypes import Structure, c_char, c_int32, c_uint8, c_uint16, c_uint32, c_ui
 from agnoshm._libc import SIZEOF_PTHREAD_MUTEX_T
 
 MAGIC = int.from_bytes(b"AGNOSHM1", "little")
-LAYOUT_VERSION = 2  # 2: 256 subscriptions per topic (Entry.refs is four words, Entry.holders)
+LAYOUT_VERSION = 3  # 2: 256 subscriptions per topic (Entry.refs is four words, Entry.holders)
+#                     3: ProcessRecord.sleeping (publishers ring only a process that may sleep)
 MAX_PUBLISHERS_PER_TOPIC = 64
 MAX_SUBSCRIPTIONS_PER_TOPIC = 256  # one bit each in Entry.refs
 REF_WORDS = MAX_SUBSCRIPTIONS_PER_TOPIC // 64
@@ -112,7 +113,8 @@ class ProcessRecord(Structure):
         ("left_at_ns", c_uint64),  # CLOCK_MONOTONIC when the slot was freed (reuse oldest)
         ("_pad0", c_uint64),
         ("doorbell", c_uint32),  # futex word, own cache line: "look at the registry"
-        ("_pad1", c_uint8 * 60),
+        ("sleeping", c_uint32),  # 1: a thread of the process may sleep on the doorbell
+        ("_pad1", c_uint8 * 56),
         ("name", c_char * 64),
     ]
 

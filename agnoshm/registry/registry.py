@@ -232,6 +232,9 @@ class Registry:
     def doorbell_address(self, slot: int) -> int:
         return ctypes.addressof(self.processes[slot]) + L.ProcessRecord.doorbell.offset
 
+    def sleeping_address(self, slot: int) -> int:
+        return ctypes.addressof(self.processes[slot]) + L.ProcessRecord.sleeping.offset
+
     # -- processes -------------------------------------------------------------------
 
     def join(self, pid: int, backend: str, name: str) -> int:

@@ -13,7 +13,7 @@ import time
 import weakref
 from collections import deque
 
-from agnoshm import _libc, faults
+from agnoshm import faults
 from agnoshm.errors import (
     InvalidHandleError,
     LimitReachedError,
@@ -21,6 +21,7 @@ from agnoshm.errors import (
     PoolExhaustedError,
 )
 from agnoshm.registry import layout as L
+from agnoshm.transport.doorbell import publisher_ringer
 
 
 class Loan:
@@ -198,7 +199,7 @@ class PublisherPort:
 
     def _refresh_doorbells_locked(self) -> None:
         registry = self.runtime.registry
-        self._rings = [_libc.futex_ringer(registry.doorbell_address(s))
+        self._rings = [publisher_ringer(registry.doorbell_address(s), registry.sleeping_address(s))
                        for s in registry.subscriber_slots(self.topic_index)]
         self._generation = self.topic.generation
 

@@ -71,7 +71,8 @@ class Runtime:
         self.queue = AnnouncementQueue(self.pid, config.mode)
         if config.backend == "memfd":
             self.pool_server = PoolServer(self.pool, self.pid, config.domain_id, config.group)
-        self.doorbell = Doorbell(self.registry.doorbell_address(self.slot), config.busy_poll_us,
+        self.doorbell = Doorbell(self.registry.doorbell_address(self.slot),
+                                 self.registry.sleeping_address(self.slot), config.busy_poll_us,
                                  before_sleep=self.flush_releases)
         if faults.ARMED:
             faults.hit("init.queue")
