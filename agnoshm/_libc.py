@@ -304,22 +304,21 @@ def futex_waiter(address: int):
 # dropping and retaking the GIL costs more than the call itself and invites a
 # thread switch in the middle of a registry update.  Blocking waits stay on ``libc``.
 _gil_holding = ctypes.PyDLL(None)
-_trylock = _gil_holding.pthread_mutex_trylock
-_trylock.argtypes, _trylock.restype = [c_void_p], c_int
-_unlock = _gil_holding.pthread_mutex_unlock
-_unlock.argtypes, _unlock.restype = [c_void_p], c_int
+_trylock_at = _gil_holding.pthread_mutex_trylock  # no argtypes: called with a c_void_p
+_trylock_at.restype = c_int
+_unlock_at = _gil_holding.pthread_mutex_unlock
+_unlock_at.restype = c_int
 
 
-def mutex_trylock(address: int) -> int:
-    """``pthread_mutex_trylock``: 0, ``EBUSY`` or ``EOWNERDEAD`` (the GIL stays held)."""
-    return _trylock(address)
+def mutex_trylocker(address: int):
+    """A no-argument ``pthread_mutex_trylock`` of ``address``: 0, ``EBUSY`` or ``EOWNERDEAD``
+    (the GIL stays held; bound once, for a lock taken very often)."""
+    return functools.partial(_trylock_at, c_void_p(address))
 
 
-def mutex_unlock(address: int) -> None:
-    """``pthread_mutex_unlock`` without releasing the GIL."""
-    result = _unlock(address)
-    if result:
-        raise OSError(result, os.strerror(result), "pthread_mutex_unlock")
+def mutex_unlocker(address: int):
+    """A no-argument ``pthread_mutex_unlock`` of ``address`` returning its result (0: done)."""
+    return functools.partial(_unlock_at, c_void_p(address))
 
 
 def fallocate(fd: int, offset: int, length: int) -> bool:

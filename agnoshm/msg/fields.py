@@ -489,6 +489,40 @@ def allocate_sequence(view, field: L.FieldLayout, count: int, where: str) -> int
     return address
 
 
+def sequence_allocator(type_name: str, field: L.FieldLayout, view_class):
+    """``alloc(view, n)`` for sequence ``field`` of a loan: give it storage for ``n`` elements
+    and return it to fill (what ``LoanedView.alloc`` does; a numpy array when it can)."""
+    value = field.value
+    element = value.element
+    where = f"{type_name}.{field.name}"
+    dtype = _element_dtype(element)
+    if dtype is None or element.holds_pointers:
+        def alloc(view, n):
+            address = allocate_sequence(view, field, n, where)
+            return read_elements(view, address, n, element, True, view_class, where)
+        return alloc
+    # Pointer-free elements (primitives, plain structs): the hot path of every image.
+    offset = field.offset
+    bound = value.bound
+    element_size = element.size
+    unpack_triple, pack_triple = _TRIPLE.unpack_from, _TRIPLE.pack_into
+
+    def alloc_array(view, n):
+        if type(n) is not int or n <= 0 or (bound and n > bound):
+            address = allocate_sequence(view, field, n, where)  # checks n, or n == 0
+            return read_elements(view, address, n, element, True, view_class, where)
+        loan = view._owner
+        position = view._address - view._base + offset
+        old = unpack_triple(view._buf, position)[0]
+        if old:
+            loan.free(old)
+        nbytes = n * element_size
+        address = loan.allocate(nbytes)
+        pack_triple(view._buf, position, address, n, n)
+        return pool_array(address, nbytes, dtype, n, writable=True, owner=loan)
+    return alloc_array
+
+
 def clear_storage(view) -> None:
     """Free every string and sequence a loaned view (and what it nests) points to."""
     struct_layout = view._layout

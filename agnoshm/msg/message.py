@@ -95,14 +95,15 @@ class LoanedView(MessageView):
 
         :raises ValueError: for a bounded sequence and ``n`` past its bound.
         """
-        fields.check_loan(self)
-        layout = self._field_layout(field)
-        if layout.value.kind != "sequence":
+        loan = self._owner
+        if not loan.valid or loan.port.runtime.closed:
+            fields.check_loan(self)
+        allocate = self._allocators.get(field)
+        if allocate is None:
+            layout = self._field_layout(field)  # raises for an unknown field
             raise TypeError(f"{self._type_name}.{field} is a {layout.value.type}, not a sequence: "
                             "assign it instead")
-        where = f"{self._type_name}.{field}"
-        address = fields.allocate_sequence(self, layout, n, where)
-        return fields.read_elements(self, address, n, layout.value.element, True, view_class, where)
+        return allocate(self, n)
 
     def _field_layout(self, name: str):
         try:
@@ -167,6 +168,10 @@ def _make_view_class(type_name: str, writable: bool) -> type:
     }
     for field in () if layout.is_empty else layout.fields:
         namespace[field.name] = fields.field_property(type_name, field, writable, view_class)
+    if writable:
+        namespace["_allocators"] = {
+            field.name: fields.sequence_allocator(type_name, field, view_class)
+            for field in (() if layout.is_empty else layout.fields) if field.value.kind == "sequence"}
     for constant in layout.definition.constants:
         namespace[constant.name] = constant.value
     base = LoanedView if writable else ReceivedView
@@ -187,6 +192,8 @@ class MessageType:
         self.type_hash = definition.type_hash
         self.struct_size = layout.size
         self._received_class = None  # view_class(type_name, False), once it is needed
+        self._loaned_class = None  # view_class(type_name, True), once it is needed
+        self._has_defaults = False  # set with _loaned_class
         for constant in definition.constants:
             setattr(self, constant.name, constant.value)
 
@@ -194,10 +201,13 @@ class MessageType:
         """A writable view over a fresh loan: zeroed, with the definition's default values."""
         pool = loan.port.runtime.pool
         address = loan.address
-        view = view_class(self.type_name, True)(loan, address, pool.buffer, pool.address,
-                                                pool.address + pool.size)
+        cls = self._loaned_class
+        if cls is None:
+            cls = self._loaned_class = view_class(self.type_name, True)
+            self._has_defaults = _needs_defaults(self.layout)
+        view = cls(loan, address, pool.buffer, pool.address, pool.address + pool.size)
         _memset(address, 0, self.struct_size)
-        if _needs_defaults(self.layout):
+        if self._has_defaults:
             _apply_defaults(view)
         return view
 

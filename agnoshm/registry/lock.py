@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import os
 from typing import Callable
 
 from agnoshm import _libc
@@ -45,19 +46,24 @@ class RobustLock:
         holding it; it must leave the protected data consistent.
     """
 
-    __slots__ = ("address", "_repair")
+    __slots__ = ("address", "_repair", "_trylock", "_unlock")
 
     def __init__(self, address: int, repair: Callable[[], None]):
         self.address = address
         self._repair = repair
+        self._trylock = _libc.mutex_trylocker(address)  # keeps the GIL: no round trip
+        self._unlock = _libc.mutex_unlocker(address)
 
     def acquire(self) -> None:
-        result = _libc.mutex_trylock(self.address)  # uncontended: no GIL round trip
+        result = self._trylock()
+        if result:
+            self._acquire_contended(result)
+
+    def _acquire_contended(self, result: int) -> None:
         if result == errno.EBUSY:
-            trylock = _libc.mutex_trylock
-            address = self.address
+            trylock = self._trylock
             for _ in range(SPIN_TRIES):
-                result = trylock(address)
+                result = trylock()
                 if result != errno.EBUSY:
                     break
         if result != 0 and result != errno.EOWNERDEAD:
@@ -75,11 +81,17 @@ class RobustLock:
             _libc.pthread_mutex_consistent(self.address)
 
     def release(self) -> None:
-        _libc.mutex_unlock(self.address)
+        result = self._unlock()
+        if result:
+            raise OSError(result, os.strerror(result), "pthread_mutex_unlock")
 
     def __enter__(self) -> "RobustLock":
-        self.acquire()
+        result = self._trylock()
+        if result:
+            self._acquire_contended(result)
         return self
 
     def __exit__(self, *exc) -> None:
-        _libc.mutex_unlock(self.address)
+        result = self._unlock()
+        if result:
+            raise OSError(result, os.strerror(result), "pthread_mutex_unlock")

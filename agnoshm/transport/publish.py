@@ -9,6 +9,8 @@ on a failed loan, and on the listener's idle pass.
 
 from __future__ import annotations
 
+import ctypes
+import struct
 import time
 import weakref
 from collections import deque
@@ -22,6 +24,14 @@ from agnoshm.errors import (
 )
 from agnoshm.registry import layout as L
 from agnoshm.transport.doorbell import publisher_ringer
+
+
+# Entry after its seq: address, size, timestamp_ns, refs words, prev, holders.
+_ENTRY_BODY = struct.Struct(f"=QQQ{L.REF_WORDS}QII")
+_ENTRY_BODY_OFFSET = L.Entry.address.offset
+_ENTRY_SIZE = ctypes.sizeof(L.Entry)
+_NO_REF_WORDS = (0,) * L.REF_WORDS
+assert _ENTRY_BODY_OFFSET + _ENTRY_BODY.size == _ENTRY_SIZE == L.Entry.holders.offset + 4
 
 
 class Loan:
@@ -95,6 +105,7 @@ class PublisherPort:
         self.topic_index = topic
         self.lock = registry.topic_lock(topic)
         self.entries = registry.entries_of(index)
+        self._entry_bytes = memoryview(self.entries).cast("B")
         self._free_entries = list(range(len(self.entries) - 1, -1, -1))
         self._live: deque[int] = deque()  # entry indices in publish order
         self._held: list[int] = []  # out of depth, still referenced
@@ -111,12 +122,13 @@ class PublisherPort:
     def loan(self, size: int) -> Loan:
         """Loan ``size`` bytes for a message's root struct.
 
-        Messages that fall out of depth with this publish are reclaimed here,
-        before the message exists, so that ``publish()`` stays short.
+        ``publish()`` reclaims the message that falls out of depth (and frees its
+        blocks after ringing), so a loan touches the registry only when messages
+        that subscribers held are waiting to be reclaimed.
         """
         if self.destroyed:
             raise InvalidHandleError("publisher was destroyed; create a new one")
-        if len(self._live) >= self.depth or self._held:
+        if len(self._live) >= self.depth + 1 or self._held:  # publish() normally did it
             with self.lock:
                 self._reclaim_locked(self.depth - 1)
         if size == self._root_size and self._spare_roots:
@@ -169,17 +181,15 @@ class PublisherPort:
                         "received messages (drop views and arrays) or raise max_entries")
             loan.valid = False
             index = self._free_entries.pop()
-            e = entries[index]
             record = self.record
             topic = self.topic
-            e.address = loan.address
-            e.size = loan.size
-            e.timestamp_ns = time.monotonic_ns()
-            e.refs = L.NO_REFS
-            e.holders = 0
-            e.prev = record.newest
+            # Everything but seq in one write: address, size, timestamp, no refs, prev,
+            # no holders.
+            _ENTRY_BODY.pack_into(self._entry_bytes, index * _ENTRY_SIZE + _ENTRY_BODY_OFFSET,
+                                  loan.address, loan.size, time.monotonic_ns(),
+                                  *_NO_REF_WORDS, record.newest, 0)
             seq = topic.seq + 1
-            e.seq = seq  # commit: a reader only sees entries whose seq is set
+            entries[index].seq = seq  # commit: a reader only sees entries whose seq is set
             if faults.ARMED:
                 faults.hit("publish.inside")
             record.newest = index + 1
@@ -190,11 +200,18 @@ class PublisherPort:
             if topic.generation != self._generation:
                 self._refresh_doorbells_locked()
             rings = self._rings
+            if len(self._live) > self.depth:  # the oldest fell out of depth: reclaim it
+                freed = self._withdraw_locked(self.depth)
+            else:
+                freed = None
         loan._freeze_arrays()
         if faults.ARMED:
             faults.hit("publish.after")
         for ring in rings:
             ring()
+        if freed:
+            for blocks in freed:  # after the rings: only this process uses these blocks now
+                self._free_blocks(blocks)
         return seq
 
     def _refresh_doorbells_locked(self) -> None:
@@ -215,31 +232,42 @@ class PublisherPort:
 
     def _reclaim_locked(self, keep: int) -> None:
         """Free what is unreferenced beyond the newest ``keep`` messages (topic lock held)."""
+        for blocks in self._withdraw_locked(keep):
+            self._free_blocks(blocks)
+
+    def _withdraw_locked(self, keep: int) -> list[list[int]]:
+        """Withdraw the entries that are unreferenced beyond the newest ``keep`` messages and
+        return their blocks, to be freed by the caller (topic lock held)."""
         entries = self.entries
+        freed = []
         while len(self._live) > keep:
             index = self._live.popleft()
             if entries[index].holders:
                 self._held.append(index)
             else:
-                self._free_entry(index)
+                freed.append(self._withdraw_entry(index))
         if self._held:
             still = []
             for index in self._held:
                 if entries[index].holders:
                     still.append(index)
                 else:
-                    self._free_entry(index)
+                    freed.append(self._withdraw_entry(index))
             self._held = still
+        return freed
 
-    def _free_entry(self, index: int) -> None:
+    def _withdraw_entry(self, index: int) -> list[int]:
         self.entries[index].seq = 0
         if faults.ARMED:
             faults.hit("reclaim.inside")
-        root, *rest = self._blocks.pop(index)
+        self._free_entries.append(index)
+        return self._blocks.pop(index)
+
+    def _free_blocks(self, blocks: list[int]) -> None:
+        root, *rest = blocks
         self._recycle_root(root)
         for address in rest:
             self.allocator.free(address)
-        self._free_entries.append(index)
 
     def held_count(self) -> int:
         return len(self._held)
