@@ -88,16 +88,14 @@ class PeerPools:
         except (OSError, PoolAccessError):
             pass
 
-    def acquire(self, m: PeerMapping) -> None:
+    def acquire_all(self, mappings: list) -> None:
+        """Count one more received message pointing into each of ``mappings``."""
         with self._lock:
-            m.leases += 1
-
-    def release(self, m: PeerMapping) -> None:
-        with self._lock:
-            m.leases -= 1
+            for m in mappings:
+                m.leases += 1
 
     def release_all(self, mappings: list) -> None:
-        """:meth:`release` each of ``mappings`` (one lock round trip)."""
+        """Count one received message fewer pointing into each of ``mappings``."""
         with self._lock:
             for m in mappings:
                 m.leases -= 1

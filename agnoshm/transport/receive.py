@@ -120,7 +120,8 @@ class SubscriberPort:
         Finding the oldest new entry means walking each publisher's entries back
         from its newest.  The entries a walk found but this take did not take are
         kept (``_ahead``), so the next take walks only what was published since;
-        each is used only if its entry still carries its sequence number.
+        each is used only if its entry still carries its sequence number (checked
+        when it is taken, so a take costs what it takes, not the backlog).
         """
         record = self.record
         topic = self.topic
@@ -131,11 +132,7 @@ class SubscriberPort:
         if topic.generation != self._generation:
             self._refresh_publishers_locked()  # also forgets _ahead
         ahead = self._ahead
-        if ahead:
-            ahead = [a for a in ahead if a[3].seq == a[0] and a[0] > last]
-            floor = ahead[-1][0] if ahead else last
-        else:
-            floor = last
+        floor = ahead[-1][0] if ahead else last
         found = []
         for publisher, entries, pub_record, slot, incarnation, depth in self._publishers:
             index = pub_record.newest
@@ -161,20 +158,29 @@ class SubscriberPort:
             record.last_seq = newest
             return []
         window = found[-self.depth:]
-        taken = window[:max_count]
-        self._ahead = window[max_count:]
         word, mask = self._ref_word, self._ref_mask
+        taken = []
+        position = 0
         # Read each entry's message under the lock: once it is unlocked, a destroyed
         # publisher's record (and entry row) may already serve a new publisher.
-        for i, (seq, publisher, index, e, slot, incarnation) in enumerate(taken):
+        for seq, publisher, index, e, slot, incarnation in window:
+            position += 1
+            if e.seq != seq or seq <= last:
+                continue  # kept from an earlier walk, and reclaimed since
             refs = e.refs
             if not refs[word] & mask:
                 refs[word] |= mask
                 e.holders += 1
-            taken[i] = (seq, publisher, index, e.address, e.size, e.timestamp_ns, slot,
-                        incarnation)
+            taken.append((seq, publisher, index, e.address, e.size, e.timestamp_ns, slot,
+                          incarnation))
+            if len(taken) == max_count:
+                break
+        self._ahead = window[position:]
         if faults.ARMED:
             faults.hit("take.inside")
+        if not taken:
+            record.last_seq = newest
+            return []
         record.last_seq = taken[-1][0] if self._ahead else newest
         record.held += len(taken)
         record.received += len(taken)
@@ -182,16 +188,26 @@ class SubscriberPort:
 
     def _leases(self, taken: list) -> list[Lease]:
         peers = self.runtime.peers
+        mappings = []
+        key = mapping = None
+        for item in taken:  # usually one publisher: one lookup
+            if (item[6], item[7]) != key:
+                key = (item[6], item[7])
+                try:
+                    mapping = peers.mapping(*key)
+                except OSError:
+                    mapping = None  # the publisher is gone: its message went with it
+            mappings.append(mapping)
+        peers.acquire_all([m for m in mappings if m is not None])
         leases = []
-        for seq, publisher, entry, address, size, timestamp_ns, slot, incarnation in taken:
-            lease = Lease(self, publisher, entry, seq, None, address, size, timestamp_ns)
-            try:
-                lease.mapping = peers.mapping(slot, incarnation)
-            except OSError:
-                lease.release()  # the publisher is gone: its message went with it
+        for (seq, publisher, entry, address, size, timestamp_ns, _slot, _incarnation), mapping \
+                in zip(taken, mappings):
+            lease = Lease(self, publisher, entry, seq, mapping, address, size, timestamp_ns)
+            if mapping is None:
+                lease.release()
                 continue
-            peers.acquire(lease.mapping)
-            if not lease.mapping.pool.contains(lease.address, max(lease.size, 1)):
+            start = mapping.pool.address
+            if address < start or address + max(size, 1) > start + mapping.pool.size:
                 # The entry points outside its publisher's pool: a corrupted or hostile
                 # registry.  Never build a view over it; drop it and count it.
                 self.corrupted += 1
