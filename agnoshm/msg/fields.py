@@ -187,13 +187,27 @@ def _primitive_property(type_name: str, field: L.FieldLayout, writable: bool) ->
         fmt = struct.Struct("=" + _FORMATS[primitive])
         unpack, pack = fmt.unpack_from, fmt.pack_into
 
+        # A value of exactly the Python type the field takes, in range, is written as it
+        # is; anything else goes through coerce_primitive's checks and conversions.
+        if primitive in _INT_RANGES:
+            exact, (low, high) = int, _INT_RANGES[primitive]
+        elif primitive == "float64":
+            exact, low, high = float, -math.inf, math.inf
+        elif primitive == "float32":
+            exact, low, high = float, -_FLOAT32_MAX, _FLOAT32_MAX
+        else:
+            exact, low, high = bool, False, True
+
         def get(view):
             return unpack(view._buf, view._address - view._base + offset)[0]
 
         def put(view, value):
-            check_loan(view)
-            pack(view._buf, view._address - view._base + offset,
-                 coerce_primitive(primitive, value, where))
+            loan = view._owner
+            if not loan.valid or loan.port.runtime.closed:
+                check_loan(view)
+            if type(value) is not exact or not low <= value <= high:
+                value = coerce_primitive(primitive, value, where)
+            pack(view._buf, view._address - view._base + offset, value)
     return property(get, put if writable else None, doc=f"{field.value.type} {field.name}")
 
 
@@ -224,15 +238,20 @@ def _write_string(view, offset: int, value, wide: bool, bound: int, where: str) 
     if bound and len(value) > bound:
         raise ValueError(f"{where}: {len(value)} characters exceed the bound of {bound} "
                          f"({value[:40]!r}...)")
-    encoded = value.encode("utf-16-le" if wide else "utf-8")
-    unit = 2 if wide else 1
-    _release_storage(view, offset)
-    nbytes = len(encoded) + unit  # with the NUL rosidl keeps after the text
-    address = _allocate(view, nbytes, zero=False)
-    start = address - view._base
-    view._buf[start:start + len(encoded)] = encoded
-    view._buf[start + len(encoded):start + nbytes] = b"\0" * unit
-    _set_triple(view, offset, address, len(encoded) // unit, nbytes // unit)
+    if wide:
+        encoded, unit = value.encode("utf-16-le") + b"\0\0", 2
+    else:
+        encoded, unit = value.encode("utf-8") + b"\0", 1  # rosidl keeps a NUL after the text
+    loan, buf, base = view._owner, view._buf, view._base
+    position = view._address - base + offset
+    old = _TRIPLE.unpack_from(buf, position)[0]
+    if old:  # re-assignment: the previous text's storage goes back
+        loan.free(old)
+    nbytes = len(encoded)
+    address = loan.allocate(nbytes)
+    start = address - base
+    buf[start:start + nbytes] = encoded
+    _TRIPLE.pack_into(buf, position, address, nbytes // unit - 1, nbytes // unit)
 
 
 def _string_property(type_name: str, field: L.FieldLayout, writable: bool) -> property:
@@ -245,7 +264,9 @@ def _string_property(type_name: str, field: L.FieldLayout, writable: bool) -> pr
         return _read_string(view, offset, wide, where)
 
     def put(view, value):
-        check_loan(view)
+        loan = view._owner
+        if not loan.valid or loan.port.runtime.closed:
+            check_loan(view)
         _write_string(view, offset, value, wide, bound, where)
     return property(get, put if writable else None, doc=f"{field.value.type} {field.name}")
 
@@ -256,10 +277,14 @@ def _string_property(type_name: str, field: L.FieldLayout, writable: bool) -> pr
 def _message_property(type_name: str, field: L.FieldLayout, writable: bool, view_class) -> property:
     offset = field.offset
     nested = field.value.struct.type_name
+    nested_class = None  # view_class(nested, writable), looked up on first use
 
     def get(view):
-        return view_class(nested, writable)(view._owner, view._address + offset, view._buf,
-                                            view._base, view._end)
+        nonlocal nested_class
+        if nested_class is None:
+            nested_class = view_class(nested, writable)
+        return nested_class(view._owner, view._address + offset, view._buf, view._base,
+                            view._end)
 
     def put(view, value):
         check_loan(view)

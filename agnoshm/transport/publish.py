@@ -110,6 +110,7 @@ class PublisherPort:
         self._live: deque[int] = deque()  # entry indices in publish order
         self._held: list[int] = []  # out of depth, still referenced
         self._blocks: dict[int, list[int]] = {}
+        self._withdrawn: list[list[int]] = []  # blocks of withdrawn entries, not yet freed
         self._generation = -1
         self._rings: list = []  # ring() per subscribing process's doorbell
         # Root structs all have one size: reclaimed ones are kept here for the next
@@ -122,12 +123,15 @@ class PublisherPort:
     def loan(self, size: int) -> Loan:
         """Loan ``size`` bytes for a message's root struct.
 
-        ``publish()`` reclaims the message that falls out of depth (and frees its
-        blocks after ringing), so a loan touches the registry only when messages
-        that subscribers held are waiting to be reclaimed.
+        ``publish()`` withdraws the message that falls out of depth and the loan
+        frees its blocks, so neither ``publish()`` nor a loan touches the registry
+        for it again; a loan locks only when messages that subscribers held are
+        waiting to be reclaimed.
         """
         if self.destroyed:
             raise InvalidHandleError("publisher was destroyed; create a new one")
+        if self._withdrawn:
+            self._free_withdrawn()
         if len(self._live) >= self.depth + 1 or self._held:  # publish() normally did it
             with self.lock:
                 self._reclaim_locked(self.depth - 1)
@@ -200,18 +204,14 @@ class PublisherPort:
             if topic.generation != self._generation:
                 self._refresh_doorbells_locked()
             rings = self._rings
-            if len(self._live) > self.depth:  # the oldest fell out of depth: reclaim it
-                freed = self._withdraw_locked(self.depth)
-            else:
-                freed = None
+            if len(self._live) > self.depth:  # the oldest fell out of depth: withdraw it
+                # Its blocks are freed by the next loan (or reclaim): off the latency path.
+                self._withdrawn += self._withdraw_locked(self.depth)
         loan._freeze_arrays()
         if faults.ARMED:
             faults.hit("publish.after")
         for ring in rings:
             ring()
-        if freed:
-            for blocks in freed:  # after the rings: only this process uses these blocks now
-                self._free_blocks(blocks)
         return seq
 
     def _refresh_doorbells_locked(self) -> None:
@@ -226,9 +226,17 @@ class PublisherPort:
     # reclaim -----------------------------------------------------------------------
     def reclaim(self) -> None:
         """Free every message that is out of depth and unreferenced."""
+        if self._withdrawn:
+            self._free_withdrawn()
         if self._held or len(self._live) > self.depth:
             with self.lock:
                 self._reclaim_locked(self.depth)
+
+    def _free_withdrawn(self) -> None:
+        """Free the blocks of entries ``publish()`` withdrew (only this process uses them)."""
+        withdrawn, self._withdrawn = self._withdrawn, []
+        for blocks in withdrawn:
+            self._free_blocks(blocks)
 
     def _reclaim_locked(self, keep: int) -> None:
         """Free what is unreferenced beyond the newest ``keep`` messages (topic lock held)."""
@@ -316,6 +324,10 @@ class PublisherPort:
                 if i not in held:
                     for address in blocks:
                         self.allocator.free(address)
+            for blocks in self._withdrawn:
+                for address in blocks:
+                    self.allocator.free(address)
+            self._withdrawn = []
             for address in self._spare_roots:
                 self.allocator.free(address)
             self._spare_roots = []
