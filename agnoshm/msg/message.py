@@ -38,11 +38,13 @@ class MessageView:
     _writable: bool
 
     def __init__(self, owner, address: int, buf, base: int, end: int):
-        object.__setattr__(self, "_owner", owner)
-        object.__setattr__(self, "_address", address)
-        object.__setattr__(self, "_buf", buf)
-        object.__setattr__(self, "_base", base)
-        object.__setattr__(self, "_end", end)
+        # The slots' own setters: views forbid attribute assignment (__setattr__),
+        # and these cost a third less than object.__setattr__ on every message.
+        _set_owner(self, owner)
+        _set_address(self, address)
+        _set_buf(self, buf)
+        _set_base(self, base)
+        _set_end(self, end)
 
     def _child(self, type_name: str, address: int) -> "MessageView":
         return view_class(type_name, self._writable)(self._owner, address, self._buf, self._base,
@@ -77,6 +79,10 @@ class MessageView:
         return NotImplemented
 
     __hash__ = None  # views are mutable
+
+
+_set_owner, _set_address, _set_buf, _set_base, _set_end = (
+    getattr(MessageView, name).__set__ for name in ("_owner", "_address", "_buf", "_base", "_end"))
 
 
 class LoanedView(MessageView):
