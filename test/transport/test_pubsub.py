@@ -332,6 +332,27 @@ def test_a_large_message_is_released_at_once(isolated_domain):
     assert sub._port.record.held == 0, "a big frame must not wait for a batch"
 
 
+def test_a_message_dropped_while_its_topic_lock_is_held_is_released_afterwards(
+        isolated_domain, flush_releases):
+    """As when the cyclic GC drops a message in the middle of a registry update: the
+    release cannot take the lock this thread holds (it must neither deadlock nor write
+    outside the lock), so it waits for the next pass."""
+    from agnoshm.transport.receive import BATCHED_RELEASE_MAX_BYTES
+
+    node = agnoshm.Node("n")
+    pub = node.create_publisher(agnoshm.Bytes, "/gc", 4)
+    sub = node.create_polling_subscription(agnoshm.Bytes, "/gc", 4)
+    pub.publish(bytes(BATCHED_RELEASE_MAX_BYTES + 1))  # large: released at once, normally
+    msg = sub.take()
+    data = msg.data
+    port = sub._port
+    with port.lock:
+        del msg, data
+        assert port.record.held == 1 and port.pending, "nothing may be written under our lock"
+    flush_releases()
+    assert port.record.held == 0
+
+
 def test_held_view_keeps_its_bytes_while_1000_more_messages_are_published(isolated_domain,
                                                                             flush_releases):
     node = agnoshm.Node("n")
