@@ -194,15 +194,16 @@ def test_retry_eintr_calls_again_until_the_call_is_not_interrupted():
 # -- futex helpers --------------------------------------------------------------------
 
 
-def test_futex_increment_and_wake_increments_atomically_from_two_threads():
+def test_futex_ringer_increments_atomically_from_two_threads():
     word = ctypes.c_uint32(0)
     address = ctypes.addressof(word)
     start = threading.Barrier(2)
 
     def ring_10000_times():
+        ring = _libc.futex_ringer(address)
         start.wait(TIMEOUT)
         for _ in range(10000):
-            _libc.futex_increment_and_wake(address)
+            ring()
 
     threads = [threading.Thread(target=ring_10000_times) for _ in range(2)]
     for t in threads:
@@ -213,9 +214,21 @@ def test_futex_increment_and_wake_increments_atomically_from_two_threads():
     assert word.value == 20000
 
 
-def test_futex_wait_returns_at_once_when_the_word_already_differs():
+def test_futex_waiter_returns_at_once_when_the_word_already_differs():
     word = ctypes.c_uint32(5)
-    _libc.futex_wait(ctypes.addressof(word), 4, None)  # would hang if it slept
+    _libc.futex_waiter(ctypes.addressof(word))(4, None)  # would hang if it slept
+
+
+def test_futex_setter_stores_its_value_whatever_the_word_held():
+    word = ctypes.c_uint32(0)
+    set_one = _libc.futex_setter(ctypes.addressof(word), 1)
+    set_one()
+    assert word.value == 1
+    set_one()
+    assert word.value == 1
+    word.value = 7
+    set_one()
+    assert word.value == 1
 
 
 def _blocked_in_futex_wait(tid: int, address: int) -> bool:
@@ -229,7 +242,7 @@ def _blocked_in_futex_wait(tid: int, address: int) -> bool:
             and int(fields[1], 16) == address and int(fields[2], 16) & 0x7F == _libc.FUTEX_WAIT)
 
 
-def test_futex_increment_and_wake_wakes_a_thread_blocked_in_futex_wait():
+def test_futex_ringer_wakes_a_thread_blocked_in_futex_wait():
     if not os.access(f"/proc/self/task/{threading.get_native_id()}/syscall", os.R_OK):
         pytest.skip("needs /proc/<pid>/task/<tid>/syscall to see that the waiter sleeps")
     word = ctypes.c_uint32(0)
@@ -237,16 +250,16 @@ def test_futex_increment_and_wake_wakes_a_thread_blocked_in_futex_wait():
     seen_after_wait = []
 
     def waiter():
-        _libc.futex_wait(address, 0, 10 * TIMEOUT)  # the timeout is only a watchdog
+        _libc.futex_waiter(address)(0, 10 * TIMEOUT)  # the timeout is only a watchdog
         seen_after_wait.append(word.value)
 
     thread = threading.Thread(target=waiter, daemon=True)
     thread.start()
     wait_until(lambda: _blocked_in_futex_wait(thread.native_id, address),
                what="the waiter to block in futex_wait")
-    _libc.futex_increment_and_wake(address)
+    _libc.futex_ringer(address)()
     thread.join(TIMEOUT)
-    assert not thread.is_alive(), "futex_increment_and_wake did not wake the waiter"
+    assert not thread.is_alive(), "futex_ringer did not wake the waiter"
     assert seen_after_wait == [1]
 
 
