@@ -269,6 +269,30 @@ def test_a_message_larger_than_the_pool_raises_pool_exhausted_naming_the_fix(dom
     sut.destroy_node()
 
 
+def test_a_reassignment_the_pool_cannot_hold_leaves_the_field_as_it_was(domain, small_pool):
+    sut = agnoshm.Node("reassign")
+    pub = sut.create_publisher("std_msgs/msg/String", "/re", 4)
+    sub = sut.create_polling_subscription("std_msgs/msg/String", "/re", 4)
+    msg = pub.borrow_loaned_message()
+    msg.data = "kept"
+    with pytest.raises(PoolExhaustedError):
+        msg.data = "x" * (8 * MiB)
+    other = pub.borrow_loaned_message()
+    other.data = "evil"  # would reuse the block if the failed assignment had freed it
+    assert msg.data == "kept"  # not a pointer to freed memory
+    pub.publish(msg)
+    assert sub.take().data == "kept"
+    bytes_pub = sut.create_publisher(agnoshm.Bytes, "/re_bytes", 4)
+    loaned = bytes_pub.borrow_loaned_message()
+    loaned.alloc("data", 3)[:] = [1, 2, 3]
+    with pytest.raises(PoolExhaustedError):
+        loaned.alloc("data", 8 * MiB)
+    bytes_pub.borrow_loaned_message().alloc("data", 3)[:] = [6, 6, 6]  # the same block size
+    assert loaned.data.tolist() == [1, 2, 3]
+    assert_consistent()
+    sut.destroy_node()
+
+
 def test_retained_messages_filling_the_pool_raise_pool_exhausted(domain, small_pool):
     sut = agnoshm.Node("hoarder")
     pub = sut.create_publisher(agnoshm.Bytes, "/hoard", 64)  # keeps 64 messages of 1 MiB

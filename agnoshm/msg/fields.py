@@ -132,6 +132,21 @@ def _release_storage(view, offset: int) -> None:
         _set_triple(view, offset, 0, 0, 0)
 
 
+def _replace_storage(view, position: int, nbytes: int) -> int:
+    """Allocate ``nbytes`` for the string or sequence whose triple is at buffer ``position``,
+    then free what it pointed to; return the new address (the caller writes the triple).
+
+    New before old: when the pool has no room, the field keeps its value, never a
+    pointer to freed memory.
+    """
+    loan = view._owner
+    address = loan.allocate(nbytes)
+    old = _TRIPLE.unpack_from(view._buf, position)[0]
+    if old:
+        loan.free(old)
+    return address
+
+
 def _allocate(view, nbytes: int, *, zero: bool) -> int:
     address = view._owner.allocate(max(nbytes, 1))
     if zero:
@@ -242,13 +257,10 @@ def _write_string(view, offset: int, value, wide: bool, bound: int, where: str) 
         encoded, unit = value.encode("utf-16-le") + b"\0\0", 2
     else:
         encoded, unit = value.encode("utf-8") + b"\0", 1  # rosidl keeps a NUL after the text
-    loan, buf, base = view._owner, view._buf, view._base
+    buf, base = view._buf, view._base
     position = view._address - base + offset
-    old = _TRIPLE.unpack_from(buf, position)[0]
-    if old:  # re-assignment: the previous text's storage goes back
-        loan.free(old)
     nbytes = len(encoded)
-    address = loan.allocate(nbytes)
+    address = _replace_storage(view, position, nbytes)
     start = address - base
     buf[start:start + nbytes] = encoded
     _TRIPLE.pack_into(buf, position, address, nbytes // unit - 1, nbytes // unit)
@@ -530,21 +542,16 @@ def sequence_allocator(type_name: str, field: L.FieldLayout, view_class):
     offset = field.offset
     bound = value.bound
     element_size = element.size
-    unpack_triple, pack_triple = _TRIPLE.unpack_from, _TRIPLE.pack_into
 
     def alloc_array(view, n):
         if type(n) is not int or n <= 0 or (bound and n > bound):
             address = allocate_sequence(view, field, n, where)  # checks n, or n == 0
             return read_elements(view, address, n, element, True, view_class, where)
-        loan = view._owner
         position = view._address - view._base + offset
-        old = unpack_triple(view._buf, position)[0]
-        if old:
-            loan.free(old)
         nbytes = n * element_size
-        address = loan.allocate(nbytes)
-        pack_triple(view._buf, position, address, n, n)
-        return pool_array(address, nbytes, dtype, n, writable=True, owner=loan)
+        address = _replace_storage(view, position, nbytes)
+        _TRIPLE.pack_into(view._buf, position, address, n, n)
+        return pool_array(address, nbytes, dtype, n, writable=True, owner=view._owner)
     return alloc_array
 
 
