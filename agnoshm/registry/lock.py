@@ -80,18 +80,15 @@ class RobustLock:
                 raise
             _libc.pthread_mutex_consistent(self.address)
 
-    def release(self) -> None:
+    def release(self, *_exc) -> None:
         result = self._unlock()
         if result:
             raise OSError(result, os.strerror(result), "pthread_mutex_unlock")
 
     def __enter__(self) -> "RobustLock":
-        result = self._trylock()
+        result = self._trylock()  # acquire(), inlined: every registry operation passes here
         if result:
             self._acquire_contended(result)
         return self
 
-    def __exit__(self, *exc) -> None:
-        result = self._unlock()
-        if result:
-            raise OSError(result, os.strerror(result), "pthread_mutex_unlock")
+    __exit__ = release

@@ -324,10 +324,7 @@ class PublisherPort:
                 if i not in held:
                     for address in blocks:
                         self.allocator.free(address)
-            for blocks in self._withdrawn:
-                for address in blocks:
-                    self.allocator.free(address)
-            self._withdrawn = []
+            self._free_withdrawn()  # (their roots join the spares freed next)
             for address in self._spare_roots:
                 self.allocator.free(address)
             self._spare_roots = []

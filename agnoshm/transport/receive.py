@@ -206,8 +206,7 @@ class SubscriberPort:
             if mapping is None:
                 lease.release()
                 continue
-            start = mapping.pool.address
-            if address < start or address + max(size, 1) > start + mapping.pool.size:
+            if not mapping.pool.contains(address, max(size, 1)):
                 # The entry points outside its publisher's pool: a corrupted or hostile
                 # registry.  Never build a view over it; drop it and count it.
                 self.corrupted += 1
@@ -248,7 +247,9 @@ class SubscriberPort:
         except OSError as err:
             if err.errno != errno.EDEADLK:
                 raise
-            return  # dropped while this thread holds the topic lock: the next pass does it
+            # Dropped while this thread holds the topic lock: the next pass does it.
+            self.runtime.unflushed.add(self)
+            return
         self.runtime.peers.release_all(done)
 
     def _release_pending_locked(self) -> list:

@@ -42,7 +42,6 @@ class Runtime:
         self.pid = os.getpid()
         self._lock = threading.Lock()
         self._publishers: "weakref.WeakSet[PublisherPort]" = weakref.WeakSet()
-        self._subscribers: "weakref.WeakSet[SubscriberPort]" = weakref.WeakSet()
         self.unflushed: set[SubscriberPort] = set()  # ports with batched releases
         try:
             self._start(config, name or os.path.basename(sys.argv[0] or "python"))
@@ -102,7 +101,6 @@ class Runtime:
         index, topic = self.registry.add_subscription(topic_name, type_name, type_hash, depth,
                                                       durability, node_name)
         port = SubscriberPort(self, index, topic, depth)
-        self._subscribers.add(port)
         for p in self.registry.publisher_indices(topic):  # map existing publishers' pools now
             r = self.registry.publishers[p]
             if r.state == L.USED:
@@ -118,7 +116,7 @@ class Runtime:
     def flush_releases(self) -> None:
         """Write the subscriptions' batched releases to the registry (see ``receive``)."""
         unflushed = self.unflushed
-        while unflushed:
+        for _ in range(len(unflushed)):  # a port that cannot flush now is added back
             try:
                 port = unflushed.pop()
             except KeyError:  # emptied by another thread
@@ -131,8 +129,6 @@ class Runtime:
             return
         self.registry.reap_successors()
         self.flush_releases()
-        for port in list(self._subscribers):  # also what was appended during a flush
-            port.flush_releases()
         self.reclaim_all()
         self.peers.drop_stale()
 
