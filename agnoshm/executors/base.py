@@ -237,6 +237,26 @@ class Executor:
         self._turn = start + 1
         return ready, wait
 
+    def _sleep(self, runtime, seen: int, wait: float | None, deadline: float | None,
+               condition) -> bool:
+        """Nothing is ready: sleep on the doorbell (read as ``seen``) until a ring, the
+        next timer (``wait`` seconds) or the deadline.  Return False when the spin must
+        return instead: ``condition()`` holds, the deadline passed or agnoshm is closing."""
+        if condition is not None and condition():
+            return False
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if wait is None or left < wait:
+                wait = left
+        if context._runtime is not runtime:  # closing: its ring may be behind us
+            return False
+        if self._tasks:  # scheduled after the check above: its ring may precede ``seen``
+            return True
+        runtime.doorbell.wait(seen, wait)
+        return True
+
     # running callbacks -----------------------------------------------------------------------
     def _finish(self, entity, group, result) -> None:
         """Release ``entity``'s group, or hand it to a task if the callback was a coroutine."""

@@ -125,19 +125,8 @@ class MultiThreadedExecutor(Executor):
                         claimed.append((self._execute, (runtime, entity, group)))
                 if claimed:
                     return self._hand_over(claimed)
-                if condition is not None and condition():
+                if not self._sleep(runtime, seen, wait, deadline, condition):
                     return False
-                if deadline is not None:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        return False
-                    if wait is None or left < wait:
-                        wait = left
-                if context._runtime is not runtime:
-                    return False
-                if tasks:  # scheduled after the check above: its ring may precede ``seen``
-                    continue
-                doorbell.wait(seen, wait)
             finally:
                 gate.leave(ticket)
         return False

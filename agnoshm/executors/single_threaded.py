@@ -78,24 +78,10 @@ class SingleThreadedExecutor(Executor):
         if not _gate.enter(ticket, runtime):
             return _STOP
         try:
-            doorbell = runtime.doorbell
-            seen = doorbell.value()
+            seen = runtime.doorbell.value()
             entity, wait = self._next_ready()
             if entity is None:
-                if condition is not None and condition():
-                    return _STOP
-                if deadline is not None:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        return _STOP
-                    if wait is None or left < wait:
-                        wait = left
-                if context._runtime is not runtime:  # closing: its ring may be behind us
-                    return _STOP
-                if self._tasks:  # scheduled after the check above: its ring may precede ``seen``
-                    return None
-                doorbell.wait(seen, wait)
-                return None
+                return None if self._sleep(runtime, seen, wait, deadline, condition) else _STOP
             group = entity.callback_group
             if not group.beginning_execution(entity):
                 return None
