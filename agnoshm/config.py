@@ -34,6 +34,8 @@ class Config:
     max_publishers: int = 4096
     max_subscriptions: int = 8192
     max_entries: int = 256
+    max_publishers_per_topic: int = 64
+    max_subscriptions_per_topic: int = 256
     mode: int = 0o600
     group: int | None = None
     busy_poll_us: int = 0
@@ -57,6 +59,9 @@ class Config:
         for name in ("max_processes", "max_topics", "max_publishers", "max_subscriptions", "max_entries"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, not {getattr(self, name)}")
+        for name in ("max_publishers_per_topic", "max_subscriptions_per_topic"):
+            if not 1 <= getattr(self, name) <= 65535:
+                raise ConfigError(f"{name} must be 1..65535, not {getattr(self, name)}")
         if self.max_processes > 4096:
             raise ConfigError(f"max_processes must be at most 4096, not {self.max_processes}")
         if not 0 <= self.mode <= 0o777:
@@ -141,6 +146,8 @@ _PARSERS = {
     "max_publishers": _parse_int,
     "max_subscriptions": _parse_int,
     "max_entries": _parse_int,
+    "max_publishers_per_topic": _parse_int,
+    "max_subscriptions_per_topic": _parse_int,
     "mode": _parse_mode,
     "group": _parse_group,
     "busy_poll_us": _parse_int,

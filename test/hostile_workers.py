@@ -72,7 +72,8 @@ def registry_fuzz(examples: int) -> None:
 
         def add(record, name):
             field = getattr(type(record), name)
-            ctype = dict(record._fields_)[name]
+            ctype = next(dict(k._fields_)[name] for k in type(record).__mro__
+                         if name in dict(getattr(k, "_fields_", ())))
             if issubclass(ctype, ctypes.Array):  # each element (Entry.refs: its words)
                 for i in range(ctype._length_):
                     targets.append((ctypes.addressof(record) + field.offset
@@ -84,10 +85,11 @@ def registry_fuzz(examples: int) -> None:
             for name in ("state", "n_publishers", "n_subscriptions", "seq", "generation"):
                 add(registry.topics[t], name)
             base = ctypes.addressof(registry.topics[t])
-            for pos in (0, 1, 2, L.MAX_PUBLISHERS_PER_TOPIC - 1):
-                targets.append((base + L.TopicRecord.publishers.offset + 4 * pos, ctypes.c_uint32))
-            for pos in (0, 1, 2, 64, L.MAX_SUBSCRIPTIONS_PER_TOPIC - 1):
-                targets.append((base + L.TopicRecord.subscriptions.offset + 4 * pos,
+            topic_record = registry.offsets.topic_record
+            for pos in (0, 1, 2, h.max_publishers_per_topic - 1):
+                targets.append((base + topic_record.publishers.offset + 4 * pos, ctypes.c_uint32))
+            for pos in (0, 1, 2, 64, h.max_subscriptions_per_topic - 1):
+                targets.append((base + topic_record.subscriptions.offset + 4 * pos,
                                 ctypes.c_uint32))
         for r in list(registry.publishers)[:4]:
             for name in ("state", "topic", "process", "depth", "incarnation", "newest"):

@@ -155,10 +155,9 @@ def _header(**fields) -> bytes:
     header.layout_version = L.LAYOUT_VERSION
     header.state = L.REGISTRY_READY
     for key in ("max_processes", "max_topics", "max_publishers", "max_subscriptions",
-                "max_entries", "pool_size", "base_address"):
+                "max_entries", *L.PER_TOPIC_CAPACITIES, "pool_size", "base_address"):
         setattr(header, key, getattr(config, key))
-    header.total_size = L.Offsets(config.max_processes, config.max_topics, config.max_publishers,
-                                  config.max_subscriptions, config.max_entries).total_size
+    header.total_size = L.Offsets(config).total_size
     for key, value in fields.items():
         setattr(header, key, value)
     return bytes(header).ljust(L.PAGE, b"\0")
@@ -182,6 +181,17 @@ def test_registry_with_foreign_magic_is_refused(isolated_domain):
         _unlink_registry(isolated_domain)
 
 
+@pytest.mark.parametrize("key,value", [("max_publishers_per_topic", 0),
+                                       ("max_subscriptions_per_topic", 0x10000)])
+def test_registry_with_impossible_per_topic_capacity_is_refused(isolated_domain, key, value):
+    _write_registry(isolated_domain, _header(**{key: value}))
+    try:
+        with pytest.raises(RegistryCorruptedError, match=f"{key} is {value}.*agnoshm clean"):
+            Registry(load_config())
+    finally:
+        _unlink_registry(isolated_domain)
+
+
 def test_random_registry_headers_are_refused_or_reinitialized(isolated_domain):
     tried = collections_counter = {}
 
@@ -191,9 +201,10 @@ def test_random_registry_headers_are_refused_or_reinitialized(isolated_domain):
         st.builds(lambda version, caps, total, size: _header(
             layout_version=version, max_processes=caps[0], max_topics=caps[1],
             max_publishers=caps[2], max_subscriptions=caps[3], max_entries=caps[4],
+            max_publishers_per_topic=caps[5], max_subscriptions_per_topic=caps[6],
             total_size=total)[:size],
             st.sampled_from([L.LAYOUT_VERSION, L.LAYOUT_VERSION + 1, 0, 0xFFFFFFFF]),
-            st.tuples(*[st.integers(0, 0xFFFFFFFF)] * 5), st.integers(0, (1 << 64) - 1),
+            st.tuples(*[st.integers(0, 0xFFFFFFFF)] * 7), st.integers(0, (1 << 64) - 1),
             st.integers(64, L.PAGE))))
     def check(data):
         _write_registry(isolated_domain, data)

@@ -201,8 +201,7 @@ def _survey_registry(path: str, result: Survey, dead_pids: set[int]) -> None:
 
 def _process_slots(fd: int, header: L.Header) -> list[tuple[int, int, bool]]:
     """``(pid, slot, alive)`` of every used process record."""
-    off = L.Offsets(header.max_processes, header.max_topics, header.max_publishers,
-                    header.max_subscriptions, header.max_entries)
+    off = L.Offsets(header)
     size = ctypes.sizeof(L.ProcessRecord)
     raw = os.pread(fd, size * header.max_processes, off.processes)
     found = []

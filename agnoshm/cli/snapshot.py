@@ -251,6 +251,10 @@ def read_header(fd: int, path: str) -> L.Header:
             f"{path} has registry layout version {header.layout_version}, this agnoshm reads "
             f"version {L.LAYOUT_VERSION}: use the agnoshm version that the processes of ROS "
             f"domain {header.domain_id} run")
+    bad = L.bad_per_topic_capacity(header)
+    if bad:
+        raise RegistryCorruptedError(f"{path} header is corrupted ({bad}): remove it when no "
+                                     "agnoshm process runs (agnoshm clean)")
     return header
 
 
@@ -260,8 +264,7 @@ def _read_fd(fd: int, domain: int, path: str) -> Snapshot:
         raise NoRegistryError(f"no agnoshm processes in ROS domain {domain} "
                               f"({path} is still being created)")
     size = os.fstat(fd).st_size
-    off = L.Offsets(header.max_processes, header.max_topics, header.max_publishers,
-                    header.max_subscriptions, header.max_entries)
+    off = L.Offsets(header)
     if size < off.total_size:
         raise RegistryCorruptedError(f"{path} holds {size} bytes, its header needs "
                                      f"{off.total_size}: remove it with agnoshm clean")
@@ -273,8 +276,8 @@ def _read_fd(fd: int, domain: int, path: str) -> Snapshot:
         subscriptions = {i: r for i, r in _used(mm, off.subscriptions, L.SubscriptionRecord,
                                                 header.max_subscriptions)}
         topics = []
-        row = ctypes.sizeof(L.Entry) * header.max_entries
-        for index, t in _used(mm, off.topics, L.TopicRecord, header.max_topics):
+        row = ctypes.sizeof(off.entry) * header.max_entries
+        for index, t in _used(mm, off.topics, off.topic_record, header.max_topics):
             topic = Topic(index, _text(t.name), _text(t.type_name), _text(t.type_hash), t.seq)
             for ref in t.publishers:
                 r = publishers.get(ref - 1) if ref else None
@@ -283,7 +286,7 @@ def _read_fd(fd: int, domain: int, path: str) -> Snapshot:
                 pub = Publisher(ref - 1, topic.name, _text(r.node_name), r.depth,
                                 DURABILITY_NAMES.get(r.durability, str(r.durability)),
                                 by_slot.get(r.process), r.published)
-                entries = (L.Entry * header.max_entries).from_buffer_copy(
+                entries = (off.entry * header.max_entries).from_buffer_copy(
                     mm, off.entries + (ref - 1) * row)
                 pub.entries = sorted((Entry(e.seq, e.address, e.size, e.timestamp_ns,
                                             L.refs_value(e))
@@ -304,7 +307,7 @@ def _read_fd(fd: int, domain: int, path: str) -> Snapshot:
         state=header.state,
         capacities={k: getattr(header, k) for k in ("max_processes", "max_topics",
                                                     "max_publishers", "max_subscriptions",
-                                                    "max_entries")},
+                                                    "max_entries", *L.PER_TOPIC_CAPACITIES)},
         base_address=header.base_address, pool_size=header.pool_size,
         live_processes=header.live_processes, reaped=header.reaped, repairs=header.repairs,
         processes=processes, topics=sorted(topics, key=lambda t: t.name))

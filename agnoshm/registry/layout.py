@@ -17,6 +17,13 @@ offset                     content
 ``entries_offset``         ``max_publishers * max_entries`` x :class:`Entry`
 =========================  ==========================================
 
+Two records end in arrays sized by the per-topic capacities in the header: a
+topic lists ``max_publishers_per_topic`` publishers and
+``max_subscriptions_per_topic`` subscriptions, and an entry carries one
+reference bit per subscription position (``ref_words`` 64-bit words).
+:class:`Offsets` builds those record types (:func:`topic_record_type`,
+:func:`entry_type`) along with the offsets.
+
 Byte ``LIVENESS_LOCK_BASE + i`` of the object carries an open-file-description
 lock held by the live process in slot ``i`` for its whole life; the kernel
 drops it when the process dies, even by SIGKILL.  Byte ``INIT_LOCK_BYTE`` is
@@ -26,16 +33,16 @@ write-locked by the creator until the header is valid.
 from __future__ import annotations
 
 import ctypes
+import functools
 from ctypes import Structure, c_char, c_int32, c_uint8, c_uint16, c_uint32, c_uint64
 
 from agnoshm._libc import SIZEOF_PTHREAD_MUTEX_T
 
 MAGIC = int.from_bytes(b"AGNOSHM1", "little")
-LAYOUT_VERSION = 3  # 2: 256 subscriptions per topic (Entry.refs is four words, Entry.holders)
+LAYOUT_VERSION = 4  # 2: 256 subscriptions per topic (Entry.refs is four words, Entry.holders)
 #                     3: ProcessRecord.sleeping (publishers ring only a process that may sleep)
-MAX_PUBLISHERS_PER_TOPIC = 64
-MAX_SUBSCRIPTIONS_PER_TOPIC = 256  # one bit each in Entry.refs
-REF_WORDS = MAX_SUBSCRIPTIONS_PER_TOPIC // 64
+#                     4: per-topic capacities in the header; endpoint lists and refs sized by them
+MAX_PER_TOPIC = 0xFFFF  # TopicRecord.n_publishers / n_subscriptions are 16-bit
 WORD_MASK = (1 << 64) - 1
 NAME_LEN = 256
 TYPE_NAME_LEN = 256
@@ -85,6 +92,8 @@ class Header(Structure):
         ("max_publishers", c_uint32),
         ("max_subscriptions", c_uint32),
         ("max_entries", c_uint32),
+        ("max_publishers_per_topic", c_uint32),
+        ("max_subscriptions_per_topic", c_uint32),
         ("pool_size", c_uint64),
         ("base_address", c_uint64),
         ("total_size", c_uint64),
@@ -120,7 +129,7 @@ class ProcessRecord(Structure):
 
 
 class TopicRecord(Structure):
-    """A topic: name, type, its lock and its endpoint lists."""
+    """A topic: name, type and its lock; :func:`topic_record_type` adds the endpoint lists."""
 
     _fields_ = [
         ("state", c_uint32),
@@ -129,12 +138,26 @@ class TopicRecord(Structure):
         ("seq", c_uint64),  # topic-wide sequence number of the newest entry
         ("generation", c_uint64),  # bumped when an endpoint comes or goes
         ("lock", RobustMutex),
-        ("publishers", c_uint32 * MAX_PUBLISHERS_PER_TOPIC),  # PublisherRecord index + 1
-        ("subscriptions", c_uint32 * MAX_SUBSCRIPTIONS_PER_TOPIC),  # SubscriptionRecord index + 1
         ("name", c_char * NAME_LEN),
         ("type_name", c_char * TYPE_NAME_LEN),
         ("type_hash", c_char * TYPE_HASH_LEN),
     ]
+
+
+@functools.cache
+def topic_record_type(publishers_per_topic: int, subscriptions_per_topic: int) -> type[TopicRecord]:
+    """The :class:`TopicRecord` of a registry with these per-topic capacities.
+
+    ``publishers[i]`` / ``subscriptions[i]`` hold a record index + 1 (0: free
+    position); a subscription's position is its bit in ``Entry.refs``.  Records
+    are padded to whole cache lines, so topic locks never share one.
+    """
+    fields = [("publishers", c_uint32 * publishers_per_topic),
+              ("subscriptions", c_uint32 * subscriptions_per_topic)]
+    pad = -(ctypes.sizeof(TopicRecord) + 4 * (publishers_per_topic + subscriptions_per_topic)) % 64
+    if pad:
+        fields.append(("_pad", c_uint8 * pad))
+    return type("TopicRecord", (TopicRecord,), {"_fields_": fields, "__doc__": TopicRecord.__doc__})
 
 
 class PublisherRecord(Structure):
@@ -173,20 +196,29 @@ class SubscriptionRecord(Structure):
 
 
 class Entry(Structure):
-    """One published message; ``seq == 0`` marks a free entry."""
+    """One published message; ``seq == 0`` marks a free entry. :func:`entry_type` adds ``refs``."""
 
     _fields_ = [
         ("seq", c_uint64),
         ("address", c_uint64),
         ("size", c_uint64),
         ("timestamp_ns", c_uint64),
-        ("refs", c_uint64 * REF_WORDS),  # bit i: the subscription with bit i holds it
         ("prev", c_uint32),  # entry index + 1 of the previous message of this publisher
         ("holders", c_uint32),  # bits set in refs: the owner's cheap "is it held?"
     ]
 
 
-NO_REFS = (c_uint64 * REF_WORDS)()
+def ref_words(subscriptions_per_topic: int) -> int:
+    """64-bit words of ``Entry.refs``: one bit per subscription position."""
+    return (subscriptions_per_topic + 63) // 64
+
+
+@functools.cache
+def entry_type(words: int) -> type[Entry]:
+    """The :class:`Entry` whose ``refs`` has ``words`` words (bit i: the subscription
+    at position i of the topic holds the message)."""
+    return type("Entry", (Entry,), {"_fields_": [("refs", c_uint64 * words)],
+                                    "__doc__": Entry.__doc__})
 
 
 def ref_word_and_mask(bit: int) -> tuple[int, int]:
@@ -212,20 +244,46 @@ def clear_ref(entry: Entry, bit: int) -> bool:
     return False
 
 
+PER_TOPIC_CAPACITIES = ("max_publishers_per_topic", "max_subscriptions_per_topic")
+
+
+def bad_per_topic_capacity(capacities) -> str | None:
+    """The first per-topic capacity of a header outside 1..MAX_PER_TOPIC, or None.
+
+    Record types are built from these numbers, so a header read from shared
+    memory is checked before :class:`Offsets` trusts it.
+    """
+    for key in PER_TOPIC_CAPACITIES:
+        if not 1 <= getattr(capacities, key) <= MAX_PER_TOPIC:
+            return f"{key} is {getattr(capacities, key)}"
+    return None
+
+
 def _align(value: int, alignment: int) -> int:
     return (value + alignment - 1) // alignment * alignment
 
 
 class Offsets:
-    """Table offsets and the total size for a set of capacities."""
+    """Table offsets, the sized record types and the total size for a set of capacities.
 
-    __slots__ = ("processes", "topics", "publishers", "subscriptions", "entries", "total_size")
+    ``capacities`` is anything with the :class:`Header`'s ``max_*`` attributes
+    (a header, or the configuration that will write one).
+    """
 
-    def __init__(self, max_processes: int, max_topics: int, max_publishers: int,
-                 max_subscriptions: int, max_entries: int):
+    __slots__ = ("processes", "topics", "publishers", "subscriptions", "entries", "total_size",
+                 "topic_record", "entry", "ref_words")
+
+    def __init__(self, capacities):
+        c = capacities
+        self.topic_record = topic_record_type(c.max_publishers_per_topic,
+                                              c.max_subscriptions_per_topic)
+        self.ref_words = ref_words(c.max_subscriptions_per_topic)
+        self.entry = entry_type(self.ref_words)
+        max_publishers, max_subscriptions = c.max_publishers, c.max_subscriptions
         self.processes = PAGE
-        self.topics = _align(self.processes + max_processes * ctypes.sizeof(ProcessRecord), PAGE)
-        self.publishers = _align(self.topics + max_topics * ctypes.sizeof(TopicRecord), PAGE)
+        self.topics = _align(self.processes + c.max_processes * ctypes.sizeof(ProcessRecord), PAGE)
+        self.publishers = _align(
+            self.topics + c.max_topics * ctypes.sizeof(self.topic_record), PAGE)
         self.subscriptions = _align(
             self.publishers + max_publishers * ctypes.sizeof(PublisherRecord), PAGE
         )
@@ -233,7 +291,7 @@ class Offsets:
             self.subscriptions + max_subscriptions * ctypes.sizeof(SubscriptionRecord), PAGE
         )
         self.total_size = _align(
-            self.entries + max_publishers * max_entries * ctypes.sizeof(Entry), PAGE
+            self.entries + max_publishers * c.max_entries * ctypes.sizeof(self.entry), PAGE
         )
 
 

@@ -97,7 +97,7 @@ class Registry:
             if header.magic == 0:
                 # Nobody finished initializing (a creator may have died after sizing it
                 # for other capacities): size it for ours, then write the header.
-                offsets = self._offsets_for(config)
+                offsets = L.Offsets(config)
                 size = offsets.total_size
                 os.ftruncate(self._fd, size)
                 # Back every table but the entry rows now: a page of a sparse shm object
@@ -137,11 +137,6 @@ class Registry:
         finally:
             _libc.munmap(address, L.PAGE)
 
-    @staticmethod
-    def _offsets_for(c) -> L.Offsets:
-        return L.Offsets(c.max_processes, c.max_topics, c.max_publishers, c.max_subscriptions,
-                         c.max_entries)
-
     def _commit(self, offset: int, length: int, what: str) -> None:
         """Back ``length`` bytes at ``offset`` with memory (posix_fallocate), or raise.
 
@@ -162,7 +157,7 @@ class Registry:
             header.layout_version = L.LAYOUT_VERSION
             header.domain_id = config.domain_id
             for key in ("max_processes", "max_topics", "max_publishers", "max_subscriptions",
-                        "max_entries", "pool_size", "base_address"):
+                        "max_entries", *L.PER_TOPIC_CAPACITIES, "pool_size", "base_address"):
                 setattr(header, key, getattr(config, key))
             header.total_size = size
             initialize_mutex(address + L.Header.lock.offset)
@@ -184,7 +179,11 @@ class Registry:
                 f"{L.LAYOUT_VERSION}: run the same agnoshm version in every process of ROS domain "
                 f"{header.domain_id}, or use another ROS_DOMAIN_ID"
             )
-        expected = self._offsets_for(header).total_size
+        bad = L.bad_per_topic_capacity(header)
+        if bad:
+            raise RegistryCorruptedError(
+                f"{self.name} header is corrupted ({bad}): remove it with agnoshm clean")
+        expected = L.Offsets(header).total_size
         if header.total_size != expected or size < expected:
             raise RegistryCorruptedError(
                 f"{self.name} header is inconsistent (size {size}, header says "
@@ -195,13 +194,13 @@ class Registry:
         a = self._address
         self.header = L.Header.from_address(a)
         h = self.header
-        self.offsets = off = self._offsets_for(h)
+        self.offsets = off = L.Offsets(h)
         self.processes = (L.ProcessRecord * h.max_processes).from_address(a + off.processes)
-        self.topics = (L.TopicRecord * h.max_topics).from_address(a + off.topics)
+        self.topics = (off.topic_record * h.max_topics).from_address(a + off.topics)
         self.publishers = (L.PublisherRecord * h.max_publishers).from_address(a + off.publishers)
         self.subscriptions = (L.SubscriptionRecord * h.max_subscriptions).from_address(
             a + off.subscriptions)
-        self._entry_row = L.Entry * h.max_entries
+        self._entry_row = off.entry * h.max_entries
         self._entry_row_bytes = ctypes.sizeof(self._entry_row)
         self.lock = RobustLock(a + L.Header.lock.offset, self.repair)
         self._topic_locks: dict[int, RobustLock] = {}
@@ -430,9 +429,11 @@ class Registry:
         for pos in range(len(array)):
             if array[pos] == 0:
                 return pos
+        key = f"max_{kind}_per_topic"
         raise LimitReachedError(
             f"topic {topic_name!r} has {len(array)} {kind} already, the most one "
-            "topic can have: spread them over more topics")
+            f"topic can have: spread them over more topics, or raise {key} "
+            f"(AGNOSHM_{key.upper()}) in every process of the domain")
 
     def add_publisher(self, topic_name: str, type_name: str, type_hash: str, depth: int,
                       durability: int, node_name: str) -> tuple[int, int]:
@@ -519,7 +520,7 @@ class Registry:
         topic = r.topic
         t = self.topics[topic]
         with self.topic_lock(topic):
-            for pos in range(L.MAX_PUBLISHERS_PER_TOPIC):
+            for pos in range(len(t.publishers)):
                 if t.publishers[pos] == index + 1:
                     t.publishers[pos] = 0
                     t.n_publishers -= 1
@@ -551,12 +552,13 @@ class Registry:
         r = self.subscriptions[index]
         t = self.topics[r.topic]
         bit = r.bit
-        if bit < L.MAX_SUBSCRIPTIONS_PER_TOPIC:
+        listed = bit < len(t.subscriptions)
+        if listed:
             for pub in self.publisher_indices(r.topic):
                 for e in self.entries_of(pub):
                     if e.holders:
                         L.clear_ref(e, bit)
-        if bit < L.MAX_SUBSCRIPTIONS_PER_TOPIC and t.subscriptions[bit] == index + 1:
+        if listed and t.subscriptions[bit] == index + 1:
             t.subscriptions[bit] = 0
             t.n_subscriptions -= 1
         r.state = L.FREE

@@ -26,12 +26,14 @@ from agnoshm.registry import layout as L
 from agnoshm.transport.doorbell import publisher_ringer
 
 
-# Entry after its seq: address, size, timestamp_ns, refs words, prev, holders.
-_ENTRY_BODY = struct.Struct(f"=QQQ{L.REF_WORDS}QII")
 _ENTRY_BODY_OFFSET = L.Entry.address.offset
-_ENTRY_SIZE = ctypes.sizeof(L.Entry)
-_NO_REF_WORDS = (0,) * L.REF_WORDS
-assert _ENTRY_BODY_OFFSET + _ENTRY_BODY.size == _ENTRY_SIZE == L.Entry.holders.offset + 4
+
+
+def _entry_body(entry_type: type[L.Entry]) -> struct.Struct:
+    """An entry after its seq: address, size, timestamp_ns, prev, holders, refs words."""
+    body = struct.Struct(f"=QQQII{entry_type.refs.size // 8}Q")
+    assert _ENTRY_BODY_OFFSET + body.size == ctypes.sizeof(entry_type)
+    return body
 
 
 class Loan:
@@ -106,6 +108,9 @@ class PublisherPort:
         self.lock = registry.topic_lock(topic)
         self.entries = registry.entries_of(index)
         self._entry_bytes = memoryview(self.entries).cast("B")
+        self._entry_size = ctypes.sizeof(registry.offsets.entry)
+        self._entry_body = _entry_body(registry.offsets.entry)
+        self._no_refs = (0,) * registry.offsets.ref_words
         self._free_entries = list(range(len(self.entries) - 1, -1, -1))
         self._live: deque[int] = deque()  # entry indices in publish order
         self._held: list[int] = []  # out of depth, still referenced
@@ -187,11 +192,11 @@ class PublisherPort:
             index = self._free_entries.pop()
             record = self.record
             topic = self.topic
-            # Everything but seq in one write: address, size, timestamp, no refs, prev,
-            # no holders.
-            _ENTRY_BODY.pack_into(self._entry_bytes, index * _ENTRY_SIZE + _ENTRY_BODY_OFFSET,
-                                  loan.address, loan.size, time.monotonic_ns(),
-                                  *_NO_REF_WORDS, record.newest, 0)
+            # Everything but seq in one write: address, size, timestamp, prev, no
+            # holders, no refs.
+            self._entry_body.pack_into(
+                self._entry_bytes, index * self._entry_size + _ENTRY_BODY_OFFSET,
+                loan.address, loan.size, time.monotonic_ns(), record.newest, 0, *self._no_refs)
             seq = topic.seq + 1
             entries[index].seq = seq  # commit: a reader only sees entries whose seq is set
             if faults.ARMED:

@@ -169,16 +169,18 @@ def test_2000_subscriptions_all_receive(isolated_domain):
 def test_one_topic_takes_256_subscriptions_and_64_publishers_and_refuses_more(isolated_domain):
     node = agnoshm.Node("crowd")
     registry = _registry()
-    subs = [node.create_polling_subscription(agnoshm.Bytes, "/crowded", 4)
-            for _ in range(L.MAX_SUBSCRIPTIONS_PER_TOPIC)]
+    header = registry.header
+    assert (header.max_subscriptions_per_topic, header.max_publishers_per_topic) == (256, 64)
+    subs = [node.create_polling_subscription(agnoshm.Bytes, "/crowded", 4) for _ in range(256)]
     with pytest.raises(agnoshm.LimitReachedError) as info:
         node.create_polling_subscription(agnoshm.Bytes, "/crowded", 4)
     message = str(info.value)
     assert "/crowded" in message and "256 subscriptions" in message
     assert "spread them over more topics" in message
-    pubs = [node.create_publisher(agnoshm.Bytes, "/crowded", 4)
-            for _ in range(L.MAX_PUBLISHERS_PER_TOPIC)]
-    with pytest.raises(agnoshm.LimitReachedError, match="64 publishers.*spread them over more"):
+    assert "max_subscriptions_per_topic (AGNOSHM_MAX_SUBSCRIPTIONS_PER_TOPIC)" in message
+    pubs = [node.create_publisher(agnoshm.Bytes, "/crowded", 4) for _ in range(64)]
+    with pytest.raises(agnoshm.LimitReachedError, match="64 publishers.*spread them over more"
+                       ".*AGNOSHM_MAX_PUBLISHERS_PER_TOPIC"):
         node.create_publisher(agnoshm.Bytes, "/crowded", 4)
     assert registry.check_consistency() == []
     topic = registry.topics[registry.find_topic("/crowded")]
@@ -294,3 +296,53 @@ def test_a_registry_with_two_process_slots_refuses_the_third_process(isolated_do
     assert kind == "joined" and slot != registry.own_slot
     assert registry.check_consistency() == []
     node.destroy_node()
+
+
+def test_per_topic_capacities_come_from_the_registry_creators_config(isolated_domain, monkeypatch,
+                                                                     flush_releases):
+    monkeypatch.setenv("AGNOSHM_MAX_PUBLISHERS_PER_TOPIC", "3")
+    monkeypatch.setenv("AGNOSHM_MAX_SUBSCRIPTIONS_PER_TOPIC", "300")  # refs: five words
+    node = agnoshm.Node("wide")
+    registry = _registry()
+    assert (registry.header.max_publishers_per_topic,
+            registry.header.max_subscriptions_per_topic) == (3, 300)
+    subs = [node.create_polling_subscription(agnoshm.Bytes, "/wide", 4) for _ in range(300)]
+    with pytest.raises(agnoshm.LimitReachedError, match="300 subscriptions.*AGNOSHM_MAX_SUBSCRIP"):
+        node.create_polling_subscription(agnoshm.Bytes, "/wide", 4)
+    pubs = [node.create_publisher(agnoshm.Bytes, "/wide", 4) for _ in range(3)]
+    with pytest.raises(agnoshm.LimitReachedError, match="3 publishers.*AGNOSHM_MAX_PUBLISHERS_PER"):
+        node.create_publisher(agnoshm.Bytes, "/wide", 4)
+    pubs[0].publish(b"to all 300")
+    received = [s.take() for s in subs]
+    assert all(bytes(m.data) == b"to all 300" for m in received)
+    entry = registry.entries_of(pubs[0]._port.index)[pubs[0]._port.record.newest - 1]
+    assert entry.holders == 300 and L.refs_value(entry) == (1 << 300) - 1
+    del received
+    gc.collect()
+    flush_releases()
+    assert entry.holders == 0 and L.refs_value(entry) == 0
+
+    # A process configured otherwise joins with the registry's capacities: it gets the
+    # freed last position, bit 299 in the fifth refs word, and receives.
+    last = subs.pop()
+    assert last._port.bit == 299
+    node.destroy_subscription(last)
+    monkeypatch.setenv("AGNOSHM_MAX_PUBLISHERS_PER_TOPIC", "1")
+    monkeypatch.setenv("AGNOSHM_MAX_SUBSCRIPTIONS_PER_TOPIC", "8")
+    ctx = workers.context()
+    ready, out, done = ctx.Event(), ctx.Queue(), ctx.Event()
+    child = _start(workers.subscriber, ["/wide"], 1, 2, 4, ready, out, done=done)
+    assert ready.wait(TIMEOUT)
+    theirs = [r for r in registry.subscriptions if r.state == L.USED and r.process != registry.own_slot]
+    assert [r.bit for r in theirs] == [299]
+    for pub_id, pub in enumerate(pubs[1:]):
+        msg = pub.borrow_loaned_message()
+        workers.fill(msg.alloc("data", 64), pub_id, 0)
+        pub.publish(msg)
+    _kind, _pid, got = out.get(timeout=TIMEOUT)
+    done.set()
+    _join_all([child])
+    assert sorted(m[:2] for m in got[("/wide", 0)]) == [(0, 0), (1, 0)]
+    assert registry.check_consistency() == []
+    node.destroy_node()
+

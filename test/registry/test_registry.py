@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -205,7 +206,8 @@ _HALF_CREATED = """
 
 
 def test_an_object_left_by_a_creator_that_died_before_the_header_is_initialized_anew(config):
-    small = L.Offsets(2, 1, 1, 1, 1).total_size
+    small = L.Offsets(dataclasses.replace(config, max_processes=2, max_topics=1, max_publishers=1,
+                                          max_subscriptions=1, max_entries=1)).total_size
     with open(registry_path(config.domain_id), "wb") as f:
         f.truncate(small)  # sized by a creator with other capacities, which died before the header
     result = subprocess.run([sys.executable, "-c", textwrap.dedent(_HALF_CREATED),
