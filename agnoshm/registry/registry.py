@@ -699,7 +699,7 @@ class Registry:
             problems.append(f"topic {t.name.decode()} endpoint counts disagree with lists")
         valid_bits = 0
         for pos, ref in enumerate(t.subscriptions):
-            if ref:
+            if 0 < ref <= len(self.subscriptions):  # those past the table: reported above
                 s = self.subscriptions[ref - 1]
                 if s.state == L.FREE or s.topic != topic or s.bit != pos:
                     problems.append(f"topic {t.name.decode()} lists bad subscription {ref - 1}")

@@ -60,7 +60,10 @@ class PeerPools:
                         f"{m.leases} messages of the previous one: release them")
                 m.pool.close(self._reservation)
                 del self._mappings[slot]
-            p = self._registry.processes[slot]
+            processes = self._registry.processes
+            if not 0 <= slot < len(processes):  # a scribbled record: nobody is there
+                raise FileNotFoundError(f"no process slot {slot} in the registry")
+            p = processes[slot]
             if p.state != L.USED or p.incarnation != incarnation:
                 raise FileNotFoundError(f"process in slot {slot} is gone")
             r = self._reservation
