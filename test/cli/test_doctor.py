@@ -86,3 +86,16 @@ def test_doctor_reports_a_bad_setting_without_a_traceback(isolated_domain, monke
     assert re.search(r"^  FAIL\s+configuration\s+backend must be 'shm' or 'memfd', not 'tape'",
                      out, re.M)
     assert "Traceback" not in out + err
+
+
+def test_doctor_warns_when_this_configuration_differs_from_the_registrys(isolated_domain, capsys,
+                                                                        monkeypatch):
+    specs = [("/chatter", "std_msgs/msg/String", 10, "volatile")]
+    with cw.Worker(cw.talker, "talker", specs):  # creates the registry with the defaults
+        monkeypatch.setenv("AGNOSHM_MAX_SUBSCRIPTIONS_PER_TOPIC", "1024")
+        monkeypatch.setenv("AGNOSHM_MAX_TOPICS", "64")
+        code, out, _ = _doctor(capsys)
+    line = next(l for l in out.splitlines() if re.match(r"^  \S+\s+registry config\s", l))
+    assert line.split()[0] == "WARN"
+    assert "other max_topics, max_subscriptions_per_topic than this configuration" in line
+    assert "fix: use one configuration in every process of the domain" in out
