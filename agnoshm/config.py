@@ -16,6 +16,7 @@ from typing import Any, Mapping
 from agnoshm.errors import AgnoshmError
 
 _SUFFIXES = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+MAX_PER_TOPIC = 0xFFFF  # the registry counts a topic's publishers and subscriptions in 16 bits
 
 
 class ConfigError(AgnoshmError, ValueError):
@@ -60,8 +61,8 @@ class Config:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, not {getattr(self, name)}")
         for name in ("max_publishers_per_topic", "max_subscriptions_per_topic"):
-            if not 1 <= getattr(self, name) <= 65535:
-                raise ConfigError(f"{name} must be 1..65535, not {getattr(self, name)}")
+            if not 1 <= getattr(self, name) <= MAX_PER_TOPIC:
+                raise ConfigError(f"{name} must be 1..{MAX_PER_TOPIC}, not {getattr(self, name)}")
         if self.max_processes > 4096:
             raise ConfigError(f"max_processes must be at most 4096, not {self.max_processes}")
         if not 0 <= self.mode <= 0o777:

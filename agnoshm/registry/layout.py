@@ -37,12 +37,12 @@ import functools
 from ctypes import Structure, c_char, c_int32, c_uint8, c_uint16, c_uint32, c_uint64
 
 from agnoshm._libc import SIZEOF_PTHREAD_MUTEX_T
+from agnoshm.config import MAX_PER_TOPIC  # TopicRecord.n_publishers / n_subscriptions: 16-bit
 
 MAGIC = int.from_bytes(b"AGNOSHM1", "little")
 LAYOUT_VERSION = 4  # 2: 256 subscriptions per topic (Entry.refs is four words, Entry.holders)
 #                     3: ProcessRecord.sleeping (publishers ring only a process that may sleep)
 #                     4: per-topic capacities in the header; endpoint lists and refs sized by them
-MAX_PER_TOPIC = 0xFFFF  # TopicRecord.n_publishers / n_subscriptions are 16-bit
 WORD_MASK = (1 << 64) - 1
 NAME_LEN = 256
 TYPE_NAME_LEN = 256
