@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import dataclasses
 
 import numpy as np
@@ -268,16 +269,87 @@ def _structured_to_rosbags(row, struct: L.StructLayout, typestore):
     return _rosbags_class(typestore, struct.type_name)(**kwargs)
 
 
-def to_ros(view):
-    """The message as an rclpy message object (a copy); needs ROS 2's Python packages."""
-    try:
-        from rosidl_runtime_py.set_message import set_message_fields
-        from rosidl_runtime_py.utilities import get_message
-    except ImportError as err:
-        raise ImportError("to_ros() needs ROS 2 (rclpy and rosidl_runtime_py): source your ROS 2 "
-                          "setup.bash, or use to_dict() / to_rosbags()") from err
-    msg = get_message(view._type_name)()
-    set_message_fields(msg, to_dict(view))
+def to_ros(view, message_class=None):
+    """The message as an rclpy message object (a copy); needs ROS 2's Python packages.
+
+    Values take the types rclpy's generated classes check for: a ``byte`` is a 1-byte
+    ``bytes`` (a list of them for arrays and sequences), numeric sequences are
+    ``array.array`` and fixed numeric arrays numpy arrays (each one copy of the pool's bytes).
+    ``message_class(type_name)`` gives the class to build for each message (default: rclpy's,
+    :func:`ros_message_class`).
+    """
+    return _ros_message(view, view._layout, message_class or ros_message_class)
+
+
+_ros_classes: dict[str, type] = {}
+
+
+def ros_message_class(type_name: str) -> type:
+    """The rclpy class of ``"pkg/msg/Name"``.
+
+    :raises ImportError: ROS 2's Python packages are not importable.
+    """
+    cls = _ros_classes.get(type_name)
+    if cls is None:
+        try:
+            from rosidl_runtime_py.utilities import get_message
+        except ImportError as err:
+            raise ImportError("to_ros() needs ROS 2 (rclpy and rosidl_runtime_py): source your "
+                              "ROS 2 setup.bash, or use to_dict() / to_rosbags()") from err
+        cls = _ros_classes[type_name] = get_message(type_name)
+    return cls
+
+
+#: rclpy's ``array.array`` type codes for sequences of numbers (rosidl_generator_py)
+ROS_ARRAY_TYPECODES = {"int8": "b", "uint8": "B", "char": "B", "int16": "h", "uint16": "H",
+                       "int32": "i", "uint32": "I", "int64": "q", "uint64": "Q",
+                       "float32": "f", "float64": "d"}
+
+
+def ros_value(value, layout: L.ValueLayout, message_class):
+    """A field's value (as a view returns it) in the Python type rclpy's message classes
+    take; ``message_class(type_name)`` gives the class for nested messages."""
+    kind = layout.kind
+    if kind == L.PRIMITIVE:
+        return _ros_primitive(value, layout.primitive)
+    if kind == L.MESSAGE:
+        return _ros_message(value, layout.struct, message_class)
+    if kind not in (L.ARRAY, L.SEQUENCE):
+        return value  # str
+    element = layout.element
+    if element.kind == L.MESSAGE:
+        return [_ros_message(v, element.struct, message_class) for v in value]
+    if element.kind != L.PRIMITIVE:
+        return list(value)  # strings
+    primitive = element.primitive
+    if primitive == "byte":
+        data = np.asarray(value, dtype=np.uint8).tobytes()
+        return [data[i:i + 1] for i in range(len(data))]
+    typecode = ROS_ARRAY_TYPECODES.get(primitive)
+    if typecode is None:  # bool, wchar, float128: rclpy keeps lists
+        return [_ros_primitive(v, primitive) for v in np.asarray(value).tolist()]
+    if kind == L.ARRAY:
+        return np.array(value, dtype=L.PRIMITIVE_C_TYPES[primitive][2])
+    return array.array(typecode, np.ascontiguousarray(value).tobytes())
+
+
+def _ros_primitive(value, primitive: str):
+    if isinstance(value, np.generic):
+        value = value.item()
+    if primitive == "byte":
+        return bytes((value,))
+    if primitive == "wchar":
+        return chr(value)
+    return value
+
+
+def _ros_message(value, struct: L.StructLayout, message_class):
+    """A view or a pointer-free structured-array row → an instance of the rclpy class."""
+    msg = message_class(struct.type_name)()
+    row = isinstance(value, np.void)
+    for field in () if struct.is_empty else struct.fields:
+        item = value[field.name] if row else getattr(value, field.name)
+        setattr(msg, field.name, ros_value(item, field.value, message_class))
     return msg
 
 

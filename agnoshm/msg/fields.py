@@ -169,7 +169,9 @@ def coerce_primitive(primitive: str, value, where: str):
         return bool(value)
     if primitive in _INT_RANGES:
         if primitive == "byte" and isinstance(value, (bytes, bytearray)) and len(value) == 1:
-            value = value[0]
+            value = value[0]  # rclpy's octet: a 1-byte bytes
+        elif primitive == "wchar" and isinstance(value, str) and len(value) == 1:
+            value = ord(value)  # rclpy's wchar: a 1-character str
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
             raise TypeError(f"{where} takes an int ({primitive}), not {type(value).__name__} {value!r}")
         low, high = _INT_RANGES[primitive]
@@ -401,6 +403,9 @@ def check_sequence_elements(values, element: L.ValueLayout, where: str) -> None:
                                  f"{bound} ({value[:40]!r}...)")
 
 
+_ONE_BYTE_STRINGS = np.dtype("S1")
+
+
 def primitive_source(values, element: L.ValueLayout, where: str) -> np.ndarray:
     """``values`` for primitive elements as a flat numpy array, checked for kind and range
     (before any storage is touched).
@@ -420,7 +425,11 @@ def primitive_source(values, element: L.ValueLayout, where: str) -> np.ndarray:
                             f"{type(values).__name__} {values!r:.60}")
     primitive = element.primitive
     target = np.dtype(L.PRIMITIVE_C_TYPES[primitive][2])
-    if source.dtype.kind in "fO" and primitive in _INT_RANGES and not isinstance(values, np.ndarray):
+    if primitive == "byte" and source.dtype == _ONE_BYTE_STRINGS and (
+            isinstance(values, np.ndarray) or all(len(v) == 1 for v in values)):
+        source = source.view(np.uint8)  # rclpy's octets: 1-byte bytes objects
+    elif source.dtype.kind in "fOSU" and primitive in _INT_RANGES \
+            and not isinstance(values, np.ndarray):
         # Python ints past int64 (uint64 values) make numpy pick float64 or object: check them
         # one by one instead, exactly
         source = np.array([coerce_primitive(primitive, v, f"{where}[{i}]")

@@ -6,9 +6,11 @@ and how long a received message stays referenced.
 
 from __future__ import annotations
 
+import array
 import ctypes
 import os
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -20,6 +22,7 @@ if _HERE not in sys.path:  # for `import roundtrip_workers`
 import roundtrip_workers as rw  # noqa: E402
 
 import agnoshm  # noqa: E402
+from agnoshm.msg import convert  # noqa: E402
 from agnoshm.msg import layout as L  # noqa: E402
 from agnoshm.msg.types import default_registry  # noqa: E402
 
@@ -542,6 +545,110 @@ def test_assignment_from_rclpy_messages(endpoints):
     received = string_sub.take()
     assert received.data == "hello"
     assert received.to_ros() == String(data="hello")
+
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import ByteMultiArray
+
+    octets = ByteMultiArray(data=[b"\x00", b"\x80", b"\xff"])  # rclpy: 1-byte bytes
+    octets.layout.data_offset = 3
+    image = Image(height=2, width=3, encoding="rgb8", step=9, data=bytes(range(18)))
+    for ros_msg in (octets, image):
+        typed_pub = node.create_publisher(type(ros_msg), "/typed", 1)
+        typed_sub = node.create_polling_subscription(type(ros_msg), "/typed", 1)
+        typed_pub.publish(ros_msg)  # the bridge's ROS 2 → agnoshm path
+        received = typed_sub.take()
+        assert received.to_ros() == ros_msg  # and agnoshm → ROS 2
+        typed_pub.destroy()
+        typed_sub.destroy()
+    assert received.data.tolist() == list(range(18))
+
+
+class _RosShaped(types.SimpleNamespace):
+    """Holds ``ros_value``'s output for nested messages where rclpy's classes are absent."""
+
+
+def _ros_shaped(view):
+    return convert.to_ros(view, lambda type_name: _RosShaped)
+
+
+def _check_ros_struct(value, struct: L.StructLayout, where: str) -> None:
+    assert isinstance(value, _RosShaped), where
+    for field in () if struct.is_empty else struct.fields:
+        _check_ros_types(getattr(value, field.name), field.value, f"{where}.{field.name}")
+
+
+def _check_ros_types(value, layout: L.ValueLayout, where: str) -> None:
+    """Each value is of the Python type rosidl_generator_py's setters assert."""
+    kind = layout.kind
+    if kind == L.MESSAGE:
+        _check_ros_struct(value, layout.struct, where)
+    elif kind == L.PRIMITIVE:
+        expected = {"bool": bool, "byte": bytes, "float32": float, "float64": float,
+                    "wchar": str}.get(layout.primitive, int)
+        assert type(value) is expected, (where, value)
+        assert expected is not bytes or len(value) == 1, where
+    elif kind in (L.ARRAY, L.SEQUENCE) and layout.element.kind == L.PRIMITIVE:
+        primitive = layout.element.primitive
+        code = convert.ROS_ARRAY_TYPECODES.get(primitive)
+        if code is None:  # bool, byte: lists
+            assert isinstance(value, list), where
+            for i, item in enumerate(value):
+                _check_ros_types(item, layout.element, f"{where}[{i}]")
+        elif kind == L.ARRAY:  # a numpy copy of rclpy's dtype
+            assert isinstance(value, np.ndarray) and value.flags.writeable and value.flags.owndata
+            assert value.dtype == np.dtype(L.PRIMITIVE_C_TYPES[primitive][2]), where
+        else:
+            assert isinstance(value, array.array) and value.typecode == code, where
+    elif kind in (L.ARRAY, L.SEQUENCE):
+        assert isinstance(value, list), where
+        for i, item in enumerate(value):
+            _check_ros_types(item, layout.element, f"{where}[{i}]")
+    else:
+        assert isinstance(value, str), where
+
+
+@pytest.mark.parametrize("name", ["All", "Prims", "Patch"])
+def test_values_in_rclpys_types_and_back(isolated_domain, name):
+    """What ``to_ros()`` hands rclpy's setters (octets as 1-byte bytes, numeric sequences as
+    array.array, fixed numeric arrays as numpy copies) and what an rclpy message brings back
+    (``publish(rclpy_msg)``, the bridge's path): the same message."""
+    type_name = rw.type_name(name)
+    node = agnoshm.Node("ros_shaped")
+    pub = node.create_publisher(type_name, "/shaped", 1)
+    sub = node.create_polling_subscription(type_name, "/shaped", 1)
+    for index in range(3):
+        values = rw.message_values(type_name, 2026, index)
+        pub.publish(loaded(pub, values))
+        shaped = _ros_shaped(sub.take())
+        _check_ros_struct(shaped, agnoshm.get_message(type_name).layout, name)
+        pub.publish(shaped)
+        rw.assert_same(values, sub.take().to_dict())
+
+
+def test_octets_and_wchars_as_rclpy_holds_them(endpoints):
+    """rclpy holds a ``byte`` as a 1-byte bytes and an IDL wchar as a 1-character str."""
+    node, pub, sub = endpoints
+    msg = pub.borrow_loaned_message()
+    msg.by = b"\xfe"
+    msg.byte_seq = [b"\x00", b"\x80", b"\xff"]
+    msg.patch.tag = b"\x07"
+    msg.patch_seq = [{"tag": b"\x09"}]
+    pub.publish(msg)
+    got = sub.take()
+    assert (got.by, got.byte_seq.tolist(), got.patch.tag, got.patch_seq[0]["tag"]) == \
+        (254, [0, 128, 255], 7, 9)
+    prims = node.create_publisher(rw.type_name("Prims"), "/prims", 1)
+    loan = prims.borrow_loaned_message()
+    loan.byte_arr = [b"a", b"\x00"]
+    loan.byte_bseq = np.array([b"x", b"y"], dtype="S1")
+    assert (loan.byte_arr.tolist(), loan.byte_bseq.tolist()) == ([97, 0], [120, 121])
+    for bad, error, text in [([b"ab"], TypeError, r"byte_seq\[0\] takes an int \(byte\), not bytes b'ab'"),
+                             ([b""], TypeError, r"byte_seq\[0\] takes an int \(byte\), not bytes b''"),
+                             (["a"], TypeError, r"byte_seq\[0\] takes an int \(byte\), not str"),
+                             ([b"a", 256], ValueError, r"byte_seq\[1\]: 256 is out of range")]:
+        with pytest.raises(error, match=text):
+            loan_all = pub.borrow_loaned_message()
+            loan_all.byte_seq = bad
 
 
 # --------------------------------------------------------------------------- repr, conversions

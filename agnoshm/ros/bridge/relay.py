@@ -21,12 +21,18 @@ import dataclasses
 import logging
 from typing import Iterable
 
+from agnoshm.errors import LoanError
 from agnoshm.qos import DurabilityPolicy, ReliabilityPolicy
 from agnoshm.ros.bridge.echo import EchoFilter, is_bridged_message
 from agnoshm.ros.bridge.graph import AgnoshmTopic, RosTopic, agnoshm_topics, ros_topic
 from agnoshm.ros.bridge.routes import BOTH, TO_AGNOSHM, TO_ROS, Route, TopicConfig, plan
 
 _logger = logging.getLogger("agnoshm.bridge")
+
+#: a message that cannot be copied across (a value the other side refuses, a full pool) is
+#: dropped with a warning: it must not end the bridge's spin and every other topic with it.
+#: rclpy's generated setters refuse values with ``assert``.
+_UNCOPYABLE = (TypeError, ValueError, AssertionError, LoanError)
 
 
 def _durability(transient_local: bool) -> int:
@@ -49,6 +55,7 @@ class _TopicBridge:
         self._echo = EchoFilter() if route.direction == BOTH else None
         self._ros_type = get_message(route.type_name)
         self.forwarded = {TO_ROS: 0, TO_AGNOSHM: 0}
+        self.dropped = {TO_ROS: 0, TO_AGNOSHM: 0}
         node = bridge.node
         try:
             if route.to_agnoshm:
@@ -74,7 +81,11 @@ class _TopicBridge:
         """agnoshm → ROS 2: skip what a bridge published, publish a copy of the rest."""
         if is_bridged_message(view, self._bridge.registry, self._bridge.own_name):
             return
-        msg = view.to_ros()
+        try:
+            msg = view.to_ros()
+        except _UNCOPYABLE as err:
+            self._drop(TO_ROS, err)
+            return
         if self._echo is not None:
             from rclpy.serialization import serialize_message
 
@@ -91,8 +102,22 @@ class _TopicBridge:
             return
         from rclpy.serialization import deserialize_message
 
-        self._agnoshm_pub.publish(deserialize_message(data, self._ros_type))
+        try:
+            self._agnoshm_pub.publish(deserialize_message(data, self._ros_type))
+        except _UNCOPYABLE as err:
+            self._drop(TO_AGNOSHM, err)
+            return
         self.forwarded[TO_AGNOSHM] += 1
+
+    def _drop(self, direction: str, err: Exception) -> None:
+        """One message could not be copied across: count it, say why (the first time and
+        at every power of ten), and keep bridging the rest."""
+        self.dropped[direction] += 1
+        count = self.dropped[direction]
+        if str(count).rstrip("0") == "1":
+            _logger.warning("dropped a %s message on %s going %s (%d so far): %s: %s",
+                            self.route.type_name, self.route.topic, direction, count,
+                            type(err).__name__, err)
 
     def close(self) -> None:
         node = self._bridge.node
