@@ -330,7 +330,9 @@ def ros_value(value, layout: L.ValueLayout, message_class):
         return [_ros_primitive(v, primitive) for v in np.asarray(value).tolist()]
     if kind == L.ARRAY:
         return np.array(value, dtype=L.PRIMITIVE_C_TYPES[primitive][2])
-    return array.array(typecode, np.ascontiguousarray(value).tobytes())
+    sequence = array.array(typecode)
+    sequence.frombytes(memoryview(np.ascontiguousarray(value)).cast("B"))  # one copy
+    return sequence
 
 
 def _ros_primitive(value, primitive: str):
