@@ -646,8 +646,8 @@ def test_octets_and_wchars_as_rclpy_holds_them(endpoints):
                              ([b""], TypeError, r"byte_seq\[0\] takes an int \(byte\), not bytes b''"),
                              (["a"], TypeError, r"byte_seq\[0\] takes an int \(byte\), not str"),
                              ([b"a", 256], ValueError, r"byte_seq\[1\]: 256 is out of range")]:
+        loan_all = pub.borrow_loaned_message()
         with pytest.raises(error, match=text):
-            loan_all = pub.borrow_loaned_message()
             loan_all.byte_seq = bad
 
 
