@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import array
 import dataclasses
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -162,8 +163,8 @@ def to_python(value):
         if value.dtype.names == (EMPTY_MEMBER,):  # an empty message's placeholder is no field
             return {}
         return {name: to_python(value[name]) for name in value.dtype.names}
-    if isinstance(value, (tuple, list)):
-        return [to_python(v) for v in value]
+    if isinstance(value, (tuple, list, Sequence)) and not isinstance(value, (str, bytes)):
+        return [to_python(v) for v in value]  # also a loan's writable strings
     if isinstance(value, np.generic):
         return value.item()
     return value

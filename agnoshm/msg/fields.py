@@ -21,13 +21,15 @@ received message are checked against the publisher's pool before use.
 
 from __future__ import annotations
 
+import collections.abc
 import ctypes
 import math
 import struct
 
 import numpy as np
 
-from agnoshm.errors import MessageInvalidatedError
+from agnoshm.errors import AgnoshmError, MessageInvalidatedError
+from agnoshm.msg import defaults
 from agnoshm.msg import layout as L
 from agnoshm.transport.receive import BATCHED_RELEASE_MAX_BYTES
 
@@ -300,12 +302,26 @@ def _message_property(type_name: str, field: L.FieldLayout, writable: bool, view
         return nested_class(view._owner, view._address + offset, view._buf, view._base,
                             view._end)
 
+    where = f"{type_name}.{field.name}"
+
     def put(view, value):
         check_loan(view)
         from agnoshm.msg.convert import assign
 
-        assign(get(view), value)
+        try:
+            assign(get(view), value)
+        except (TypeError, ValueError, AttributeError) as err:
+            add_path(err, where)
+            raise
     return property(get, put if writable else None, doc=f"{field.value.type} {field.name}")
+
+
+def add_path(err: Exception, where: str) -> None:
+    """Start the message of ``err`` (a bad value met inside a nested message) with the outer
+    field ``where``, so that it names the whole path (``All.named_seq[2]: Named.id ...``)."""
+    if err.args and isinstance(err.args[0], str) and not isinstance(err, AgnoshmError) \
+            and not err.args[0].startswith(where):
+        err.args = (f"{where}: {err.args[0]}",) + err.args[1:]
 
 
 # -- arrays and sequences ---------------------------------------------------------------
@@ -329,6 +345,8 @@ def read_elements(view, address: int, count: int, element: L.ValueLayout, writab
     if dtype is not None:
         return pool_array(address, nbytes, dtype, count, writable=writable, owner=view._owner)
     if element.kind in (L.STRING_KIND, L.WSTRING_KIND):
+        if writable:
+            return WritableStrings(view, address, count, element, where)
         wide = element.kind == L.WSTRING_KIND
         shim = _ElementCursor(view, address)
         return tuple(_read_string(shim.at(address + i * element.size), 0, wide, where)
@@ -353,6 +371,55 @@ class _ElementCursor:
         return self
 
 
+class WritableStrings(collections.abc.Sequence):
+    """The strings of a loan's string array or sequence: ``strings[i]`` reads one,
+    ``strings[i] = "text"`` writes it into the pool (freeing the old text).  Its length is
+    fixed; give a sequence another length with ``msg.alloc(field, n)`` or by assignment.
+    """
+
+    __slots__ = ("_view", "_address", "_count", "_element", "_where")
+
+    def __init__(self, view, address: int, count: int, element: L.ValueLayout, where: str):
+        self._view, self._address, self._count = view, address, count
+        self._element, self._where = element, where
+
+    def __len__(self) -> int:
+        return self._count
+
+    def _cursor(self, index: int) -> tuple["_ElementCursor", int]:
+        if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
+            raise TypeError(f"{self._where} indices must be ints, not {type(index).__name__}")
+        position = index + self._count if index < 0 else index
+        if not 0 <= position < self._count:
+            raise IndexError(f"{self._where}[{index}]: index out of range for "
+                             f"{self._count} elements")
+        return _ElementCursor(self._view, self._address + position * self._element.size), position
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._count))]
+        check_loan(self._view)
+        cursor, position = self._cursor(index)
+        return _read_string(cursor, 0, self._element.kind == L.WSTRING_KIND,
+                            f"{self._where}[{position}]")
+
+    def __setitem__(self, index, value) -> None:
+        check_loan(self._view)
+        cursor, position = self._cursor(index)
+        _write_string(cursor, 0, value, self._element.kind == L.WSTRING_KIND,
+                      self._element.string_bound, f"{self._where}[{position}]")
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, collections.abc.Sequence) and not isinstance(other, (str, bytes)):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # mutable
+
+    def __repr__(self) -> str:
+        return repr(list(self))
+
+
 def write_elements(view, address: int, values, element: L.ValueLayout, view_class, where: str) -> None:
     """Write ``values`` into the (zeroed, allocated) elements at ``address``."""
     dtype = _element_dtype(element)
@@ -370,9 +437,15 @@ def write_elements(view, address: int, values, element: L.ValueLayout, view_clas
         return
     from agnoshm.msg.convert import assign
 
+    defaults.initialize_messages(view, address, count, element)
     cls = view_class(element.struct.type_name, True)
     for i, value in enumerate(values):
-        assign(cls(view._owner, address + i * element.size, view._buf, view._base, view._end), value)
+        try:
+            assign(cls(view._owner, address + i * element.size, view._buf, view._base, view._end),
+                   value)
+        except (TypeError, ValueError, AttributeError) as err:
+            add_path(err, f"{where}[{i}]")
+            raise
 
 
 def check_sequence_value(values, where: str) -> None:
@@ -385,9 +458,10 @@ def check_sequence_value(values, where: str) -> None:
                         f"{type(values).__name__} {values!r:.60}")
 
 
-def check_sequence_elements(values, element: L.ValueLayout, where: str) -> None:
+def check_sequence_elements(values, element: L.ValueLayout, where: str):
     """Check every element of a sequence or array of strings up front, so that a bad one
-    leaves the field as it was.
+    leaves the field as it was; return the strings as a list (a snapshot: they may be
+    the field's own, about to be freed).
 
     :raises TypeError: a str (not a sequence), a value without a length, a non-str element.
     :raises ValueError: an element longer than its bound.
@@ -401,6 +475,8 @@ def check_sequence_elements(values, element: L.ValueLayout, where: str) -> None:
             if bound and len(value) > bound:
                 raise ValueError(f"{where}[{i}]: {len(value)} characters exceed the bound of "
                                  f"{bound} ({value[:40]!r}...)")
+        return list(values)
+    return values
 
 
 _ONE_BYTE_STRINGS = np.dtype("S1")
@@ -443,13 +519,17 @@ def primitive_source(values, element: L.ValueLayout, where: str) -> np.ndarray:
                 raise TypeError(f"{where} takes ints ({primitive}), not dtype {source.dtype}")
             low, high = _INT_RANGES[primitive]
             if source.min() < low or source.max() > high:
-                raise ValueError(f"{where}: values out of range for {primitive} ({low}..{high})")
+                bad = int(np.flatnonzero((source < low) | (source > high))[0])
+                raise ValueError(f"{where}[{bad}]: {source[bad].item()} is out of range for "
+                                 f"{primitive} ({low}..{high})")
         elif source.dtype.kind not in "iuf":
             raise TypeError(f"{where} takes floats ({primitive}), not dtype {source.dtype}")
         elif primitive == "float32" and source.dtype.kind == "f":
-            finite = np.abs(source[np.isfinite(source)])
-            if finite.size and finite.max() > _FLOAT32_MAX:
-                raise ValueError(f"{where}: values out of range for float32")
+            too_big = np.isfinite(source) & (np.abs(source) > _FLOAT32_MAX)
+            if too_big.any():
+                bad = int(np.flatnonzero(too_big)[0])
+                raise ValueError(f"{where}[{bad}]: {source[bad].item()} is out of range for "
+                                 f"float32 (|x| <= {_FLOAT32_MAX:.7g}, or inf/nan)")
     return source.astype(target, copy=False)
 
 
@@ -460,8 +540,8 @@ def _fill_array(target: np.ndarray, values, element: L.ValueLayout, where: str) 
             return
         from agnoshm.msg.convert import assign_structured
 
-        if target.size:  # fields a row does not give stay zero, as in a fresh message
-            ctypes.memset(target.ctypes.data, 0, target.nbytes)
+        # fields a row does not give keep a fresh message's values (zeros and defaults)
+        defaults.initialize_messages(None, target.ctypes.data, target.size, element)
         for i, value in enumerate(values):
             assign_structured(target[i:i + 1], value, element.struct, f"{where}[{i}]")
         return
@@ -485,12 +565,19 @@ def _array_property(type_name: str, field: L.FieldLayout, writable: bool, view_c
         if element.kind == L.PRIMITIVE:
             values = primitive_source(values, element, where)
         else:
-            check_sequence_elements(values, element, where)
+            values = check_sequence_elements(values, element, where)
         if len(values) != count:
             raise ValueError(f"{where} is a fixed array of {count}, got {len(values)} values")
+        address = view._address + offset
+        if element.kind == L.MESSAGE:
+            written = _written_messages(view, values, element, view_class, where)
+            free_elements(view, address, count, element)
+            ctypes.memmove(address, written, count * element.size)
+            view._owner.free(written)
+            return
         if element.holds_pointers:
-            free_elements(view, view._address + offset, count, element)
-        write_elements(view, view._address + offset, values, element, view_class, where)
+            free_elements(view, address, count, element)
+        write_elements(view, address, values, element, view_class, where)
     return property(get, put if writable else None, doc=f"{field.value.type} {field.name}")
 
 
@@ -508,30 +595,63 @@ def _sequence_property(type_name: str, field: L.FieldLayout, writable: bool, vie
         if element.kind == L.PRIMITIVE:  # checked before the old storage is released
             values = primitive_source(values, element, where)
         else:
-            check_sequence_elements(values, element, where)
+            values = check_sequence_elements(values, element, where)
         count = len(values)
+        if element.kind == L.MESSAGE and count:
+            check_sequence_length(field, count, where)
+            written = _written_messages(view, values, element, view_class, where)
+            allocate_sequence(view, field, 0, where)  # frees the old elements
+            _set_triple(view, offset, written, count, count)
+            return
         allocate_sequence(view, field, count, where)
         data = _triple(view, offset)[0]
         write_elements(view, data, values, element, view_class, where)
     return property(get, put if writable else None, doc=f"{field.value.type} {field.name}")
 
 
-def allocate_sequence(view, field: L.FieldLayout, count: int, where: str) -> int:
-    """Give sequence ``field`` fresh storage for ``count`` elements; return its address."""
-    value = field.value
+def _written_messages(view, values, element: L.ValueLayout, view_class, where: str) -> int:
+    """New pool storage holding ``values`` written as message elements; its address.
+
+    All or nothing: a bad element frees everything written so far and raises, so the
+    field being assigned keeps its old value.
+    """
+    count = len(values)
+    address = _allocate(view, count * element.size, zero=False)
+    try:
+        write_elements(view, address, values, element, view_class, where)
+    except BaseException:
+        if element.holds_pointers:
+            free_elements(view, address, count, element)
+        view._owner.free(address)
+        raise
+    return address
+
+
+def check_sequence_length(field: L.FieldLayout, count: int, where: str) -> None:
+    """:raises ValueError: for a length that is not a non-negative int, or past the bound."""
+    bound = field.value.bound
     if not isinstance(count, (int, np.integer)) or isinstance(count, bool) or count < 0:
         raise ValueError(f"{where}: the length must be a non-negative int, not {count!r}")
-    if value.bound and count > value.bound:
-        raise ValueError(f"{where}: {count} elements exceed the bound of {value.bound}")
+    if bound and count > bound:
+        raise ValueError(f"{where}: {count} elements exceed the bound of {bound}")
+
+
+def allocate_sequence(view, field: L.FieldLayout, count: int, where: str) -> int:
+    """Give sequence ``field`` fresh storage for ``count`` elements; return its address.
+
+    The new storage is allocated before the old is freed, so values read from the old
+    elements (``msg.f64_seq = msg.f64_seq``) are still intact while they are copied.
+    """
+    value = field.value
+    check_sequence_length(field, count, where)
+    address = _allocate(view, count * value.element.size, zero=value.element.holds_pointers) \
+        if count else 0
     if value.element.holds_pointers:
         data, size, _ = _triple(view, field.offset)
         free_elements(view, data, size, value.element)
     _release_storage(view, field.offset)
-    if count == 0:
-        return 0
-    nbytes = count * value.element.size
-    address = _allocate(view, nbytes, zero=value.element.holds_pointers)
-    _set_triple(view, field.offset, address, count, count)
+    if count:
+        _set_triple(view, field.offset, address, count, count)
     return address
 
 
@@ -545,12 +665,14 @@ def sequence_allocator(type_name: str, field: L.FieldLayout, view_class):
     if dtype is None or element.holds_pointers:
         def alloc(view, n):
             address = allocate_sequence(view, field, n, where)
+            defaults.initialize_messages(view, address, n, element)
             return read_elements(view, address, n, element, True, view_class, where)
         return alloc
     # Pointer-free elements (primitives, plain structs): the hot path of every image.
     offset = field.offset
     bound = value.bound
     element_size = element.size
+    is_message = element.kind == L.MESSAGE
 
     def alloc_array(view, n):
         if type(n) is not int or n <= 0 or (bound and n > bound):
@@ -560,6 +682,8 @@ def sequence_allocator(type_name: str, field: L.FieldLayout, view_class):
         nbytes = n * element_size
         address = _replace_storage(view, position, nbytes)
         _TRIPLE.pack_into(view._buf, position, address, n, n)
+        if is_message:
+            defaults.initialize_messages(view, address, n, element)
         return pool_array(address, nbytes, dtype, n, writable=True, owner=view._owner)
     return alloc_array
 

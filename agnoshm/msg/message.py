@@ -15,7 +15,7 @@ import ctypes
 import threading
 
 from agnoshm.errors import MessageInvalidatedError, TypeMismatchError
-from agnoshm.msg import convert, fields
+from agnoshm.msg import convert, defaults, fields
 from agnoshm.msg.layout import StructLayout, layout_of
 from agnoshm.msg.types import MessageDefinition, UnknownTypeError, default_registry
 
@@ -210,11 +210,11 @@ class MessageType:
         cls = self._loaned_class
         if cls is None:
             cls = self._loaned_class = view_class(self.type_name, True)
-            self._has_defaults = _needs_defaults(self.layout)
+            self._has_defaults = defaults.needs_defaults(self.layout)
         view = cls(loan, address, pool.buffer, pool.address, pool.address + pool.size)
         _memset(address, 0, self.struct_size)
         if self._has_defaults:
-            _apply_defaults(view)
+            defaults.apply_defaults(view)
         return view
 
     def received(self, lease) -> ReceivedView:
@@ -233,44 +233,6 @@ class MessageType:
 
     def __repr__(self) -> str:
         return f"<agnoshm message type {self.type_name} ({self.struct_size} bytes)>"
-
-
-def _apply_defaults(view) -> None:
-    """Write the definition's default values, also into nested messages and fixed arrays of them."""
-    layout = view._layout
-    if not _needs_defaults(layout):
-        return
-    for field, spec in zip(layout.fields, layout.definition.fields):
-        value = field.value
-        if value.kind == "message":
-            _apply_defaults(getattr(view, field.name))
-        elif value.kind == "array" and value.element.kind == "message":
-            element = value.element
-            for i in range(value.count):
-                _apply_defaults(view._child(element.struct.type_name,
-                                            view._address + field.offset + i * element.size))
-        elif spec.default is not None:
-            setattr(view, field.name, spec.default)
-
-
-_defaults_needed: dict[tuple[str, str], bool] = {}
-
-
-def _needs_defaults(layout: StructLayout) -> bool:
-    """True if a default value is anywhere in ``layout`` (nested messages and fixed arrays)."""
-    key = (layout.type_name, layout.definition.type_hash)
-    found = _defaults_needed.get(key)
-    if found is None:
-        found = False
-        for field, spec in zip(() if layout.is_empty else layout.fields, layout.definition.fields):
-            value = field.value
-            if value.kind == "array":
-                value = value.element
-            if spec.default is not None or (value.kind == "message" and _needs_defaults(value.struct)):
-                found = True
-                break
-        _defaults_needed[key] = found
-    return found
 
 
 def get_message(msg_type) -> MessageType:

@@ -9,7 +9,8 @@ this order:
    ``get_fields_and_field_types()`` and ``SLOT_TYPES``.
 2. **rosbags type stores** (pure Python, every standard interface package):
    the store of ``ROS_DISTRO`` (``Stores.ROS2_<DISTRO>``), else the newest ROS 2
-   store that the installed rosbags ships.
+   store that the installed rosbags ships. The stores keep no field defaults;
+   the few the standard packages have are in :data:`STANDARD_DEFAULTS`.
 3. **user definitions** registered with :meth:`TypeRegistry.register_msg` (text
    or a ``.msg`` file) or :meth:`TypeRegistry.register_package` (a package
    folder with ``msg/*.msg``).
@@ -43,7 +44,7 @@ from typing import Any, Union
 from agnoshm.errors import AgnoshmError
 
 __all__ = [
-    "PRIMITIVES", "STRING", "WSTRING", "EMPTY_MEMBER",
+    "PRIMITIVES", "STRING", "WSTRING", "EMPTY_MEMBER", "STANDARD_DEFAULTS",
     "FieldType", "Field", "Constant", "MessageDefinition",
     "UnknownTypeError", "MessageDefinitionError",
     "TypeRegistry", "default_registry", "get_definition", "type_hash",
@@ -470,8 +471,26 @@ def _struct_description(definition: MessageDefinition) -> dict:
 # --------------------------------------------------------------------------- sources
 
 
+#: The field defaults of the standard interface packages, which rosbags' stores
+#: drop: ``(type, field) -> (value, first distro that has it)``. This is every
+#: field default in the ``.msg`` files of ros2/common_interfaces,
+#: ros2/rcl_interfaces, ros2/geometry2, ros2/rmw_dds_common,
+#: ros2/unique_identifier_msgs and ros2/rosbag2 (branches humble to rolling).
+#: NavSatStatus got its default in Jazzy.
+STANDARD_DEFAULTS: dict[tuple[str, str], tuple[Value, str]] = {
+    ("geometry_msgs/msg/Quaternion", "x"): (0.0, "humble"),
+    ("geometry_msgs/msg/Quaternion", "y"): (0.0, "humble"),
+    ("geometry_msgs/msg/Quaternion", "z"): (0.0, "humble"),
+    ("geometry_msgs/msg/Quaternion", "w"): (1.0, "humble"),
+    ("sensor_msgs/msg/NavSatStatus", "status"): (-2, "jazzy"),
+    ("rcl_interfaces/msg/ParameterDescriptor", "read_only"): (False, "humble"),
+    ("rcl_interfaces/msg/ParameterDescriptor", "dynamic_typing"): (False, "humble"),
+    ("type_description_interfaces/msg/FieldType", "type_id"): (0, "jazzy"),
+}
+
+
 class _RosbagsSource:
-    """Definitions from a rosbags type store."""
+    """Definitions from a rosbags type store, with :data:`STANDARD_DEFAULTS` applied."""
 
     def __init__(self, distro: str | None):
         try:
@@ -493,6 +512,10 @@ class _RosbagsSource:
             store = ros2[-1]
         self.store_name = store.value
         self.typestore = get_typestore(store)
+        self.distro = store.name[5:].lower()
+        order = [s.name[5:].lower() for s in ros2]
+        self._defaults = {key: value for key, (value, since) in STANDARD_DEFAULTS.items()
+                          if since not in order or order.index(since) <= order.index(self.distro)}
 
     def names(self) -> list[str]:
         return sorted(self.typestore.fielddefs)
@@ -502,7 +525,8 @@ class _RosbagsSource:
         if entry is None:
             return None
         constants, fielddefs = entry
-        fields = tuple(Field(fname, _from_rosbags_desc(desc)) for fname, desc in fielddefs)
+        fields = tuple(Field(fname, _from_rosbags_desc(desc), self._defaults.get((name, fname)))
+                       for fname, desc in fielddefs)
         if len(fields) == 1 and fields[0].name == EMPTY_MEMBER:
             fields = ()
         return MessageDefinition(

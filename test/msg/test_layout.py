@@ -15,8 +15,8 @@ import pytest
 from agnoshm.msg import layout as L
 from agnoshm.msg.layout import layout_of, numpy_dtype
 from agnoshm.msg.types import (
-    EMPTY_MEMBER, Field, FieldType, MessageDefinition, MessageDefinitionError, TypeRegistry,
-    UnknownTypeError, normalize_type_name, parse_msg,
+    EMPTY_MEMBER, STANDARD_DEFAULTS, Field, FieldType, MessageDefinition, MessageDefinitionError,
+    TypeRegistry, UnknownTypeError, normalize_type_name, parse_msg,
 )
 
 LP64 = ctypes.sizeof(ctypes.c_void_p) == 8 and ctypes.alignment(ctypes.c_double) == 8
@@ -395,6 +395,26 @@ def test_distro_selection(monkeypatch):
     with pytest.warns(UserWarning, match="nosuchdistro"):
         assert TypeRegistry(use_rclpy=False).rosbags.store_name == newest
     assert TypeRegistry(distro="iron", use_rclpy=False).rosbags.store_name == "ros2_iron"
+
+
+@pytest.mark.parametrize("distro", ["humble", "iron", "jazzy", "kilted"])
+def test_standard_types_get_their_msg_defaults_from_the_rosbags_source(distro):
+    registry = TypeRegistry(distro=distro, use_rclpy=False)
+    quaternion = registry.get("geometry_msgs/msg/Quaternion")
+    assert [f.default for f in quaternion.fields] == [0.0, 0.0, 0.0, 1.0]
+    assert "float64 w 1.0" in quaternion.to_msg().splitlines()
+    # sensor_msgs/NavSatStatus has "int8 status -2" from Jazzy on, no default before
+    status = registry.get("sensor_msgs/msg/NavSatStatus").field("status").default
+    assert status == (None if distro in ("humble", "iron") else -2)
+    assert registry.get("std_msgs/msg/Header").field("frame_id").default is None
+    # every entry of the table names a field of the type the store has, with a value of its kind
+    for (type_name, field_name), (value, since) in STANDARD_DEFAULTS.items():
+        if type_name not in registry.rosbags.typestore.fielddefs:
+            assert since == "jazzy" and distro in ("humble", "iron"), type_name
+            continue
+        field = registry.get(type_name).field(field_name)
+        kind = {"float64": float, "bool": bool, "int8": int, "uint8": int}[field.type.base]
+        assert type(value) is kind and not field.type.is_array, (type_name, field_name)
 
 
 # --------------------------------------------------------------------------- RIHS01

@@ -82,9 +82,8 @@ def test_wrong_python_type_raises_type_error(endpoints, field, value):
     with pytest.raises(TypeError) as info:
         setattr(msg, field, value)
     assert not isinstance(info.value, agnoshm.MessageInvalidatedError)
-    assert rw.PACKAGE + "/msg/" in str(info.value), str(info.value)  # names the type and field
-    if field not in ("point_seq", "named_seq", "named_array", "patch_seq"):  # messages: not atomic
-        assert msg.to_dict()[field] == before, "a failed assignment changed the field"
+    assert f"{ALL}.{field}" in str(info.value), str(info.value)  # names the type and field
+    assert msg.to_dict()[field] == before, "a failed assignment changed the field"
     used = _published_bytes(pub)
     with pytest.raises(TypeError):
         pub.publish({field: value})  # the one-copy path gives its loan back
@@ -116,13 +115,43 @@ def test_out_of_range_raises_value_error(endpoints, field, value):
     before = msg.to_dict()[field]
     with pytest.raises(ValueError) as info:
         setattr(msg, field, value)
-    assert "range" in str(info.value) and rw.PACKAGE + "/msg/" in str(info.value), str(info.value)
-    if field not in ("named_seq", "point_seq", "patch_seq"):
-        assert msg.to_dict()[field] == before, "a failed assignment changed the field"
+    assert "range" in str(info.value) and f"{ALL}.{field}" in str(info.value), str(info.value)
+    assert msg.to_dict()[field] == before, "a failed assignment changed the field"
     with pytest.raises(ValueError):
         pub.publish({field: value})
     pub.publish(msg)
     assert sub.take() is not None
+
+
+def test_errors_name_the_whole_path_and_a_failed_assignment_keeps_the_old_value(endpoints):
+    node, pub, sub = endpoints
+    msg = pub.borrow_loaned_message()
+    msg.named_seq = [{"name": "kept", "values": [1.0]}]
+    msg.named_array = [{"name": "a"}, {"name": "b"}]
+    used = _published_bytes(pub)
+    cases = [
+        ("named_seq", [{"name": "x"}, {"id": 1 << 31}], ValueError,
+         f"{ALL}.named_seq[1]: {rw.PACKAGE}/msg/Named.id"),
+        ("named_seq", [{}, {}, {"name": 5}], TypeError, f"{ALL}.named_seq[2]: "),
+        ("named_array", [{}, {"where": {"z": 300}}], ValueError,
+         f"{ALL}.named_array[1]: {rw.PACKAGE}/msg/Named.where: "),
+        ("named_array", [{"nope": 1}, {}], AttributeError, f"{ALL}.named_array[0]: "),
+        ("int_array", [0, 1 << 31, 0], ValueError, f"{ALL}.int_array[1]: 2147483648 is out of range"),
+        ("def_arr", [0.0, 0.0, -1e39], ValueError, f"{ALL}.def_arr[2]: -1e+39 is out of range"),
+        ("point", 5, TypeError, f"{ALL}.point"),
+        ("point_seq", [{}, {"rgb": [0, 256, 0]}], ValueError, f"{ALL}.point_seq[1].rgb"),
+    ]
+    for field, value, error, start in cases:
+        before = msg.to_dict()[field]
+        with pytest.raises(error) as info:
+            setattr(msg, field, value)
+        assert start in str(info.value), (field, str(info.value))
+        assert msg.to_dict()[field] == before, f"a failed assignment changed {field}"
+        assert _published_bytes(pub) == used, f"a failed assignment of {field} leaked pool memory"
+    pub.publish(msg)
+    got = sub.take().to_dict()
+    assert [n["name"] for n in got["named_seq"]] == ["kept"] and got["named_seq"][0]["values"] == [1.0]
+    assert [n["name"] for n in got["named_array"]] == ["a", "b"]
 
 
 def test_float32_accepts_what_float32_can_hold(endpoints):

@@ -143,8 +143,9 @@ def _check_kinds(view, writable: bool) -> None:
     assert isinstance(view.point.rgb, np.ndarray) and view.point.rgb.dtype == np.uint8
     for name in ("string_array", "bstring_array", "string_seq", "bstring_bseq", "wstring_seq",
                  "def_strs"):
-        value = getattr(view, name)
-        assert isinstance(value, tuple) and all(type(v) is str for v in value), name
+        value = getattr(view, name)  # a loan's can be written element by element
+        expected_type = agnoshm.msg.fields.WritableStrings if writable else tuple
+        assert isinstance(value, expected_type) and all(type(v) is str for v in value), name
     for name in ("point_array", "point_seq", "point_bseq", "patch_seq", "empty_seq"):
         value = getattr(view, name)  # pointer-free messages: structured numpy arrays
         assert isinstance(value, np.ndarray) and value.dtype.names, name
@@ -400,6 +401,101 @@ def test_alloc_again_frees_the_old_storage(endpoints):
         msg.alloc("f64_seq", 100)[:] = i
         msg.alloc("named_seq", 3)[0].name = f"{i:0100d}"
     assert allocator.used_bytes == used
+
+
+def test_alloc_of_strings_gives_strings_to_write_in_place(endpoints):
+    node, pub, sub = endpoints
+    allocator = agnoshm.context.get_runtime().allocator
+    msg = pub.borrow_loaned_message()
+    strings = msg.alloc("string_seq", 3)
+    assert strings == ["", "", ""] and len(strings) == 3
+    strings[0], strings[-1] = "first", "日本"
+    assert msg.string_seq == ["first", "", "日本"] and strings[1:] == ["", "日本"]
+    strings[1] = "x" * 50
+    used = allocator.used_bytes
+    for i in range(200):  # writing an element again frees its old text
+        strings[1] = f"{i:050d}"
+    assert allocator.used_bytes == used
+    msg.alloc("wstring_seq", 2)[1] = "ü"
+    msg.string_array[1] = "fixed"  # a fixed array of strings is written the same way
+    bounded = msg.alloc("bstring_bseq", 2)
+    with pytest.raises(ValueError, match=r"All\.bstring_bseq\[0\]: 4 characters exceed the bound"):
+        bounded[0] = "abcd"
+    with pytest.raises(TypeError, match=r"All\.string_seq\[1\] takes a str, not int 5"):
+        strings[1] = 5
+    with pytest.raises(IndexError, match=r"All\.string_seq\[3\]: index out of range"):
+        strings[3] = "x"
+    msg.string_seq = msg.string_seq  # assigning a field its own strings copies them first
+    pub.publish(msg)
+    with pytest.raises(agnoshm.MessageInvalidatedError):
+        strings[0] = "too late"
+    got = sub.take()
+    assert got.string_seq == ("first", f"{199:050d}", "日本") and got.wstring_seq == ("", "ü")
+    assert got.string_array == ("", "fixed")
+
+
+@pytest.mark.parametrize("field, values", [
+    ("f64_seq", np.arange(10_000, dtype=np.float64)), ("string_seq", [f"s{i}" for i in range(50)]),
+    ("point_seq", [point(x=float(i)) for i in range(500)]),
+    ("named_seq", [named(f"n{i}", values=(i, i + 1)) for i in range(50)]),
+], ids=["f64_seq", "string_seq", "point_seq", "named_seq"])
+def test_a_field_assigned_its_own_value_keeps_it(endpoints, field, values):
+    node, pub, sub = endpoints
+    msg = pub.borrow_loaned_message()
+    setattr(msg, field, values)
+    expected = msg.to_dict()[field]
+    setattr(msg, field, getattr(msg, field))  # new storage first, then the old is freed
+    assert msg.to_dict()[field] == expected
+    pub.publish(msg)
+    assert sub.take().to_dict()[field] == expected
+
+
+def test_message_elements_start_as_fresh_messages_with_their_defaults(endpoints):
+    """As rosidl's Sequence__init: each element of alloc() or of an assigned array or
+    sequence of messages starts zeroed with its defaults (Point.y 0.5, Named.id 7)."""
+    node, pub, sub = endpoints
+    msg = pub.borrow_loaned_message()
+    msg.point_seq = [point(x=float(i), y=-1.0) for i in range(4)]
+    pub.publish(msg)  # its memory goes back to the pool, holding y = -1.0
+    pub._port.reclaim()
+    msg = pub.borrow_loaned_message()
+    rows = msg.alloc("point_seq", 4)  # reused memory: rows must not show the old -1.0
+    assert rows["y"].tolist() == [0.5] * 4 and rows["x"].tolist() == [0.0] * 4
+    views = msg.alloc("named_seq", 2)
+    assert [v.id for v in views] == [7, 7] and [v.where.y for v in views] == [0.5, 0.5]
+    msg.named_array = [{"name": "a", "id": 1}, {"name": "b", "id": 2}]
+    msg.named_array = [{"name": "c"}, {}]  # elements are replaced by fresh ones, not updated
+    msg.point_bseq = [{"x": 1.0}]
+    msg.patch_seq = [{"tag": 3}]
+    pub.publish(msg)
+    got = sub.take().to_dict()
+    assert [p["y"] for p in got["point_seq"]] == [0.5] * 4
+    assert [n["id"] for n in got["named_seq"]] == [7, 7]
+    assert [(n["name"], n["id"]) for n in got["named_array"]] == [("c", 7), ("", 7)]
+    assert got["point_bseq"][0]["y"] == 0.5
+    assert got["patch_seq"][0]["center"]["y"] == 0.5
+    assert [c["y"] for c in got["patch_seq"][0]["corners"]] == [0.5, 0.5]
+
+
+def test_standard_types_start_with_their_msg_defaults(isolated_domain):
+    """geometry_msgs/Quaternion.w is 1 and (Jazzy on) NavSatStatus.status -2, with or
+    without rclpy: the rosbags source adds the defaults its stores drop."""
+    node = agnoshm.Node("defaults")
+    poses = node.create_publisher("geometry_msgs/msg/PoseArray", "/poses", 1)
+    msg = poses.borrow_loaned_message()
+    assert msg.poses.size == 0
+    rows = msg.alloc("poses", 3)
+    assert rows["orientation"]["w"].tolist() == [1.0, 1.0, 1.0]
+    odometry = node.create_publisher("nav_msgs/msg/Odometry", "/odom", 1).borrow_loaned_message()
+    assert odometry.pose.pose.orientation.w == 1.0 and odometry.pose.pose.orientation.x == 0.0
+    path = node.create_publisher("nav_msgs/msg/Path", "/path", 1).borrow_loaned_message()
+    path.poses = [{"pose": {"position": {"x": 1.0}}}]
+    assert path.poses[0].pose.orientation.w == 1.0
+    status = default_registry().get("sensor_msgs/msg/NavSatStatus").field("status").default
+    fix = node.create_publisher("sensor_msgs/msg/NavSatFix", "/fix", 1).borrow_loaned_message()
+    assert fix.status.status == (0 if status is None else status)
+    if default_registry().rosbags.distro not in ("humble", "iron"):
+        assert fix.status.status == -2
 
 
 def test_a_published_message_gives_all_its_memory_back(endpoints):
