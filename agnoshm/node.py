@@ -5,7 +5,7 @@ from __future__ import annotations
 from agnoshm import context
 from agnoshm.callback_groups import CallbackGroup, MutuallyExclusiveCallbackGroup
 from agnoshm.errors import InvalidHandleError
-from agnoshm.msg import resolve_type
+from agnoshm.msg import get_message
 from agnoshm.publisher import Publisher
 from agnoshm.qos import resolve_qos
 from agnoshm.subscription import PollingSubscription, Subscription
@@ -76,7 +76,7 @@ class Node:
         :raises TypeMismatchError: if the topic carries another type.
         """
         self._check()
-        msg_type = resolve_type(msg_type)
+        msg_type = get_message(msg_type)
         topic_name = self.resolve_topic_name(topic)
         depth, durability = resolve_qos(qos_profile)
         port = self._runtime.create_publisher_port(topic_name, msg_type.type_name, msg_type.type_hash,
@@ -87,7 +87,7 @@ class Node:
 
     def _create_subscriber_port(self, msg_type, topic: str, qos_profile):
         self._check()
-        msg_type = resolve_type(msg_type)
+        msg_type = get_message(msg_type)
         topic_name = self.resolve_topic_name(topic)
         depth, durability = resolve_qos(qos_profile)
         port = self._runtime.create_subscriber_port(topic_name, msg_type.type_name, msg_type.type_hash,

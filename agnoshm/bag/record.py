@@ -121,7 +121,7 @@ def _subscribe_existing(node, pending: list, recording: list, writer, typestore)
     """Subscribe to every pending topic that now exists in the registry."""
     import agnoshm
     from agnoshm.errors import TypeMismatchError
-    from agnoshm.msg import resolve_type
+    from agnoshm.msg import get_message
 
     registry = node._runtime.registry
     for topic in list(pending):
@@ -131,7 +131,7 @@ def _subscribe_existing(node, pending: list, recording: list, writer, typestore)
         record = registry.topics[index]
         type_name = record.type_name.decode()
         try:
-            msg_type = resolve_type(type_name)
+            msg_type = get_message(type_name)
         except TypeMismatchError as err:
             raise BagError(f"cannot record {topic.name}: its type {type_name} cannot be "
                            f"resolved here: {err}") from None

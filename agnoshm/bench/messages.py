@@ -39,7 +39,7 @@ CASES = {
 def _type(name: str):
     import agnoshm
 
-    return agnoshm.Bytes if name == "agnoshm/msg/Bytes" else agnoshm.get_message(name)
+    return agnoshm.get_message(name)
 
 
 def _stamp(msg, case: str) -> None:

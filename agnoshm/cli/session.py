@@ -117,7 +117,7 @@ def resolve_topic(args):
     :raises NotFoundError: for an unknown topic when no type was given.
     :raises CommandError: when the type cannot be resolved (pointing to ``--raw``).
     """
-    from agnoshm.msg import resolve_type
+    from agnoshm.msg import get_message
     from agnoshm.errors import TypeMismatchError
 
     name = S.normalize_topic(args.topic)
@@ -135,7 +135,7 @@ def resolve_topic(args):
                                   "hash from the registry)")
         return name, topic, None
     try:
-        msg_type = resolve_type(type_name)
+        msg_type = get_message(type_name)
     except TypeMismatchError as err:
         hint = f" or print raw bytes: agnoshm topic echo {name} --raw" \
             if args.verb == "echo" else ""

@@ -194,12 +194,12 @@ def run_echo(args) -> int:
 
 def _check_field_path(args) -> list[str]:
     from agnoshm.msg import layout as ML
-    from agnoshm.msg import resolve_type
+    from agnoshm.msg import get_message
     from agnoshm.errors import TypeMismatchError
 
     _name, topic, _ = resolve_topic(args)
     try:
-        layout = resolve_type(args.type or topic.type_name).layout
+        layout = get_message(args.type or topic.type_name).layout
     except TypeMismatchError as err:
         raise CommandError(str(err)) from None
     path = args.field.split(".")

@@ -20,15 +20,8 @@ from agnoshm.msg.types import (
 __all__ = [
     "Bytes", "LoanedView", "MessageCorruptedError", "MessageDefinitionError", "MessageType",
     "MessageView", "ReceivedView", "UnknownTypeError", "get_definition", "get_message",
-    "layout_of", "numpy_dtype", "register_msg", "register_package", "resolve_type", "type_hash",
+    "layout_of", "numpy_dtype", "register_msg", "register_package", "type_hash",
 ]
-
-
-def resolve_type(msg_type) -> MessageType:
-    """The :class:`MessageType` for anything a user may pass as ``MsgType``."""
-    if msg_type == "agnoshm/msg/Bytes" or msg_type == "agnoshm/Bytes":
-        return __getattr__("Bytes")
-    return get_message(msg_type)
 
 
 def __getattr__(name):

@@ -1,6 +1,6 @@
 """Message types and their views: the loaned (writable) and received (read-only) classes.
 
-``resolve_type`` turns what a user passes as ``MsgType`` (an rclpy class, a
+:func:`get_message` turns what a user passes as ``MsgType`` (an rclpy class, a
 rosbags class, ``"pkg/msg/Name"``, or a :class:`MessageType`) into one
 :class:`MessageType` per type name.  For each type two view classes are
 generated once, with one property per field (:mod:`agnoshm.msg.fields`):

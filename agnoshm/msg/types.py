@@ -13,7 +13,8 @@ this order:
    the few the standard packages have are in :data:`STANDARD_DEFAULTS`.
 3. **user definitions** registered with :meth:`TypeRegistry.register_msg` (text
    or a ``.msg`` file) or :meth:`TypeRegistry.register_package` (a package
-   folder with ``msg/*.msg``).
+   folder with ``msg/*.msg``);
+4. agnoshm's own type, ``agnoshm/msg/Bytes`` (:mod:`agnoshm.msg.bytes`).
 
 ``.msg`` text is parsed here, following the rules of ``rosidl_adapter`` (the
 parser ROS 2 itself uses), because rosbags' ``.msg`` parser has no ``wstring``,
@@ -42,6 +43,7 @@ from pathlib import Path
 from typing import Any, Union
 
 from agnoshm.errors import AgnoshmError
+from agnoshm.msg.bytes import BYTES_DEFINITION, BYTES_TYPE_NAME
 
 __all__ = [
     "PRIMITIVES", "STRING", "WSTRING", "EMPTY_MEMBER", "STANDARD_DEFAULTS",
@@ -639,6 +641,8 @@ class TypeRegistry:
         self._rclpy: _RclpySource | None | bool = None if use_rclpy else False
         self._rosbags: _RosbagsSource | None = None
         self._user: dict[str, MessageDefinition] = {}
+        self._builtin = {BYTES_TYPE_NAME: parse_msg(BYTES_DEFINITION, BYTES_TYPE_NAME,
+                                                    source="agnoshm (built in)")}
         self._cache: dict[str, MessageDefinition] = {}
         self._lock = threading.RLock()
 
@@ -666,7 +670,7 @@ class TypeRegistry:
         if found is None:
             found = self.rosbags.get(name)
         if found is None:
-            found = self._user.get(name)
+            found = self._user.get(name) or self._builtin.get(name)
         return found
 
     # lookup --------------------------------------------------------------
@@ -708,8 +712,8 @@ class TypeRegistry:
         return self.get(msg_type).type_hash
 
     def names(self) -> list[str]:
-        """Every type name the rosbags store and the user registrations know."""
-        return sorted(set(self.rosbags.names()) | set(self._user))
+        """Every type name the rosbags store, the user registrations and agnoshm know."""
+        return sorted(set(self.rosbags.names()) | set(self._user) | set(self._builtin))
 
     def _unknown_message(self, name: str, needed_by: str | None = None) -> str:
         sources = ["rosbags store " + self.rosbags.store_name]

@@ -19,7 +19,7 @@ Every check runs before anything is created (as rclpy validates in
 from __future__ import annotations
 
 from agnoshm.errors import InvalidHandleError
-from agnoshm.msg import resolve_type
+from agnoshm.msg import get_message
 from agnoshm.node import Node
 from agnoshm.qos import resolve_qos
 from agnoshm.ros.binding import binding_for, destroy_endpoints, import_rclpy
@@ -139,6 +139,6 @@ def _prepare(node, msg_type, topic, qos_profile):
                                  "was shut down: call rclpy.init() and create a new node")
     check_ros_qos(qos_profile)
     depth, durability = resolve_qos(qos_profile)
-    msg_type = resolve_type(msg_type)
+    msg_type = get_message(msg_type)
     topic_name = resolve_topic_name(node, topic)
     return binding_for(node, rclpy), msg_type, topic_name, depth, durability

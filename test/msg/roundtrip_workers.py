@@ -1,7 +1,9 @@
 """Shared by the message tests, and the code their spawned children run.
 
-* :data:`TEST_PACKAGE`: ``.msg`` definitions with every field kind (registered
-  with :func:`register_test_package`, in the parent and in each child);
+* :data:`TEST_PACKAGES`: two packages of ``.msg`` definitions with every field kind,
+  ``agnoshm_views_test`` (the views' tests) and ``agnoshm_test_msgs`` (padding traps),
+  registered with :func:`register_test_package`, in the parent and in each child;
+  both are proven against rosidl_generator_c and round-tripped;
 * :class:`Values`: seeded random *valid* values for any type, made from its C
   layout (``agnoshm.msg.layout_of``); the same seed gives the same values in
   every process;
@@ -113,18 +115,132 @@ int16[] def_seq [1, -2, 3]
 bool def_bool true
 string[] def_strs ["a", "b,c"]
 """,
+    "Rest": """# the string kinds All leaves out
+string[<=3] string_bseq ["x"]
+string<=4[] bstring_seq
+wstring<=3[2] bwstring_array
+wstring<=2[<=2] bwstring_bseq
+""",
 }
+
+
+#: A second package with every field kind, written around padding traps (odd members
+#: between wide ones, empty messages inside structs), with constants and defaults.
+LAYOUT_PACKAGE = "agnoshm_test_msgs"
+LAYOUT_MSGS: dict[str, str] = {
+    "Empty": "# a message without fields\n",
+    "Primitives": """\
+bool FLAG_ON=true
+byte BYTE_MAX=255
+char CHAR_A=65
+int8 INT8_MIN=-128
+uint64 UINT64_MAX=18446744073709551615
+float32 HALF=0.5
+float64 PI=3.14159
+string GREETING="hello world"
+
+bool flag true
+float64 f64 2.5
+uint8 u8 200
+int32 i32 -32
+int16 i16
+int64 i64 -64
+byte b 7
+uint16 u16
+char c 65
+float32 f32 1.5
+int8 i8 -8
+uint64 u64 64
+uint32 u32
+bool tail_flag
+""",
+    "Strings": """\
+string DEFAULT_NAME='agnoshm'
+uint8 before
+string s "default"
+string<=10 bounded "abc"
+uint8 between
+wstring w
+wstring<=7 bounded_w
+bool after
+""",
+    "Arrays": """\
+bool[3] flags [true, false, true]
+int16[3] shorts
+uint8 odd
+float64[2] doubles [1.0, 2.0]
+char[5] chars
+string[2] names ["a", "b,c"]
+byte[4] raw
+string<=5[3] short_names
+wstring[2] wnames
+wstring<=3[2] short_wnames
+uint8 odd2
+Primitives[2] prims
+Empty[3] empties
+int64[1] one
+float32[3] floats
+uint16 tail
+""",
+    "Sequences": """\
+int32[] ints
+float64[<=4] bounded_doubles
+bool[] flags
+byte[] raw
+char[<=3] chars
+uint8 odd
+string[] names
+string[<=3] bounded_names ["x", "y"]
+string<=8[] names_bounded
+string<=8[<=3] both_bounded
+wstring[] wnames
+wstring<=4[<=2] bounded_wnames
+Primitives[] prims
+Primitives[<=2] bounded_prims
+builtin_interfaces/Time[<=5] stamps
+Empty[] empties
+int8[] with_default [1, 2, 3]
+float32[<=2] floats
+""",
+    "Everything": """\
+uint8 KIND_A=1
+std_msgs/Header header
+uint8 small
+Primitives prims
+Empty empty
+int16 after_empty
+Empty[2] empties
+Strings strings
+uint8 small2
+Arrays arrays
+Sequences sequences
+geometry_msgs/Pose pose
+Empty last_empty
+uint8 tail
+""",
+    "Tiny": """\
+uint8 a
+Empty e
+uint8 b
+""",
+}
+
+#: package name -> {message name: .msg text}: both test packages
+TEST_PACKAGES = {PACKAGE: TEST_PACKAGE, LAYOUT_PACKAGE: LAYOUT_MSGS}
 
 
 def type_name(name: str) -> str:
     return f"{PACKAGE}/msg/{name}"
 
 
-def register_test_package() -> list[str]:
-    """Register :data:`TEST_PACKAGE` in this process (idempotent); return the type names."""
+def register_test_package(registry=None) -> list[str]:
+    """Register both :data:`TEST_PACKAGES` in ``registry`` (default: agnoshm's) in this
+    process (idempotent); return the type names."""
     import agnoshm
 
-    return [agnoshm.register_msg(text, type_name(name)) for name, text in TEST_PACKAGE.items()]
+    register = agnoshm.register_msg if registry is None else registry.register_msg
+    return [register(text, f"{package}/msg/{name}")
+            for package, messages in TEST_PACKAGES.items() for name, text in messages.items()]
 
 
 def has_wstring(layout) -> bool:

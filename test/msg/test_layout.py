@@ -425,7 +425,7 @@ def test_hashes_equal_rosbags_and_published_values(registry):
     has_char = {"std_msgs/msg/Char", "rmw_dds_common/msg/Gid", "service_msgs/msg/ServiceEventInfo",
                 "rmw_dds_common/msg/NodeEntitiesInfo", "rmw_dds_common/msg/ParticipantEntitiesInfo"}
     for name in registry.names():
-        if name not in has_char:
+        if name not in has_char and name != "agnoshm/msg/Bytes":
             assert registry.type_hash(name) == typestore.hash_rihs01(name), name
     # values ROS 2 (Jazzy) publishes; rosbags hashes .msg char as IDL char, ROS 2 as uint8
     assert registry.type_hash("std_msgs/msg/String") == \
@@ -436,6 +436,21 @@ def test_hashes_equal_rosbags_and_published_values(registry):
         "RIHS01_3ad2d04dd29ba19d04b16659afa3ccaedd691914b02a64e82e252f2fa6a586a9"
     assert registry.type_hash("service_msgs/msg/ServiceEventInfo") == \
         "RIHS01_41bcbbe07a75c9b52bc96bfd5c24d7f0fc0a08c0cb7921b3373c5732345a6f45"
+
+
+def test_bytes_is_an_ordinary_type_every_registry_knows(registry):
+    from rosbags.typesys import get_types_from_msg
+
+    definition = registry.get("agnoshm/msg/Bytes")
+    assert "agnoshm/msg/Bytes" in registry.names() and registry.get("agnoshm/Bytes") is definition
+    assert [(f.name, str(f.type)) for f in definition.fields] == [("data", "uint8[]")]
+    assert offsets(layout_of(definition, registry=registry)) == [("data", 0, 24)]
+    typestore = registry.rosbags.typestore
+    typestore.register(get_types_from_msg("uint8[] data", "agnoshm/msg/Bytes"))
+    assert definition.type_hash == typestore.hash_rihs01("agnoshm/msg/Bytes")
+    registry.register_msg("uint8[] data", "agnoshm/msg/Bytes")  # the same definition: fine
+    with pytest.raises(MessageDefinitionError, match="already defined differently"):
+        registry.register_msg("int8[] data", "agnoshm/msg/Bytes")
 
 
 def test_user_type_hash_equals_rosbags_for_the_same_text(registry):

@@ -2,7 +2,8 @@
 
 The ``.msg`` definitions of builtin_interfaces, std_msgs, geometry_msgs,
 sensor_msgs and nav_msgs come from the rosbags type store, plus
-``agnoshm_test_msgs`` (every field kind). They are translated with
+the two test packages of roundtrip_workers.py (every field kind), which
+test_roundtrip.py also round-trips. They are translated with
 ``rosidl translate --to idl`` and turned into C headers with
 ``rosidl generate -t c``; a C program prints ``sizeof``, ``_Alignof``, and each
 member's ``offsetof``/``sizeof``; the test compares them, the member names and
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,113 +29,15 @@ import pytest
 from agnoshm.msg.layout import StructLayout, layout_of
 from agnoshm.msg.types import TypeRegistry
 
+sys.path.insert(0, str(Path(__file__).parent))
+import roundtrip_workers as rw  # noqa: E402
+
 STANDARD_PACKAGES = ["builtin_interfaces", "std_msgs", "geometry_msgs", "sensor_msgs", "nav_msgs"]
 MUST_COMPARE = [
     "sensor_msgs/msg/Image", "sensor_msgs/msg/PointCloud2", "sensor_msgs/msg/CameraInfo",
     "sensor_msgs/msg/LaserScan", "sensor_msgs/msg/Imu", "sensor_msgs/msg/JointState",
     "nav_msgs/msg/Odometry", "nav_msgs/msg/OccupancyGrid", "nav_msgs/msg/Path",
 ]
-
-# A test package with every field kind, padding traps and constants/defaults.
-TEST_PACKAGE = "agnoshm_test_msgs"
-TEST_MSGS = {
-    "Empty": "# a message without fields\n",
-    "Primitives": """\
-bool FLAG_ON=true
-byte BYTE_MAX=255
-char CHAR_A=65
-int8 INT8_MIN=-128
-uint64 UINT64_MAX=18446744073709551615
-float32 HALF=0.5
-float64 PI=3.14159
-string GREETING="hello world"
-
-bool flag true
-float64 f64 2.5
-uint8 u8 200
-int32 i32 -32
-int16 i16
-int64 i64 -64
-byte b 7
-uint16 u16
-char c 65
-float32 f32 1.5
-int8 i8 -8
-uint64 u64 64
-uint32 u32
-bool tail_flag
-""",
-    "Strings": """\
-string DEFAULT_NAME='agnoshm'
-uint8 before
-string s "default"
-string<=10 bounded "abc"
-uint8 between
-wstring w
-wstring<=7 bounded_w
-bool after
-""",
-    "Arrays": """\
-bool[3] flags [true, false, true]
-int16[3] shorts
-uint8 odd
-float64[2] doubles [1.0, 2.0]
-char[5] chars
-string[2] names ["a", "b,c"]
-byte[4] raw
-string<=5[3] short_names
-wstring[2] wnames
-wstring<=3[2] short_wnames
-uint8 odd2
-Primitives[2] prims
-Empty[3] empties
-int64[1] one
-float32[3] floats
-uint16 tail
-""",
-    "Sequences": """\
-int32[] ints
-float64[<=4] bounded_doubles
-bool[] flags
-byte[] raw
-char[<=3] chars
-uint8 odd
-string[] names
-string[<=3] bounded_names ["x", "y"]
-string<=8[] names_bounded
-string<=8[<=3] both_bounded
-wstring[] wnames
-wstring<=4[<=2] bounded_wnames
-Primitives[] prims
-Primitives[<=2] bounded_prims
-builtin_interfaces/Time[<=5] stamps
-Empty[] empties
-int8[] with_default [1, 2, 3]
-float32[<=2] floats
-""",
-    "Everything": """\
-uint8 KIND_A=1
-std_msgs/Header header
-uint8 small
-Primitives prims
-Empty empty
-int16 after_empty
-Empty[2] empties
-Strings strings
-uint8 small2
-Arrays arrays
-Sequences sequences
-geometry_msgs/Pose pose
-Empty last_empty
-uint8 tail
-""",
-    "Tiny": """\
-uint8 a
-Empty e
-uint8 b
-""",
-}
-
 
 def _run(cmd: list[str], cwd: Path) -> None:
     result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
@@ -169,15 +73,14 @@ class Generated:
 @pytest.fixture(scope="module")
 def registry() -> TypeRegistry:
     registry = TypeRegistry(use_rclpy=False)
-    for name, text in TEST_MSGS.items():
-        registry.register_msg(text, f"{TEST_PACKAGE}/msg/{name}")
+    rw.register_test_package(registry)
     return registry
 
 
 @pytest.fixture(scope="module")
 def generated(registry: TypeRegistry, rosidl_c, tmp_path_factory: pytest.TempPathFactory) -> Generated:
     # 1.-3. .msg → rosidl translate → rosidl generate -t c (conftest.py; skips without the tools)
-    c_headers = rosidl_c.generate(registry, STANDARD_PACKAGES + [TEST_PACKAGE])
+    c_headers = rosidl_c.generate(registry, STANDARD_PACKAGES + list(rw.TEST_PACKAGES))
     packages, include = c_headers.packages, c_headers.include
     root = tmp_path_factory.mktemp("layouts")
 
@@ -240,17 +143,30 @@ def test_every_generated_struct_matches(generated: Generated, registry: TypeRegi
     print(f"{len(compared)} types equal to rosidl_generator_c's structs")
 
 
-@pytest.mark.parametrize("name", MUST_COMPARE + [f"{TEST_PACKAGE}/msg/{n}" for n in TEST_MSGS])
+TEST_TYPES = [f"{package}/msg/{name}" for package, messages in rw.TEST_PACKAGES.items()
+              for name in messages]
+
+
+@pytest.mark.parametrize("name", MUST_COMPARE + TEST_TYPES)
 def test_named_type_matches(name: str, generated: Generated, registry: TypeRegistry) -> None:
     assert name in generated.structs
     assert _differences(layout_of(name, registry=registry), generated) == []
 
 
 def test_test_package_covers_every_field_kind(registry: TypeRegistry) -> None:
-    """The test package holds each kind the issue lists, so the proof covers them."""
+    """Each test package holds each kind the issue lists, so the proof covers them."""
+    for package, messages in rw.TEST_PACKAGES.items():
+        _check_every_field_kind(registry, [f"{package}/msg/{name}" for name in messages])
+    empty = registry.get(f"{rw.LAYOUT_PACKAGE}/msg/Empty")
+    assert empty.fields == ()
+    primitives_def = registry.get(f"{rw.LAYOUT_PACKAGE}/msg/Primitives")
+    assert primitives_def.constants and primitives_def.field("flag").default is True
+
+
+def _check_every_field_kind(registry: TypeRegistry, names: list[str]) -> None:
     kinds = set()
-    for name in TEST_MSGS:
-        for field in registry.get(f"{TEST_PACKAGE}/msg/{name}").fields:
+    for name in names:
+        for field in registry.get(name).fields:
             t = field.type
             shape = "array" if t.is_array else "bounded_seq" if t.sequence_bound else \
                 "seq" if t.is_sequence else "scalar"
@@ -266,8 +182,4 @@ def test_test_package_covers_every_field_kind(registry: TypeRegistry) -> None:
         ("wstring", "seq"), ("wstring<=", "bounded_seq"),
         ("int32", "seq"), ("float64", "bounded_seq"), ("bool", "array"), ("float64", "array"),
     }
-    assert needed <= kinds, needed - kinds
-    empty = registry.get(f"{TEST_PACKAGE}/msg/Empty")
-    assert empty.fields == ()
-    primitives_def = registry.get(f"{TEST_PACKAGE}/msg/Primitives")
-    assert primitives_def.constants and primitives_def.field("flag").default is True
+    assert needed <= kinds, (names[0], needed - kinds)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import array
 import ctypes
 import os
+import subprocess
 import sys
 import types
 
@@ -304,6 +305,23 @@ def test_default_values_applied_by_borrow_loaned_message(endpoints):
     _check_defaults_and_zeros(msg)
     wide = node.create_publisher(rw.type_name("Wide"), "/wide", 1).borrow_loaned_message()
     assert wide.bw == "abc" and wide.w == ""
+
+
+def test_bytes_by_name_in_a_fresh_process_is_agnoshm_bytes(isolated_domain):
+    probe = ("import agnoshm; t = agnoshm.get_message('agnoshm/msg/Bytes'); "
+             "print(t.type_name, t.struct_size, t.type_hash, t is agnoshm.Bytes)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         timeout=120, check=True).stdout.split()
+    assert out == ["agnoshm/msg/Bytes", "24", agnoshm.Bytes.type_hash, "True"]
+    node = agnoshm.Node("bytes_by_name")
+    pub = node.create_publisher("agnoshm/msg/Bytes", "/raw", 1)
+    sub = node.create_polling_subscription(agnoshm.Bytes, "/raw", 1)  # the same type
+    pub.publish(b"\x00\x01\xff")
+    got = sub.take()
+    assert got.to_dict() == {"data": [0, 1, 255]} and repr(got) == "agnoshm.msg.Bytes(data=[0, 1, 255])"
+    typestore = default_registry().rosbags.typestore
+    cdr = typestore.serialize_cdr(got.to_rosbags(), "agnoshm/msg/Bytes")
+    assert typestore.deserialize_cdr(cdr, "agnoshm/msg/Bytes").data.tobytes() == b"\x00\x01\xff"
 
 
 # --------------------------------------------------------------------------- zero copy
