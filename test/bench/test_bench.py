@@ -100,7 +100,13 @@ def test_json_has_the_typed_message_measurements(quick):
     messages = json.loads(out.read_text())["messages"]
     for case in ("bytes_64B", "pointcloud2_1M", "marker_points_100k"):
         assert _positive(messages["latency"][case]["p50_us"])
-    assert _positive(messages["cdr"]["ratio_p50"])
+    assert set(messages["publish_side"]) == {"image", "bytes"}
+    for row in (*messages["publish_side"].values(), *messages["receive_side"].values(),
+                messages["cdr"]["cdr"], messages["cdr"]["agnoshm"]):
+        _check_percentiles(row)
+    cdr = messages["cdr"]
+    assert cdr["image_bytes"] == 1920 * 1080 * 3
+    assert cdr["ratio_p50"] == pytest.approx(cdr["cdr"]["p50_us"] / cdr["agnoshm"]["p50_us"])
     assert set(messages["receive_side"]) == {"1KiB", "16MiB"}
 
 
