@@ -293,6 +293,32 @@ def test_a_reassignment_the_pool_cannot_hold_leaves_the_field_as_it_was(domain, 
     sut.destroy_node()
 
 
+def test_a_sequence_the_pool_runs_out_for_midway_keeps_its_old_value(domain, small_pool):
+    """Strings and messages are written into new storage first: running out of room at the
+    third element frees the first two and leaves the old elements in place."""
+    sut = agnoshm.Node("midway")
+    pub = sut.create_publisher("sensor_msgs/msg/JointState", "/joints", 4)
+    sub = sut.create_polling_subscription("sensor_msgs/msg/JointState", "/joints", 4)
+    path_pub = sut.create_publisher("nav_msgs/msg/Path", "/path", 4)
+    allocator = agnoshm.context.get_runtime().allocator
+    msg = pub.borrow_loaned_message()
+    msg.name = ["kept", "too"]
+    path = path_pub.borrow_loaned_message()
+    path.poses = [{"header": {"frame_id": "kept"}}]
+    used = allocator.used_bytes
+    big = "x" * (MiB + 1)
+    with pytest.raises(PoolExhaustedError):
+        msg.name = ["a", big, big, big, big]
+    with pytest.raises(PoolExhaustedError):
+        path.poses = [{"header": {"frame_id": big}}] * 5
+    assert allocator.used_bytes == used
+    assert list(msg.name) == ["kept", "too"] and path.poses[0].header.frame_id == "kept"
+    pub.publish(msg)
+    assert sub.take().name == ("kept", "too")
+    assert_consistent()
+    sut.destroy_node()
+
+
 def test_retained_messages_filling_the_pool_raise_pool_exhausted(domain, small_pool):
     sut = agnoshm.Node("hoarder")
     pub = sut.create_publisher(agnoshm.Bytes, "/hoard", 64)  # keeps 64 messages of 1 MiB

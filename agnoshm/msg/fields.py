@@ -569,15 +569,14 @@ def _array_property(type_name: str, field: L.FieldLayout, writable: bool, view_c
         if len(values) != count:
             raise ValueError(f"{where} is a fixed array of {count}, got {len(values)} values")
         address = view._address + offset
-        if element.kind == L.MESSAGE:
-            written = _written_messages(view, values, element, view_class, where)
-            free_elements(view, address, count, element)
-            ctypes.memmove(address, written, count * element.size)
-            view._owner.free(written)
+        if element.kind == L.PRIMITIVE:
+            write_elements(view, address, values, element, view_class, where)
             return
+        written = _written_elements(view, values, element, view_class, where)
         if element.holds_pointers:
             free_elements(view, address, count, element)
-        write_elements(view, address, values, element, view_class, where)
+        ctypes.memmove(address, written, count * element.size)
+        view._owner.free(written)
     return property(get, put if writable else None, doc=f"{field.value.type} {field.name}")
 
 
@@ -597,9 +596,9 @@ def _sequence_property(type_name: str, field: L.FieldLayout, writable: bool, vie
         else:
             values = check_sequence_elements(values, element, where)
         count = len(values)
-        if element.kind == L.MESSAGE and count:
+        if element.kind != L.PRIMITIVE and count:
             check_sequence_length(field, count, where)
-            written = _written_messages(view, values, element, view_class, where)
+            written = _written_elements(view, values, element, view_class, where)
             allocate_sequence(view, field, 0, where)  # frees the old elements
             _set_triple(view, offset, written, count, count)
             return
@@ -609,14 +608,14 @@ def _sequence_property(type_name: str, field: L.FieldLayout, writable: bool, vie
     return property(get, put if writable else None, doc=f"{field.value.type} {field.name}")
 
 
-def _written_messages(view, values, element: L.ValueLayout, view_class, where: str) -> int:
-    """New pool storage holding ``values`` written as message elements; its address.
+def _written_elements(view, values, element: L.ValueLayout, view_class, where: str) -> int:
+    """New pool storage holding ``values`` written as string or message elements; its address.
 
-    All or nothing: a bad element frees everything written so far and raises, so the
-    field being assigned keeps its old value.
+    All or nothing: a bad element, or a pool that runs out of room, frees everything
+    written so far and raises, so the field being assigned keeps its old value.
     """
     count = len(values)
-    address = _allocate(view, count * element.size, zero=False)
+    address = _allocate(view, count * element.size, zero=element.holds_pointers)
     try:
         write_elements(view, address, values, element, view_class, where)
     except BaseException:
