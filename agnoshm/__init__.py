@@ -30,6 +30,7 @@ from agnoshm.errors import (
     RegistryError,
     RegistryVersionError,
     TypeMismatchError,
+    UnknownFieldError,
 )
 from agnoshm.callback_groups import (
     CallbackGroup,
@@ -46,7 +47,7 @@ from agnoshm.executor import (
     spin_until_future_complete,
 )
 from agnoshm.task import Future
-from agnoshm.msg import get_message, register_msg, register_package
+from agnoshm.msg import MessageDefinitionError, get_message, register_msg, register_package
 from agnoshm.node import Node
 from agnoshm.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
@@ -58,16 +59,17 @@ __all__ = [
     "spin_until_future_complete",
     "AddressRangeInUseError", "AgnoshmError", "Bytes", "DurabilityPolicy", "Executor",
     "HistoryPolicy", "InvalidHandleError", "InvalidQoSError", "InvalidTopicNameError",
-    "LimitReachedError", "LoanError", "MessageInvalidatedError", "Node", "NotInitializedError",
+    "LimitReachedError", "LoanError", "MessageDefinitionError", "MessageInvalidatedError", "Node",
+    "NotInitializedError",
     "PoolAccessError", "PoolExhaustedError", "QoSProfile", "RegistryCorruptedError",
     "RegistryError", "RegistryVersionError", "ReliabilityPolicy", "SingleThreadedExecutor",
-    "TypeMismatchError", "create_publisher", "get_message", "register_msg", "register_package", "create_subscription", "init", "ok", "shutdown",
+    "TypeMismatchError", "UnknownFieldError", "create_publisher", "get_message", "register_msg", "register_package", "create_subscription", "init", "ok", "shutdown",
     "spin", "spin_once",
 ]
 
 
 def __getattr__(name):
-    if name == "Bytes":  # registered on first use: resolving it loads the type sources
+    if name == "Bytes":  # resolved on first use: resolving it loads the type sources
         from agnoshm.msg.bytes import bytes_type
 
         return bytes_type()

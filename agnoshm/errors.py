@@ -43,6 +43,11 @@ class PoolExhaustedError(LoanError, MemoryError):
     """Raised when the process's pool has no block large enough for a message."""
 
 
+class UnknownFieldError(AgnoshmError, AttributeError):
+    """Raised for a field name that a message type does not have (an ``AttributeError``,
+    as rclpy raises for it, that names the type, the fields it has and the value)."""
+
+
 class MessageInvalidatedError(AgnoshmError, RuntimeError):
     """Raised when a loaned message is used after ``publish()`` or after its node is gone."""
 

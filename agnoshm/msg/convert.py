@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from agnoshm.errors import UnknownFieldError
 from agnoshm.msg import layout as L
 from agnoshm.msg.types import EMPTY_MEMBER
 
@@ -20,7 +21,7 @@ def assign(view, value) -> None:
     """Copy ``value`` into the loaned ``view``: a dict, another view, a rosbags or rclpy
     message, or any object with the fields as attributes.
 
-    :raises AttributeError: for a dict key that is not a field.
+    :raises UnknownFieldError: (an ``AttributeError``) for a dict key that is not a field.
     :raises TypeError / ValueError: for a field value of the wrong kind or range.
     """
     if isinstance(value, np.void) and value.dtype.names:
@@ -29,7 +30,7 @@ def assign(view, value) -> None:
         names = {f.name for f in _fields(view)}
         for key, item in value.items():
             if key not in names:
-                raise AttributeError(
+                raise UnknownFieldError(
                     f"{view._type_name} has no field {key!r} (fields: {', '.join(sorted(names)) or 'none'});"
                     f" cannot set it to {_short(item)}")
             setattr(view, key, item)
@@ -92,7 +93,7 @@ def assign_structured(target: np.ndarray, value, struct: L.StructLayout, where: 
     structured array, checking each field as a view's setter does; fields a dict does not
     give are left as they are.
 
-    :raises AttributeError: for a dict key that is not a field.
+    :raises UnknownFieldError: (an ``AttributeError``) for a dict key that is not a field.
     :raises TypeError / ValueError: for a field value of the wrong kind or range.
     """
     from agnoshm.msg.fields import coerce_primitive, primitive_source
@@ -105,7 +106,7 @@ def assign_structured(target: np.ndarray, value, struct: L.StructLayout, where: 
         names = {f.name for f in fields}
         for key, item in value.items():
             if key not in names:
-                raise AttributeError(
+                raise UnknownFieldError(
                     f"{where} ({struct.type_name}) has no field {key!r} (fields: "
                     f"{', '.join(sorted(names)) or 'none'}); cannot set it to {_short(item)}")
     if not mapping and (value is None or isinstance(value, _NOT_MESSAGES)):

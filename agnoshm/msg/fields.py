@@ -28,7 +28,7 @@ import struct
 
 import numpy as np
 
-from agnoshm.errors import AgnoshmError, MessageInvalidatedError
+from agnoshm.errors import MessageInvalidatedError
 from agnoshm.msg import defaults
 from agnoshm.msg import layout as L
 from agnoshm.transport.receive import BATCHED_RELEASE_MAX_BYTES
@@ -319,8 +319,7 @@ def _message_property(type_name: str, field: L.FieldLayout, writable: bool, view
 def add_path(err: Exception, where: str) -> None:
     """Start the message of ``err`` (a bad value met inside a nested message) with the outer
     field ``where``, so that it names the whole path (``All.named_seq[2]: Named.id ...``)."""
-    if err.args and isinstance(err.args[0], str) and not isinstance(err, AgnoshmError) \
-            and not err.args[0].startswith(where):
+    if err.args and isinstance(err.args[0], str) and not err.args[0].startswith(where):
         err.args = (f"{where}: {err.args[0]}",) + err.args[1:]
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ctypes
 import threading
 
-from agnoshm.errors import MessageInvalidatedError, TypeMismatchError
+from agnoshm.errors import MessageInvalidatedError, TypeMismatchError, UnknownFieldError
 from agnoshm.msg import convert, defaults, fields
 from agnoshm.msg.layout import StructLayout, layout_of
 from agnoshm.msg.types import MessageDefinition, UnknownTypeError, default_registry
@@ -80,6 +80,17 @@ class MessageView:
 
     __hash__ = None  # views are mutable
 
+    def __getattr__(self, name):
+        # only reached when no field, slot or method has the name
+        if name.startswith("_"):
+            raise AttributeError(name)
+        raise _unknown_field(self, name)
+
+
+def _unknown_field(view, name: str, suffix: str = "") -> UnknownFieldError:
+    fields_text = ", ".join(sorted(f.name for f in convert._fields(view))) or "none"
+    return UnknownFieldError(f"{view._type_name} has no field {name!r} (fields: {fields_text}){suffix}")
+
 
 _set_owner, _set_address, _set_buf, _set_base, _set_end = (
     getattr(MessageView, name).__set__ for name in ("_owner", "_address", "_buf", "_base", "_end"))
@@ -97,9 +108,11 @@ class LoanedView(MessageView):
 
     def alloc(self, field: str, n: int):
         """Give sequence ``field`` storage for ``n`` elements in the pool and return it to fill:
-        a writable numpy array (primitives, pointer-free messages) or a tuple of writable views.
+        a writable numpy array (primitives: not initialized; pointer-free messages: fresh
+        ones), a tuple of writable views (fresh messages), or writable strings (empty).
 
         :raises ValueError: for a bounded sequence and ``n`` past its bound.
+        :raises UnknownFieldError: for a name that is not a field.
         """
         loan = self._owner
         if not loan.valid or loan.port.runtime.closed:
@@ -115,17 +128,13 @@ class LoanedView(MessageView):
         try:
             return self._layout.field(name)
         except KeyError:
-            raise AttributeError(f"{self._type_name} has no field {name!r} (fields: "
-                                 f"{', '.join(f.name for f in convert._fields(self)) or 'none'})") from None
+            raise _unknown_field(self, name) from None
 
     def __setattr__(self, name, value):
         if name in self._field_names:
             object.__setattr__(self, name, value)
         else:
-            raise AttributeError(
-                f"{self._type_name} has no field {name!r} (fields: "
-                f"{', '.join(sorted(self._field_names)) or 'none'}); cannot set it to "
-                f"{convert._short(value)}")
+            raise _unknown_field(self, name, f"; cannot set it to {convert._short(value)}")
 
 
 class ReceivedView(MessageView):
