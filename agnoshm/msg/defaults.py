@@ -93,9 +93,14 @@ def initialize_messages(view, address: int, count: int, element: L.ValueLayout) 
         return
     struct = element.struct
     row = None if struct.holds_pointers else fresh_row(struct)
-    if row is not None:
-        target = (ctypes.c_char * (count * element.size)).from_address(address)
-        np.frombuffer(target, dtype=row.dtype)[...] = row[0]
+    if row is not None:  # the fresh element's bytes, then doubling copies of what is written
+        size = element.size
+        ctypes.memmove(address, row.ctypes.data, size)
+        done = 1
+        while done < count:
+            more = min(done, count - done)
+            ctypes.memmove(address + done * size, address, more * size)
+            done += more
         return
     ctypes.memset(address, 0, count * element.size)
     if struct.holds_pointers and needs_defaults(struct):

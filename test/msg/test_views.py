@@ -504,6 +504,8 @@ def test_standard_types_start_with_their_msg_defaults(isolated_domain):
     assert msg.poses.size == 0
     rows = msg.alloc("poses", 3)
     assert rows["orientation"]["w"].tolist() == [1.0, 1.0, 1.0]
+    rows = msg.alloc("poses", 1001)  # filled by doubling copies: an odd count ends mid-way
+    assert (rows["orientation"]["w"] == 1.0).all() and not rows["position"]["x"].any()
     odometry = node.create_publisher("nav_msgs/msg/Odometry", "/odom", 1).borrow_loaned_message()
     assert odometry.pose.pose.orientation.w == 1.0 and odometry.pose.pose.orientation.x == 0.0
     path = node.create_publisher("nav_msgs/msg/Path", "/path", 1).borrow_loaned_message()
