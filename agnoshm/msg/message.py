@@ -81,9 +81,12 @@ class MessageView:
     __hash__ = None  # views are mutable
 
     def __getattr__(self, name):
-        # only reached when no field, slot or method has the name
+        # Reached when no field, slot or method has the name, or when a field's getter
+        # raised AttributeError: that error is raised again rather than hidden.
         if name.startswith("_"):
             raise AttributeError(name)
+        if name in self._field_names:
+            return getattr(type(self), name).fget(self)
         raise _unknown_field(self, name)
 
 
