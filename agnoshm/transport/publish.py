@@ -39,7 +39,7 @@ def _entry_body(entry_type: type[L.Entry]) -> struct.Struct:
 class Loan:
     """The pool blocks of one message being written; invalid after publish."""
 
-    __slots__ = ("port", "address", "size", "blocks", "valid", "arrays", "__weakref__")
+    __slots__ = ("port", "address", "size", "blocks", "valid", "arrays", "pinned", "__weakref__")
 
     def __init__(self, port: "PublisherPort", address: int, size: int):
         self.port = port
@@ -48,19 +48,24 @@ class Loan:
         self.blocks = [address]
         self.valid = True
         self.arrays: list[weakref.ref] = []  # writable numpy arrays handed out over the blocks
+        self.pinned = False  # published while such arrays lived: the blocks wait for this loan
 
     def track(self, array) -> None:
         """Remember a writable array over this message; publishing makes it read-only."""
         self.arrays.append(weakref.ref(array))
 
-    def _freeze_arrays(self) -> None:
+    def _freeze_arrays(self) -> bool:
+        """Make the arrays handed out read-only; return True if any is still alive."""
         # Published bytes belong to the subscribers now: a write through an array the
         # publisher kept would change what they read (invariant 3).
+        alive = False
         for ref in self.arrays:
             array = ref()
             if array is not None:
                 array.flags.writeable = False
+                alive = True
         self.arrays = []
+        return alive
 
     def allocate(self, nbytes: int) -> int:
         """Allocate a further block of this message (a string's or sequence's storage)."""
@@ -77,6 +82,8 @@ class Loan:
 
     def __del__(self):
         try:
+            if self.pinned:  # the last array kept from this message is gone
+                self.port.unpinned.append(self.address)
             self.discard()  # borrowed, never published, dropped: give the memory back
         except Exception:
             pass
@@ -122,6 +129,12 @@ class PublisherPort:
         # loan, which then costs a list pop instead of a trip through the allocator.
         self._spare_roots: list[int] = []
         self._root_size = 0
+        # Messages published while the publisher kept arrays over them (root addresses):
+        # their blocks are not reused until those arrays are gone, so a kept array never
+        # shows a later message's bytes.  Loan.__del__ reports the end in ``unpinned``.
+        self._pinned: set[int] = set()
+        self._pinned_blocks: dict[int, list[int]] = {}  # withdrawn, waiting for their arrays
+        self.unpinned: list[int] = []
         self.destroyed = False
 
     # (1) loan -----------------------------------------------------------------
@@ -135,6 +148,8 @@ class PublisherPort:
         """
         if self.destroyed:
             raise InvalidHandleError("publisher was destroyed; create a new one")
+        if self.unpinned:
+            self._free_unpinned()
         if self._withdrawn:
             self._free_withdrawn()
         if len(self._live) >= self.depth + 1 or self._held:  # publish() normally did it
@@ -212,7 +227,9 @@ class PublisherPort:
             if len(self._live) > self.depth:  # the oldest fell out of depth: withdraw it
                 # Its blocks are freed by the next loan (or reclaim): off the latency path.
                 self._withdrawn += self._withdraw_locked(self.depth)
-        loan._freeze_arrays()
+        if loan._freeze_arrays():
+            loan.pinned = True
+            self._pinned.add(loan.address)
         if faults.ARMED:
             faults.hit("publish.after")
         for ring in rings:
@@ -231,6 +248,8 @@ class PublisherPort:
     # reclaim -----------------------------------------------------------------------
     def reclaim(self) -> None:
         """Free every message that is out of depth and unreferenced."""
+        if self.unpinned:
+            self._free_unpinned()
         if self._withdrawn:
             self._free_withdrawn()
         if self._held or len(self._live) > self.depth:
@@ -278,9 +297,21 @@ class PublisherPort:
 
     def _free_blocks(self, blocks: list[int]) -> None:
         root, *rest = blocks
+        if root in self._pinned:  # arrays the publisher kept still read these bytes
+            self._pinned_blocks[root] = blocks
+            return
         self._recycle_root(root)
         for address in rest:
             self.allocator.free(address)
+
+    def _free_unpinned(self) -> None:
+        """Free the withdrawn messages whose kept arrays are gone."""
+        while self.unpinned:
+            root = self.unpinned.pop()
+            self._pinned.discard(root)
+            blocks = self._pinned_blocks.pop(root, None)
+            if blocks is not None:
+                self._free_blocks(blocks)
 
     def held_count(self) -> int:
         return len(self._held)
@@ -306,14 +337,16 @@ class PublisherPort:
     def destroy(self) -> None:
         """Remove the publisher from the registry and free its messages' memory.
 
-        Messages that subscribers still hold stay readable: their blocks are
-        never reused while this process lives (the registry forgets the entries,
-        so nothing would tell when the last subscriber let go).
+        Messages that subscribers still hold, or that arrays this process kept from
+        its loans still read, stay readable: their blocks are never reused while
+        this process lives (the registry forgets the entries, so nothing would tell
+        when the last subscriber let go).
         """
         if self.destroyed:
             return
         self._linger(self.runtime.config.linger_sec)
         self.runtime.flush_releases()  # what this process dropped is not held any more
+        self._free_unpinned()
         self.destroyed = True
         entries = self.entries
         with self.lock:
@@ -326,7 +359,7 @@ class PublisherPort:
                 e.seq = 0
             self.record.newest = 0
             for i, blocks in self._blocks.items():
-                if i not in held:
+                if i not in held and blocks[0] not in self._pinned:
                     for address in blocks:
                         self.allocator.free(address)
             self._free_withdrawn()  # (their roots join the spares freed next)

@@ -295,7 +295,23 @@ def test_arrays_kept_from_a_loan_turn_read_only_when_it_is_published(endpoints):
     received = sub.take()
     assert list(received.f64_seq) == [1.0, 2.0, 3.0]
     assert list(received.point_seq["x"]) == [4.0, 5.0]
-    assert list(values) == [1.0, 2.0, 3.0]  # still readable
+    del received
+    allocator = agnoshm.context.get_runtime().allocator
+    for i in range(8):  # the message falls out of depth; later ones would reuse its memory
+        later = pub.borrow_loaned_message()
+        later.alloc("f64_seq", 3)[:] = -i
+        later.alloc("point_seq", 2)["x"] = -i
+        pub.publish(later)
+        del later
+        while sub.take() is not None:
+            pass
+        pub._port.reclaim()
+    assert list(values) == [1.0, 2.0, 3.0]  # still this message's bytes, never reused
+    assert list(points["x"]) == [4.0, 5.0]
+    pinned = allocator.used_bytes
+    del values, points, msg  # the last arrays gone: the memory goes back at the next reclaim
+    pub._port.reclaim()
+    assert allocator.used_bytes < pinned
 
 
 # --------------------------------------------------------------------------- received views
