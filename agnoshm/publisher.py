@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from agnoshm.endpoint import Endpoint
+from agnoshm.errors import MessageInvalidatedError, TypeMismatchError
 from agnoshm.msg.convert import assign
 from agnoshm.msg.message import LoanedView
 
@@ -33,12 +34,26 @@ class Publisher(Endpoint):
         other value is copied into a new loan first (the one-copy path): an
         rclpy or rosbags message, a dict, or for ``agnoshm.Bytes`` bytes or an array.
 
-        :raises MessageInvalidatedError: if ``msg`` was published already.
+        :raises MessageInvalidatedError: if ``msg`` was published already, or borrowed from
+            another publisher.
+        :raises TypeMismatchError: if ``msg`` is a message of another type (a loan, a rosbags
+            or an rclpy message; dicts and other objects are copied by field name).
         :raises InvalidHandleError: if the publisher or its node was destroyed.
         """
         port = self._live_port()
         if isinstance(msg, LoanedView):
-            port.publish(msg._owner)
+            loan = msg._owner
+            if msg._type_name != self.msg_type.type_name or msg._address != loan.address:
+                raise TypeMismatchError(
+                    f"this publisher of {self.topic_name} publishes {self.msg_type.type_name}, not "
+                    f"{msg._type_name}" + ("" if msg._address == loan.address else
+                                            " (a message nested in a loan)")
+                    + ": borrow from this publisher, or pass a dict of the fields to copy them")
+            if loan.port is not port and loan.valid:
+                raise MessageInvalidatedError(
+                    f"this {msg._type_name} was borrowed from another publisher: publish it with "
+                    f"that one, or borrow from this one (borrow_loaned_message())")
+            port.publish(loan)
             return
         loaned = self.borrow_loaned_message()
         try:

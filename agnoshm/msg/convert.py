@@ -8,9 +8,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from agnoshm.errors import UnknownFieldError
+from agnoshm.errors import TypeMismatchError, UnknownFieldError
 from agnoshm.msg import layout as L
-from agnoshm.msg.types import EMPTY_MEMBER
+from agnoshm.msg.types import EMPTY_MEMBER, _class_type_name, _is_message_class, normalize_type_name
 
 
 def _fields(view):
@@ -38,6 +38,7 @@ def assign(view, value) -> None:
     if value is None or isinstance(value, _NOT_MESSAGES):
         raise TypeError(f"{view._type_name} takes a message (a dict, a view, a rosbags or rclpy "
                         f"message), not {type(value).__name__} {_short(value)}")
+    check_message_type(value, view._type_name, view._type_name)
     from_rosbags = _is_rosbags(value)
     for field in _fields(view):
         try:
@@ -48,6 +49,34 @@ def assign(view, value) -> None:
         if from_rosbags:
             item = _from_rosbags_bytes(item, field.value)
         setattr(view, field.name, item)
+
+
+def message_type_name(value) -> str | None:
+    """The ROS type name of a view, rosbags message or rclpy message; None for anything
+    else (dicts and plain objects are copied by field name)."""
+    name = getattr(type(value), "_type_name", None)  # an agnoshm view
+    if isinstance(name, str) and hasattr(value, "_layout"):
+        return name
+    name = getattr(type(value), "__msgtype__", None) or getattr(value, "__msgtype__", None)
+    if isinstance(name, str):  # rosbags
+        try:
+            return normalize_type_name(name)
+        except ValueError:
+            return None
+    if _is_message_class(type(value)):  # rclpy
+        return _class_type_name(type(value))
+    return None
+
+
+def check_message_type(value, expected: str, where: str) -> None:
+    """:raises TypeMismatchError: if ``value`` is a message of another type than ``expected``
+    (rclpy refuses it too), naming both."""
+    found = message_type_name(value)
+    if found is not None and found != expected:
+        prefix = "" if where == expected else f"{where}: "
+        raise TypeMismatchError(f"{prefix}expected a {expected} message, got a {found} "
+                                f"({type(value).__name__}); pass a dict of its fields to "
+                                f"convert it on purpose")
 
 
 _NOT_MESSAGES = (bool, int, float, complex, str, bytes, bytearray, memoryview, list, tuple, set,
@@ -112,6 +141,8 @@ def assign_structured(target: np.ndarray, value, struct: L.StructLayout, where: 
     if not mapping and (value is None or isinstance(value, _NOT_MESSAGES)):
         raise TypeError(f"{where} takes a {struct.type_name} (a dict, a view, a rosbags or rclpy "
                         f"message), not {type(value).__name__} {_short(value)}")
+    if not mapping:
+        check_message_type(value, struct.type_name, where)
     from_rosbags = not mapping and _is_rosbags(value)
     for field in fields:
         name = field.name

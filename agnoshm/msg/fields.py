@@ -27,6 +27,7 @@ import math
 import struct
 
 import numpy as np
+from numpy.lib.recfunctions import structured_to_unstructured, unstructured_to_structured
 
 from agnoshm.errors import MessageInvalidatedError
 from agnoshm.msg import defaults
@@ -479,6 +480,7 @@ def check_sequence_elements(values, element: L.ValueLayout, where: str):
 
 
 _ONE_BYTE_STRINGS = np.dtype("S1")
+_OCTETS = ("byte", "char", "uint8")  # the element types a bytes value fills, one byte each
 
 
 def primitive_source(values, element: L.ValueLayout, where: str) -> np.ndarray:
@@ -488,7 +490,14 @@ def primitive_source(values, element: L.ValueLayout, where: str) -> np.ndarray:
     :raises TypeError: a str, a value without a length, or elements of the wrong kind.
     :raises ValueError: an element out of range for its type (integers, float32).
     """
+    if isinstance(values, memoryview) and values.format not in ("B", "b", "c"):
+        values = np.asarray(values)  # a typed buffer: its elements, not its bytes
     if isinstance(values, (bytes, bytearray, memoryview)):
+        if element.primitive not in _OCTETS:
+            raise TypeError(
+                f"{where} takes {type(values).__name__} only for byte, char or uint8 elements, "
+                f"not {element.primitive}: for raw {element.primitive} data pass "
+                f"np.frombuffer(data, dtype=np.{np.dtype(L.PRIMITIVE_C_TYPES[element.primitive][2]).name})")
         source = np.frombuffer(values, dtype=np.uint8)
     elif isinstance(values, np.ndarray):
         source = values.reshape(-1)  # an image's (h, w, 3) array: its elements in C order
@@ -537,6 +546,17 @@ def _fill_array(target: np.ndarray, values, element: L.ValueLayout, where: str) 
         if isinstance(values, np.ndarray) and values.dtype == target.dtype:
             target[...] = values
             return
+        if _float_rows(values, target.dtype):  # an (n, 3) array into Point[], (n, 7) into Pose[]
+            with np.errstate(over="ignore"):  # checked below, with the row named
+                rows = unstructured_to_structured(values, dtype=target.dtype)
+            overflow = np.isinf(structured_to_unstructured(rows, dtype=np.float64)) & \
+                np.isfinite(values)  # float32 members
+            if overflow.any():
+                row, column = (int(i[0]) for i in np.nonzero(overflow))
+                raise ValueError(f"{where}[{row}]: {values[row, column].item()} (column {column}) "
+                                 f"is out of range for float32")
+            target[...] = rows
+            return
         from agnoshm.msg.convert import assign_structured
 
         # fields a row does not give keep a fresh message's values (zeros and defaults)
@@ -548,6 +568,31 @@ def _fill_array(target: np.ndarray, values, element: L.ValueLayout, where: str) 
     if source.size != target.size:
         raise ValueError(f"{where}: {source.size} values for {target.size} elements")
     target[...] = source
+
+
+def _float_leaves(dtype: np.dtype) -> int:
+    """How many float members a structured dtype has in all, or 0 if any member is not a
+    float (or is an array)."""
+    count = 0
+    for name in dtype.names:
+        member = dtype.fields[name][0]
+        if member.names:
+            inner = _float_leaves(member)
+            if not inner:
+                return 0
+            count += inner
+        elif member.kind == "f" and not member.shape:
+            count += 1
+        else:
+            return 0
+    return count
+
+
+def _float_rows(values, dtype: np.dtype) -> bool:
+    """True for a plain 2-D numeric array whose rows give every member of an all-float
+    message, in field order."""
+    return isinstance(values, np.ndarray) and values.dtype.names is None and values.ndim == 2 \
+        and values.dtype.kind in "iuf" and values.shape[1] == _float_leaves(dtype) > 0
 
 
 def _array_property(type_name: str, field: L.FieldLayout, writable: bool, view_class) -> property:

@@ -17,7 +17,7 @@ import threading
 from agnoshm.errors import MessageInvalidatedError, TypeMismatchError, UnknownFieldError
 from agnoshm.msg import convert, defaults, fields
 from agnoshm.msg.layout import StructLayout, layout_of
-from agnoshm.msg.types import MessageDefinition, UnknownTypeError, default_registry
+from agnoshm.msg.types import MessageDefinition, UnknownTypeError, default_registry, rclpy_type_string
 
 _memset = ctypes.memset
 _lock = threading.RLock()
@@ -51,8 +51,9 @@ class MessageView:
                                                      self._end)
 
     def get_fields_and_field_types(self) -> dict[str, str]:
-        """Field names and their ``.msg`` types, in order (as rclpy messages have)."""
-        return {f.name: str(f.value.type) for f in convert._fields(self)}
+        """Field names and their types, in order, spelled as rclpy messages spell them
+        (``{"data": "sequence<uint8>"}``); ``str(field.type)`` of the definition gives ``.msg``."""
+        return {f.name: rclpy_type_string(f.value.type) for f in convert._fields(self)}
 
     def to_dict(self) -> dict:
         """A copy of the message as plain Python values."""
@@ -85,6 +86,10 @@ class MessageView:
         # raised AttributeError: that error is raised again rather than hidden.
         if name.startswith("_"):
             raise AttributeError(name)
+        if name == "alloc" and not self._writable:
+            raise AttributeError(
+                f"received messages are read-only ({self._type_name}): alloc() is for loaned "
+                "messages; copy the values (msg.to_dict(), numpy .copy()) to change them")
         if name in self._field_names:
             return getattr(type(self), name).fget(self)
         raise _unknown_field(self, name)

@@ -149,6 +149,27 @@ class FieldType:
         return text
 
 
+_RCLPY_BASIC_NAMES = {"bool": "boolean", "byte": "octet", "char": "uint8", "float32": "float",
+                      "float64": "double", "float128": "long double"}
+
+
+def rclpy_type_string(ftype: FieldType) -> str:
+    """``ftype`` spelled as rclpy's ``get_fields_and_field_types()`` spells it
+    (rosidl_generator_py: ``double``, ``sequence<uint8>``, ``string<10>``, ``std_msgs/Header``)."""
+    if ftype.is_message:
+        base = ftype.base.replace("/msg/", "/")
+    elif ftype.base in (STRING, WSTRING):
+        base = ftype.base + (f"<{ftype.string_bound}>" if ftype.string_bound else "")
+    else:
+        base = _RCLPY_BASIC_NAMES.get(ftype.base, ftype.base)
+    if ftype.is_array:
+        return f"{base}[{ftype.array_size}]"
+    if ftype.is_sequence:
+        return f"sequence<{base}, {ftype.sequence_bound}>" if ftype.sequence_bound \
+            else f"sequence<{base}>"
+    return base
+
+
 @dataclass(frozen=True)
 class Field:
     """One field: its name, type and default value (``None`` when the definition gives none)."""
@@ -824,9 +845,16 @@ class TypeRegistry:
             self._user[name] = definition
 
 
-def _shape(definition: MessageDefinition) -> dict:
-    """What must agree for two definitions to be the same type: what the hash covers."""
-    return _struct_description(definition)
+def _shape(definition: MessageDefinition) -> tuple:
+    """What must agree for two definitions to be the same type: what the hash covers,
+    and the default values and constants, which the hash leaves out."""
+    defaults = tuple((f.name, _comparable(f.default)) for f in definition.fields)
+    constants = tuple((c.name, c.type, _comparable(c.value)) for c in definition.constants)
+    return _struct_description(definition), defaults, constants
+
+
+def _comparable(value: Any) -> Any:
+    return tuple(value) if isinstance(value, (list, tuple)) else value
 
 
 def _as_path(value: str | os.PathLike) -> Path | None:

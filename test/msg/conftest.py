@@ -15,6 +15,7 @@ Needs Debian's ROS 2 tooling; the fixture skips, with the reason, where it is ab
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -122,6 +123,9 @@ class RosidlC:
 def rosidl_c(tmp_path_factory: pytest.TempPathFactory) -> RosidlC:
     missing = _missing_tools()
     if missing:
-        pytest.skip(f"rosidl C generator not installed (missing: {missing}); "
-                    f"install with: apt-get update && {APT_LINE}")
+        reason = (f"rosidl C generator not installed (missing: {missing}); "
+                  f"install with: apt-get update && {APT_LINE}")
+        if os.environ.get("AGNOSHM_REQUIRE_ROSIDL") == "1":  # CI: the C proofs must run
+            pytest.fail(reason + " (AGNOSHM_REQUIRE_ROSIDL=1: the layout proofs may not skip)")
+        pytest.skip(reason)
     return RosidlC(tmp_path_factory)

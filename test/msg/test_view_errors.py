@@ -411,3 +411,62 @@ def test_redefining_a_type_differently_is_refused(endpoints):
     with pytest.raises(MessageDefinitionError, match="already defined differently"):
         agnoshm.register_msg("string data\nint8 more\n", "std_msgs/msg/String")
     assert agnoshm.register_msg(rw.TEST_PACKAGE["Point"], rw.type_name("Point")) == rw.type_name("Point")
+    # the hash leaves defaults and constants out; a second definition must still agree on them
+    changed_default = rw.TEST_PACKAGE["Point"].replace("float32 y 0.5", "float32 y 0.25")
+    assert changed_default != rw.TEST_PACKAGE["Point"]
+    with pytest.raises(MessageDefinitionError, match="already defined differently"):
+        agnoshm.register_msg(changed_default, rw.type_name("Point"))
+    with pytest.raises(MessageDefinitionError, match="already defined differently"):
+        agnoshm.register_msg("int32 EXTRA=1\n" + rw.TEST_PACKAGE["Point"], rw.type_name("Point"))
+    assert agnoshm.msg.get_definition(rw.type_name("Point")).field("y").default == 0.5
+
+
+def test_a_message_of_another_type_is_refused_naming_both(endpoints):
+    """rclpy refuses a message of another class; agnoshm refuses another type's loan, view,
+    rosbags or rclpy message even when its fields would fit (Point into Vector3).  Dicts and
+    plain objects are copied by field name."""
+    node, pub, sub = endpoints
+    from agnoshm.msg.types import default_registry
+
+    rosbags_point = default_registry().rosbags.typestore.types["geometry_msgs/msg/Point"]
+    vectors = node.create_publisher("geometry_msgs/msg/Vector3", "/vectors", 2)
+    poses = node.create_publisher("geometry_msgs/msg/Pose", "/poses", 2)
+    pose = poses.borrow_loaned_message()
+    cases = [
+        (lambda: vectors.publish(rosbags_point(x=1.0, y=2.0, z=3.0)), "geometry_msgs/msg/Point"),
+        (lambda: vectors.publish(pose.position), "geometry_msgs/msg/Point"),  # nested in a loan
+        (lambda: vectors.publish(pub.borrow_loaned_message()), ALL),
+        (lambda: setattr(pose, "orientation", rosbags_point(x=1.0, y=2.0, z=3.0)),
+         "geometry_msgs/msg/Point"),
+        (lambda: setattr(pose, "orientation", pose.position), "geometry_msgs/msg/Point"),
+    ]
+    for i, (action, other) in enumerate(cases):
+        with pytest.raises(agnoshm.TypeMismatchError) as info:
+            action()
+        assert isinstance(info.value, TypeError) and other in str(info.value), (i, str(info.value))
+    pose.position = rosbags_point(x=1.0, y=2.0, z=3.0)  # the same type: copied
+    vectors.publish({"x": 1.0, "y": 2.0, "z": 3.0})  # a dict: copied by field name
+    other = node.create_publisher(ALL, "/all_elsewhere", 1)
+    with pytest.raises(agnoshm.MessageInvalidatedError, match=f"this {ALL} was borrowed from "
+                                                              "another publisher"):
+        other.publish(pub.borrow_loaned_message())
+    poses.publish(pose)
+
+
+def test_bytes_fill_only_byte_sized_elements(endpoints):
+    node, pub, sub = endpoints
+    msg = pub.borrow_loaned_message()
+    with pytest.raises(TypeError, match=rf"{ALL}\.f64_seq takes bytes only for byte, char or "
+                                        r"uint8 elements.*np\.frombuffer\(data, dtype=np\.float64\)"):
+        msg.f64_seq = np.float64(1.0).tobytes()
+    with pytest.raises(TypeError, match="bytearray only for byte, char or uint8"):
+        msg.def_seq = bytearray(4)
+    msg.f64_seq = memoryview(np.array([1.5, 2.5]))  # a typed buffer: its elements
+    msg.byte_seq = memoryview(b"\x01\x02")
+    msg.u8_bseq = b"\x03"
+    pub.publish(msg)
+    got = sub.take()
+    assert got.f64_seq.tolist() == [1.5, 2.5] and got.byte_seq.tolist() == [1, 2]
+    assert got.u8_bseq.tolist() == [3]
+    with pytest.raises(AttributeError, match="received messages are read-only .* alloc"):
+        got.alloc("f64_seq", 3)

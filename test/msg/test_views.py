@@ -66,6 +66,17 @@ FULL = {
 }
 
 
+FULL_FIELD_ORDER = [f.name for f in default_registry().get(ALL).fields]
+RCLPY_SPELLINGS = {
+    "b": "boolean", "by": "octet", "ch": "uint8", "f32": "float", "f64": "double",
+    "u64": "uint64", "s": "string", "bs": "string<5>", "ws": "wstring", "bws": "wstring<4>",
+    "point": f"{PKG}/Point", "int_array": "int32[3]", "bstring_array": "string<4>[2]",
+    "named_array": f"{PKG}/Named[2]", "f64_seq": "sequence<double>",
+    "u8_bseq": "sequence<uint8, 4>", "bstring_bseq": "sequence<string<3>, 2>",
+    "named_seq": f"sequence<{PKG}/Named>", "byte_seq": "sequence<octet>",
+}
+
+
 @pytest.fixture(autouse=True)
 def no_linger(monkeypatch):
     """Tests leave messages unread on purpose: shutdown need not wait for a subscriber."""
@@ -175,7 +186,10 @@ def test_every_field_kind_loaned_and_received(endpoints):
     assert received.patch_seq[1]["corners"]["x"].tolist() == [2.0, 3.0]
     assert received.patch.corners["ok"].tolist() == [True, False]
     assert received.u64 == (1 << 64) - 1 and received.i64 == -(1 << 63)
-    assert received.get_fields_and_field_types()["named_seq"] == f"{PKG}/Named[]"
+    # spelled as rclpy spells them (rosidl_generator_py's _fields_and_field_types)
+    spelled = received.get_fields_and_field_types()
+    assert list(spelled) == list(FULL_FIELD_ORDER)
+    assert {name: spelled[name] for name in RCLPY_SPELLINGS} == RCLPY_SPELLINGS
     assert received.seq == 1 and received.timestamp_ns > 0
 
 
@@ -574,6 +588,31 @@ def test_assignment_from_python_and_numpy_values(endpoints):
     assert got["point_bseq"][0] == point(x=8.0, rgb=(9, 8, 7)) and got["point_bseq"][1]["x"] == 1.0
     assert [n["name"] for n in got["named_seq"]] == ["partial", "second"]
     assert got["patch"] == patch(tag=7)
+
+
+def test_rows_of_floats_fill_sequences_of_all_float_messages(isolated_domain):
+    """An (n, 3) array is n Points (or Point32s, Vector3s); an (n, 7) one n Poses: the
+    columns are the float members in field order."""
+    node = agnoshm.Node("float_rows")
+    cloud_pub = node.create_publisher("sensor_msgs/msg/PointCloud", "/cloud", 1)
+    cloud_sub = node.create_polling_subscription("sensor_msgs/msg/PointCloud", "/cloud", 1)
+    cloud = cloud_pub.borrow_loaned_message()
+    xyz = np.arange(12, dtype=np.float64).reshape(4, 3)
+    cloud.points = xyz
+    poses = node.create_publisher("geometry_msgs/msg/PoseArray", "/poses", 1).borrow_loaned_message()
+    poses.poses = np.array([[1, 2, 3, 0, 0, 0, 1]] * 2)  # ints are fine for float members
+    assert poses.poses["orientation"]["w"].tolist() == [1.0, 1.0]
+    assert poses.poses["position"]["z"].tolist() == [3.0, 3.0]
+    points_before = cloud.to_dict()["points"]
+    with pytest.raises(ValueError, match=r"PointCloud\.points\[1\]: 1e\+39 \(column 1\) is out "
+                                         r"of range for float32"):
+        cloud.points = np.array([[0.0, 0.0, 0.0], [1.0, 1e39, 0.0]])
+    with pytest.raises(TypeError, match=r"PoseArray\.poses\[0\] takes a geometry_msgs/msg/Pose"):
+        poses.poses = np.zeros((2, 3))  # 3 columns for 7 members: not rows of Poses
+    assert cloud.to_dict()["points"] == points_before
+    cloud_pub.publish(cloud)
+    got = cloud_sub.take()
+    assert np.column_stack([got.points[c] for c in "xyz"]).tolist() == xyz.tolist()
 
 
 def test_an_image_from_a_numpy_frame(isolated_domain):
