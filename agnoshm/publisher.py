@@ -43,7 +43,7 @@ class Publisher(Endpoint):
         port = self._live_port()
         if isinstance(msg, LoanedView):
             loan = msg._owner
-            if msg._type_name != self.msg_type.type_name or msg._address != loan.address:
+            if msg._type_name != self.msg_type.type_name:  # also any view nested in a loan
                 raise TypeMismatchError(
                     f"this publisher of {self.topic_name} publishes {self.msg_type.type_name}, not "
                     f"{msg._type_name}" + ("" if msg._address == loan.address else

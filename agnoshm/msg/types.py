@@ -538,7 +538,7 @@ class _RosbagsSource:
         self.distro = store.name[5:].lower()
         order = [s.name[5:].lower() for s in ros2]
         self._defaults = {key: value for key, (value, since) in STANDARD_DEFAULTS.items()
-                          if since not in order or order.index(since) <= order.index(self.distro)}
+                          if since in order and order.index(since) <= order.index(self.distro)}
 
     def names(self) -> list[str]:
         return sorted(self.typestore.fielddefs)
