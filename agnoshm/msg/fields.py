@@ -659,7 +659,8 @@ def _written_elements(view, values, element: L.ValueLayout, view_class, where: s
     written so far and raises, so the field being assigned keeps its old value.
     """
     count = len(values)
-    address = _allocate(view, count * element.size, zero=element.holds_pointers)
+    # message elements are made fresh by write_elements; string triples must start zero
+    address = _allocate(view, count * element.size, zero=element.kind != L.MESSAGE)
     try:
         write_elements(view, address, values, element, view_class, where)
     except BaseException:
