@@ -6,17 +6,18 @@
 # Needs colcon with ROS package support (PyPI: colcon-core colcon-ros colcon-python-setup-py);
 # $COLCON names the colcon to run (default: colcon on PATH). Everything colcon writes
 # (build/, install/, log/, test results) goes under $AGNOSHM_COLCON_OUT
-# (default /tmp/agnoshm-colcon), never into the source tree. Checks, under the install
+# (default: a new mktemp directory), never into the source tree. Checks, under the install
 # prefix: share/agnoshm/launch/*.launch.py, share/agnoshm/config/*.yaml, package.xml,
 # the ament index marker, the console scripts in lib/agnoshm (where `ros2 run` and
-# launch_ros look) and the Python package; runs an installed talker/listener pair from
-# outside the source tree; finds the package the way `ros2 run` does with Debian's
+# launch_ros look) and the Python package; imports every installed module (walked, not
+# listed) and runs the installed talker/listener pair in a clean environment (`env -i`, then
+# install/setup.sh) outside the source tree; finds the package the way `ros2 run` does with Debian's
 # ament_index_python (python3-ament-index) where /usr/bin/python3 has it; and runs a
 # short `colcon test` (the demo tests, not the whole suite). Prints the duration.
 set -euo pipefail
 
 SRC="$(cd "${1:-$(dirname "$0")/..}" && pwd)"
-OUT="${AGNOSHM_COLCON_OUT:-/tmp/agnoshm-colcon}"
+OUT="${AGNOSHM_COLCON_OUT:-$(mktemp -d "${TMPDIR:-/tmp}/agnoshm-colcon.XXXXXX")}"
 COLCON="${COLCON:-colcon}"
 PREFIX="$OUT/install/agnoshm"
 SCRIPTS="talker listener image_publisher image_processor image_subscriber latency_ping latency_pong"
@@ -53,19 +54,30 @@ echo "ok: ${site#"$PREFIX/"}"
 [ ! -e "$SRC/build" ] && [ ! -e "$SRC/install" ] && [ ! -e "$SRC/log" ] \
     || fail "colcon wrote build/, install/ or log/ into $SRC"
 
-echo "== installed talker -> listener, from outside the source tree"
-set +u  # colcon's setup.sh reads unset variables
-. "$OUT/install/setup.sh"
-set -u
+echo "== installed modules and talker -> listener, in a clean environment outside the source tree"
 export ROS_DOMAIN_ID="${AGNOSHM_COLCON_DOMAIN:-$((4500 + $$ % 400))}"
-export AGNOSHM_POOL_SIZE="${AGNOSHM_POOL_SIZE:-64M}"
-cd "$OUT"
+# what a user's fresh shell has: PATH and HOME, then the workspace's install/setup.sh
+clean() {
+    env -i HOME="$HOME" PATH=/usr/local/bin:/usr/bin:/bin ROS_DOMAIN_ID="$ROS_DOMAIN_ID" \
+        AGNOSHM_POOL_SIZE="${AGNOSHM_POOL_SIZE:-64M}" OUT="$OUT" \
+        bash -c 'set +u; . "$OUT/install/setup.sh"; set -u; cd "$OUT"; "$@"' clean "$@"
+}
 python_of_scripts=$(head -n 1 "$PREFIX/lib/agnoshm/talker" | sed 's/^#!//')
-where=$($python_of_scripts -c "import agnoshm, sys; print(agnoshm.__file__)")
-case "$where" in "$PREFIX"/*) echo "ok: imports $where" ;; *) fail "installed scripts import $where" ;; esac
-"$PREFIX/lib/agnoshm/listener" --count 3 --timeout 60 > "$OUT/listener.out" &
+clean "$python_of_scripts" -c '
+import importlib, pkgutil, sys
+import agnoshm, heaphook
+names = [agnoshm.__name__, heaphook.__name__]
+for package in (agnoshm, heaphook):
+    names += [info.name for info in pkgutil.walk_packages(package.__path__, package.__name__ + ".")
+              if not info.name.endswith(".__main__")]
+for name in names:
+    where = importlib.import_module(name).__file__
+    assert where.startswith(sys.argv[1]), f"{name} imported from {where}, not from the install"
+print(f"ok: imports {len(names)} modules from {agnoshm.__file__}")
+' "$PREFIX" || fail "an installed module does not import from $PREFIX"
+clean "$PREFIX/lib/agnoshm/listener" --count 3 --timeout 60 > "$OUT/listener.out" &
 listener=$!
-"$PREFIX/lib/agnoshm/talker" --count 3 --rate 50 --wait-subscribers 1 > "$OUT/talker.out" \
+clean "$PREFIX/lib/agnoshm/talker" --count 3 --rate 50 --wait-subscribers 1 > "$OUT/talker.out" 2>&1 \
     || fail "installed talker: $(cat "$OUT/talker.out")"
 wait "$listener" || fail "installed listener"
 [ "$(cat "$OUT/listener.out")" = "I heard: 'Hello World: 0'

@@ -18,8 +18,8 @@ import venv
 from pathlib import Path
 
 import pytest
+from sources import REPO, copy_sources
 
-REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 600
 
 WALK = r"""
@@ -50,7 +50,8 @@ def wheel(tmp_path_factory) -> Path:
     if given:
         return Path(given)
     out = tmp_path_factory.mktemp("wheel")
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(REPO)])
+    src = copy_sources(out / "src")
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(src)])
     (built,) = out.glob("agnoshm-*.whl")
     return built
 

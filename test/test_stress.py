@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 import agnoshm
 import campaign_workers
 import stress_workers
 
+pytestmark = pytest.mark.long  # CI runs it on one Python only
 SECONDS = float(os.environ.get("AGNOSHM_STRESS_SECONDS", "60"))
 
 

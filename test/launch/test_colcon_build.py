@@ -17,12 +17,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from sources import copy_sources
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / ".ci" / "colcon_check.sh"
-# what a package build needs (no tests, no caches)
-SOURCES = ["setup.py", "setup.cfg", "package.xml", "README.md", "pyproject.toml", "resource",
-           "agnoshm", "heaphook", "launch", "config"]
 
 
 def _colcon() -> str | None:
@@ -44,18 +42,6 @@ def colcon() -> str:
         pytest.skip("colcon-ros is not installed (pip install colcon-ros): colcon would not "
                     "build agnoshm as an ament_python package")
     return found
-
-
-def _copy_sources(target: Path) -> Path:
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
-    target.mkdir()
-    for name in SOURCES:
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, target / name, ignore=ignore)
-        else:
-            shutil.copy2(source, target / name)
-    return target
 
 
 def _build(colcon: str, src: Path, out: Path) -> subprocess.CompletedProcess:
@@ -92,7 +78,7 @@ def test_colcon_builds_installs_and_tests_the_package(colcon, tmp_path, isolated
 ])
 def test_colcon_build_refuses_a_broken_config_and_installs_nothing(colcon, tmp_path, file, change,
                                                                    error):
-    src = _copy_sources(tmp_path / "src")
+    src = copy_sources(tmp_path / "src")
     path = src / "config" / file
     text = path.read_text()
     assert change[0] in text

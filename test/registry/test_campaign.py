@@ -26,6 +26,7 @@ import agnoshm
 import campaign_workers
 from agnoshm.faults import FAULT_POINTS
 
+pytestmark = pytest.mark.long  # CI runs it on one Python only
 REPETITIONS = 5
 
 
