@@ -2,7 +2,9 @@
 
 The results are one JSON-ready ``dict`` (see :func:`new_results`); this
 module adds the machine description and the target check, renders the text
-tables and writes the JSON file and, when matplotlib is importable, a PNG.
+tables and the verdict, and writes the JSON file and, when matplotlib is
+importable, a PNG.  The targets are the project's own goals: they go into the
+JSON and docs/benchmarks.md, not into the user's terminal.
 """
 
 from __future__ import annotations
@@ -136,8 +138,39 @@ def _us(value: float) -> str:
     return f"{value:,.1f}" if value < 1000 else f"{value:,.0f}"
 
 
+#: How the verdict names each transport.
+SPOKEN = {"socket": "a socket copy", "shm-copy": "a shared-memory copy",
+          "cdr-socket": "CDR + socket copy", "cyclonedds": "Cyclone DDS"}
+TIMES = "\u00d7"  # the multiplication sign of "52× faster"
+
+
+def times(factor: float) -> str:
+    """``52.4`` -> ``52×``, ``2.44`` -> ``2.4×``."""
+    return f"{factor:.0f}{TIMES}" if factor >= 10 else f"{factor:.1f}{TIMES}"
+
+
+def compared(ours_us: float, theirs_us: float, name: str = "") -> str:
+    """How agnoshm's p50 compares with another's: ``43× faster [than name]``, ``3.6× slower``
+    or ``about as fast`` (within 10 %), never a factor below 1."""
+    if _close(ours_us, theirs_us):
+        return "about as fast" + (f" as {name}" if name else "")
+    if ours_us < theirs_us:
+        words = f"{times(theirs_us / ours_us)} faster"
+    else:
+        words = f"{times(ours_us / theirs_us)} slower"
+    return words + (f" than {name}" if name else "")
+
+
+def _close(a: float, b: float) -> bool:
+    return max(a, b) < 1.1 * min(a, b)
+
+
+def spoken(transport: str) -> str:
+    return SPOKEN.get(transport, transport)
+
+
 def latency_table(results: dict, baseline: str = "socket") -> str:
-    """size | agnoshm p50 | p99 | <baseline> p50 | p99 | speed-up (baseline p50 / agnoshm p50)."""
+    """size | agnoshm p50 | p99 | <baseline> p50 | p99 | agnoshm is (N× faster/slower)."""
     by_key = {(r["transport"], r["size"]): r for r in results["latency"]}
     rows = []
     for size in results["settings"]["sizes"]:
@@ -145,14 +178,14 @@ def latency_table(results: dict, baseline: str = "socket") -> str:
         if a is None or b is None:
             continue
         rows.append([size_label(size), _us(a["p50_us"]), _us(a["p99_us"]), _us(b["p50_us"]),
-                     _us(b["p99_us"]), f"{b['p50_us'] / a['p50_us']:.1f}x"])
+                     _us(b["p99_us"]), compared(a["p50_us"], b["p50_us"])])
     name = f"{baseline}-copy" if baseline == "socket" else baseline
-    return _table(["size", "agnoshm p50 us", "p99 us", f"{name} p50 us", "p99 us", "speed-up"],
-                  rows)
+    return _table(["size", "agnoshm p50 us", "p99 us", f"{name} p50 us", "p99 us",
+                   "agnoshm is"], rows)
 
 
 def transports_table(results: dict) -> str:
-    """size | transport | p50 | p90 | p99 | max | speed-up (its p50 / agnoshm's p50), every row."""
+    """size | transport | p50 | p90 | p99 | max | agnoshm is (N× faster/slower than it)."""
     by_key = {(r["transport"], r["size"]): r for r in results["latency"]}
     order = list(dict.fromkeys(r["transport"] for r in results["latency"]))
     rows = []
@@ -162,11 +195,42 @@ def transports_table(results: dict) -> str:
             r = by_key.get((transport, size))
             if r is None:
                 continue
-            speed_up = (f"{r['p50_us'] / ours['p50_us']:.1f}x"
-                        if ours is not None and transport != "agnoshm" else "")
+            versus = (compared(ours["p50_us"], r["p50_us"])
+                      if ours is not None and transport != "agnoshm" else "")
             rows.append([size_label(size), transport, _us(r["p50_us"]), _us(r["p90_us"]),
-                         _us(r["p99_us"]), _us(r["max_us"]), speed_up])
-    return _table(["size", "transport", "p50 us", "p90 us", "p99 us", "max us", "speed-up"], rows)
+                         _us(r["p99_us"]), _us(r["max_us"]), versus])
+    return _table(["size", "transport", "p50 us", "p90 us", "p99 us", "max us", "agnoshm is"],
+                  rows)
+
+
+def verdict(results: dict) -> list[str]:
+    """One sentence per size, from the p50 latencies: the fastest transport and by how much,
+    then agnoshm against a socket copy and against rclpy (or, where rclpy was not measured,
+    CDR + socket copy: what rclpy's serialization costs at least)."""
+    by_size: dict[int, dict[str, float]] = {}
+    for r in results["latency"]:
+        by_size.setdefault(r["size"], {})[r["transport"]] = r["p50_us"]
+    lines = []
+    for size in results["settings"]["sizes"]:
+        p50 = by_size.get(size, {})
+        ours = p50.get("agnoshm")
+        rivals = sorted((t for t in p50 if t != "agnoshm"), key=p50.get)
+        if ours is None or not rivals:
+            continue
+        best = rivals[0]
+        if _close(ours, p50[best]):
+            lead = f"agnoshm and {spoken(best)} are fastest, within 10 % of each other"
+        elif ours < p50[best]:
+            lead = f"agnoshm is fastest, {compared(ours, p50[best], spoken(best))}"
+        else:
+            lead = f"{spoken(best)} is fastest, {times(ours / p50[best])} faster than agnoshm"
+        serializing = "rclpy" if "rclpy" in p50 else "cdr-socket"
+        named = [t for t in ("socket", serializing) if t in p50 and t != best]
+        sentence = lead + ("; agnoshm is " + " and ".join(
+            compared(ours, p50[t], spoken(t)) for t in named) if named else "")
+        lines.append((size_label(size), sentence))
+    width = max((len(label) for label, _ in lines), default=0)
+    return [f"  at {(label + ':').ljust(width + 1)} {sentence}" for label, sentence in lines]
 
 
 def not_measured(results: dict) -> list[str]:
@@ -196,7 +260,7 @@ def text(results: dict) -> str:
     """The whole human-readable report."""
     out = ["agnoshm latency, publish() to the subscriber's first access (microseconds):",
            latency_table(results),
-           "", "every transport, same pacing (speed-up = its p50 / agnoshm's p50):",
+           "", "every transport, same pacing (agnoshm is: agnoshm's p50 against the row's):",
            transports_table(results)]
     missing = not_measured(results)
     if missing:
@@ -246,13 +310,34 @@ def text(results: dict) -> str:
                   _us(cdr["agnoshm"]["p99_us"])]]
         out += ["", f"typed messages (CDR / agnoshm = {cdr['ratio_p50']:,.0f}x):",
                 _table(["measurement", "p50 us", "p99 us"], rows)]
-    if results.get("targets"):
-        out += ["", "targets (reported, not asserted):"]
-        for t in results["targets"]:
-            op = "<=" if t["at_most"] else ">="
-            out.append(f"  {'met   ' if t['met'] else 'MISSED'} {t['name']}: "
-                       f"{t['value']:,.2f} (target {op} {t['target']:,.2f})")
     return "\n".join(out)
+
+
+def verdict_text(results: dict) -> str:
+    """The verdict with its heading (empty when no size has agnoshm and another transport)."""
+    lines = verdict(results)
+    if not lines:
+        return ""
+    notes = []
+    if any("CDR + socket copy" in line for line in lines):
+        notes.append("  (CDR + socket copy: a sensor_msgs/Image serialized with rosbags and sent "
+                     "through a Unix socket, the least a serializing middleware such as rclpy "
+                     "pays per hop)")
+    return "\n".join(["verdict, median (p50) latency from publish() to the subscriber's "
+                      "first access:", *lines, *notes])
+
+
+def header(results: dict) -> str:
+    """The line printed before measuring: the machine and its load average."""
+    m = results["machine"]
+    load = m["loadavg_at_start"]
+    line = (f"agnoshm bench on {m['usable_cpus']} CPUs ({m['cpu_model']}), {m['kernel']}, "
+            f"Python {m['python']}: load average {', '.join(f'{x:.2f}' for x in load)} "
+            "(1, 5, 15 min)")
+    if load[0] >= m["usable_cpus"] / 2:
+        line += ("\nthe machine is busy: every transport measures slower and less evenly "
+                 "than on an idle one")
+    return line
 
 
 # --- files --------------------------------------------------------------------------------
@@ -265,7 +350,8 @@ def write_json(results: dict, path: str | os.PathLike) -> Path:
 
 
 def write_plot(results: dict, path: str | os.PathLike) -> Path | None:
-    """Latency p50 (and p99, dashed) against size, log-log, one line per transport.
+    """Latency p50 (solid) and p99 (dashed) against size, log-log, one colour per transport;
+    the legend sits right of the axes, so it never covers a line.
 
     :return: the PNG's path, or None when matplotlib is not installed.
     """
@@ -274,23 +360,34 @@ def write_plot(results: dict, path: str | os.PathLike) -> Path | None:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except ImportError:
         return None
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    handles = []
     for transport in dict.fromkeys(r["transport"] for r in results["latency"]):
         rows = sorted((r for r in results["latency"] if r["transport"] == transport),
                       key=lambda r: r["size"])
         sizes = [r["size"] for r in rows]
-        line, = ax.plot(sizes, [r["p50_us"] for r in rows], marker="o", label=f"{transport} p50")
+        width = 2.5 if transport == "agnoshm" else 1.5
+        line, = ax.plot(sizes, [r["p50_us"] for r in rows], marker="o", linewidth=width,
+                        label=f"{transport} p50")
         ax.plot(sizes, [r["p99_us"] for r in rows], linestyle="--", color=line.get_color(),
-                label=f"{transport} p99")
+                linewidth=width * 0.7, label=f"{transport} p99")
+        handles.append(line)
+    sizes = sorted({r["size"] for r in results["latency"]})
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
-    ax.set_xlabel("payload size (bytes)")
-    ax.set_ylabel("latency (us)")
-    ax.set_title(f"agnoshm bench, {results['machine']['cpu_model']}")
+    ax.set_xticks(sizes, [size_label(size) for size in sizes])
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    ax.set_xlabel("payload size")
+    ax.set_ylabel("latency (µs): p50 solid, p99 dashed")
+    m = results["machine"]
+    ax.set_title(f"agnoshm bench, {m['cpu_model']}" + (f", {m['usable_cpus']} CPUs"
+                                                       if "usable_cpus" in m else ""))
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize="small")
+    ax.legend(handles, [h.get_label().removesuffix(" p50") for h in handles], fontsize="small",
+              loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120, bbox_inches="tight")

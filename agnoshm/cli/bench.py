@@ -4,8 +4,10 @@ Runs, in a private ``ROS_DOMAIN_ID``: latency per size (agnoshm, then the
 socket, shm-copy and cdr-socket baselines, size by size; then iceoryx2,
 zenoh, Cyclone DDS and rclpy where installed), throughput, fan-out cost of
 ``publish()``, the busy-poll comparison and typed messages; prints the
-tables, writes the JSON (and a PNG if matplotlib is importable).  A slow
-machine never fails the command; only a real error does (exit status 1).
+tables and a verdict per size (which transport is fastest, by how much),
+writes the JSON and, next to it, a PNG plot of latency against size (the plot
+needs matplotlib: pip install 'agnoshm[plot]').  A slow machine never fails
+the command; only a real error does (exit status 1).
 """
 
 from __future__ import annotations
@@ -59,8 +61,8 @@ def register(subparsers) -> None:
         description=__doc__.split("\n\n")[1].replace("\n", " ").replace("``", ""))
     p.add_argument("--quick", action="store_true",
                    help=f"{QUICK['samples']} samples per size, {QUICK['comparison_samples']} for "
-                        f"cdr-socket and other middlewares (under a minute) instead of "
-                        f"{FULL['samples']} and {FULL['comparison_samples']}")
+                        f"cdr-socket and other middlewares (about a minute on an idle 2-core "
+                        f"machine) instead of {FULL['samples']} and {FULL['comparison_samples']}")
     p.add_argument("--sizes", type=parse_sizes, metavar="LIST",
                    help="comma-separated payload sizes in bytes, K or M, e.g. 64,4K,1M "
                         "(default: 64,4K,64K,1M,4M,16M)")
@@ -69,8 +71,11 @@ def register(subparsers) -> None:
                         "cdr-socket and other middlewares included)")
     p.add_argument("--json", default=DEFAULT_JSON, metavar="PATH",
                    help=f"where to write all results (default: {DEFAULT_JSON})")
-    p.add_argument("--plot", metavar="PATH",
-                   help="also draw latency against size as a PNG (needs matplotlib)")
+    plot = p.add_mutually_exclusive_group()
+    plot.add_argument("--plot", metavar="PATH",
+                      help="where to draw latency against size as a PNG (default: the --json "
+                           "path with .png; needs matplotlib: pip install 'agnoshm[plot]')")
+    plot.add_argument("--no-plot", action="store_true", help="do not draw the PNG")
     p.add_argument("--latency-only", action="store_true",
                    help="measure only latency against size (agnoshm, baselines, peers); skip "
                         "throughput, fan-out, busy-poll and typed messages")
@@ -199,21 +204,42 @@ def _stop(signum, frame):
 
 def _invocation() -> str:
     name = os.path.basename(sys.argv[0] or "")
-    return "python -m agnoshm" if name in ("__main__.py", "-m", "") else name
+    return "python3 -m agnoshm" if name in ("__main__.py", "-m", "") else name
+
+
+def plot_path(args: argparse.Namespace) -> str | None:
+    """``--plot``, else the ``--json`` path with ``.png``; None with ``--no-plot``."""
+    if args.no_plot:
+        return None
+    if args.plot is None:
+        return str(Path(args.json).with_suffix(".png"))
+    if not args.plot.lower().endswith(".png"):
+        raise CommandError(f"--plot {args.plot!r}: the plot is a PNG, name it *.png")
+    return args.plot
+
+
+def _say(text: str = "") -> None:
+    """Print to stdout; an output that cannot encode "×" gets "x"."""
+    encoding = getattr(sys.stdout, "encoding", None) or "ascii"
+    try:
+        report.TIMES.encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        text = text.replace(report.TIMES, "x")
+    print(text, flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    if args.plot and not args.plot.lower().endswith(".png"):
-        raise CommandError(f"--plot {args.plot!r}: the plot is a PNG, name it *.png")
-    if args.plot:
-        _check_writable(args.plot, "--plot")
+    plot = plot_path(args)
+    if plot:
+        _check_writable(plot, "--plot")
     domain = private_domain_id()
     command = " ".join([_invocation(), *map(shlex.quote, args.argv)])
     results = report.new_results(settings, command, ros_domain_id=domain)
     env = {"ROS_DOMAIN_ID": str(domain), "AGNOSHM_BACKEND": settings.backend,
            "AGNOSHM_BUSY_POLL_US": "0"}
     _check_writable(args.json, "--json")
+    _say(report.header(results))
     in_main_thread = threading.current_thread() is threading.main_thread()
     if in_main_thread:  # SIGTERM then stops and cleans the workers like Ctrl-C
         previous = signal.signal(signal.SIGTERM, _stop)
@@ -227,14 +253,16 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
-    results["targets"] = report.check_targets(results)
-    print(report.text(results))
-    path = report.write_json(results, args.json)
-    print(f"\nresults written to {path}")
-    if args.plot:
-        plot = report.write_plot(results, args.plot)
-        print(f"plot written to {plot}" if plot else
-              "no plot: matplotlib is not installed (pip install matplotlib)")
+    results["targets"] = report.check_targets(results)  # in the JSON only
+    _say(report.text(results))
+    _say(f"\nresults: {report.write_json(results, args.json).resolve()}")
+    if plot:
+        written = report.write_plot(results, plot)
+        _say(f"plot:    {written.resolve()}" if written else
+             "no plot: matplotlib is not installed (pip install 'agnoshm[plot]')")
+    verdict = report.verdict_text(results)
+    if verdict:
+        _say("\n" + verdict)
     _warn_leftovers(domain)
     return 0
 

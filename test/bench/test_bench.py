@@ -48,7 +48,7 @@ def quick(tmp_path_factory):
     folder = tmp_path_factory.mktemp("bench")
     out = folder / "quick.json"
     before = _agnoshm_objects()
-    proc = _run("--quick", "--json", str(out), "--plot", str(folder / "latency.png"))
+    proc = _run("--quick", "--json", str(out))  # the PNG goes next to the JSON by default
     after = _agnoshm_objects()
     return proc, out, before, after
 
@@ -60,20 +60,119 @@ def _positive(value) -> bool:
 def test_quick_run_succeeds_and_prints_the_table(quick):
     proc, out, _, _ = quick
     assert proc.returncode == 0, proc.stderr
-    assert "agnoshm p50" in proc.stdout and "speed-up" in proc.stdout
+    assert "agnoshm p50" in proc.stdout and "agnoshm is" in proc.stdout
     assert out.is_file()
+    assert f"results: {out.resolve()}\n" in proc.stdout
 
 
-def test_quick_run_writes_a_png_plot_when_matplotlib_is_installed(quick):
-    pytest.importorskip("matplotlib", reason="matplotlib is not installed (pip install matplotlib)")
+def test_the_load_average_comes_first(quick):
+    proc, _, _, _ = quick
+    first = proc.stdout.splitlines()[0]
+    assert re.fullmatch(r"agnoshm bench on \d+ CPUs .*: load average \d+\.\d\d, \d+\.\d\d, "
+                        r"\d+\.\d\d \(1, 5, 15 min\)", first), first
+
+
+def test_quick_run_writes_a_png_plot_next_to_the_json_by_default(quick):
+    pytest.importorskip("matplotlib", reason="matplotlib is not installed (pip install 'agnoshm[plot]')")
     import matplotlib.image
 
     proc, out, _, _ = quick
-    plot = out.parent / "latency.png"
+    plot = out.with_suffix(".png")
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", proc.stdout
-    assert "plot written to" in proc.stdout
+    assert f"plot:    {plot.resolve()}\n" in proc.stdout
     height, width, _channels = matplotlib.image.imread(plot).shape  # decodes: a valid PNG
     assert height > 100 and width > 100
+
+
+def test_targets_are_in_the_json_not_in_the_terminal(quick):
+    proc, out, _, _ = quick
+    assert "MISSED" not in proc.stdout + proc.stderr and "target" not in proc.stdout
+    assert json.loads(out.read_text())["targets"]
+
+
+def _verdict(stdout: str) -> dict[str, str]:
+    """The verdict's sentences by size label; the verdict must end the output."""
+    head = "verdict, median (p50) latency from publish() to the subscriber's first access:"
+    assert head in stdout, stdout
+    lines = stdout.split(head, 1)[1].strip("\n").splitlines()
+    found = {}
+    for line in lines:
+        match = re.fullmatch(r"  at (\d+ (?:B|KiB|MiB)): +(.+)", line)
+        if match:
+            found[match[1]] = match[2]
+        else:
+            assert line.startswith("  (CDR + socket copy: "), line
+    return found
+
+
+def test_the_verdict_ends_the_output_and_names_the_fastest_at_each_size(quick):
+    proc, out, _, _ = quick
+    from agnoshm.bench.report import SPOKEN, size_label
+
+    results = json.loads(out.read_text())
+    sentences = _verdict(proc.stdout)
+    assert list(sentences) == [size_label(size) for size in SIZES]
+    for size in SIZES:
+        p50 = {r["transport"]: r["p50_us"] for r in results["latency"] if r["size"] == size}
+        fastest = min(p50, key=p50.get)
+        sentence = sentences[size_label(size)]
+        if fastest == "agnoshm":
+            assert sentence.startswith("agnoshm"), sentence
+        else:
+            spoken = SPOKEN.get(fastest, fastest)
+            assert (sentence.startswith(f"{spoken} is fastest, ")
+                    or sentence.startswith(f"agnoshm and {spoken} are fastest")), sentence
+        assert "a socket copy" in sentence, sentence
+        for factor, _word in re.findall(r"(\d+(?:\.\d)?)\u00d7 (faster|slower)", sentence):
+            assert float(factor) >= 1.0, sentence  # "5× slower", never "0.2x"
+    assert not re.search(r"\b0\.\d+x", proc.stdout)
+
+
+def test_the_verdict_counts_the_factor_the_right_way_round():
+    from agnoshm.bench import report
+
+    rows = [("agnoshm", 64, 200.0), ("socket", 64, 50.0), ("cdr-socket", 64, 190.0),
+            ("iceoryx2", 64, 80.0),
+            ("agnoshm", 1 << 24, 100.0), ("socket", 1 << 24, 5200.0), ("cdr-socket", 1 << 24, 9000.0),
+            ("iceoryx2", 1 << 24, 240.0), ("rclpy", 1 << 24, 12000.0)]
+    results = {"settings": {"sizes": [64, 1 << 24]},
+               "latency": [{"transport": t, "size": s, "p50_us": v} for t, s, v in rows]}
+    assert report.verdict(results) == [
+        "  at 64 B:   a socket copy is fastest, 4.0\u00d7 faster than agnoshm; agnoshm is "
+        "about as fast as CDR + socket copy",
+        "  at 16 MiB: agnoshm is fastest, 2.4\u00d7 faster than iceoryx2; agnoshm is "
+        "52\u00d7 faster than a socket copy and 120\u00d7 faster than rclpy"]
+    assert report.compared(100.0, 20.0) == "5.0\u00d7 slower"
+    assert report.compared(100.0, 104.0, "zenoh") == "about as fast as zenoh"
+    assert "CDR + socket copy: " in report.verdict_text(results)
+
+
+def test_help_says_where_the_plot_goes():
+    proc = subprocess.run([sys.executable, "-m", "agnoshm", "bench", "--help"], cwd=ROOT,
+                          env={**_env(), "COLUMNS": "200"}, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0
+    assert "--json path with .png" in proc.stdout and "pip install 'agnoshm[plot]'" in proc.stdout
+    assert "--no-plot" in proc.stdout
+
+
+def test_without_matplotlib_the_run_says_so_in_one_line_and_writes_the_json(tmp_path):
+    """A ``matplotlib`` package that fails to import stands in for a missing one."""
+    shadow = tmp_path / "shadow" / "matplotlib"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('matplotlib is absent in this test')\n")
+    env = _env()
+    env["PYTHONPATH"] = os.pathsep.join([str(shadow.parent), env["PYTHONPATH"]])
+    out = tmp_path / "r.json"
+    proc = subprocess.run([sys.executable, "-m", "agnoshm", "bench", "--quick", "--latency-only",
+                           "--sizes", "64", "--samples", "5", "--json", str(out)], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=WATCHDOG)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(out.read_text())["latency"]
+    assert not out.with_suffix(".png").exists()
+    notes = [line for line in proc.stdout.splitlines()
+             if "plot" in line and not line.startswith("results: ")]
+    assert notes == ["no plot: matplotlib is not installed (pip install 'agnoshm[plot]')"]
 
 
 def test_plot_has_one_line_per_transport(tmp_path, monkeypatch):
@@ -89,9 +188,16 @@ def test_plot_has_one_line_per_transport(tmp_path, monkeypatch):
     saved = []
     monkeypatch.setattr(plt, "close", lambda fig: saved.append(fig))
     assert report.write_plot(results, tmp_path / "sut.png").is_file()
-    labels = [line.get_label() for line in saved[0].axes[0].get_lines()]
+    ax = saved[0].axes[0]
+    labels = [line.get_label() for line in ax.get_lines()]
     assert labels == [f"{t} {p}" for t in ("agnoshm", "socket", "cdr-socket", "iceoryx2")
                       for p in ("p50", "p99")]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["64 B", "1 MiB"]
+    renderer = saved[0].canvas.get_renderer()
+    legend = ax.get_legend().get_window_extent(renderer)
+    assert legend.x0 >= ax.get_window_extent(renderer).x1  # right of the data, never over it
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "agnoshm", "socket", "cdr-socket", "iceoryx2"]
     plt.close(saved[0])
 
 
