@@ -110,6 +110,14 @@ def _parse_int(value: Any) -> int:
         raise ConfigError(f"not an integer: {value!r}") from None
 
 
+def _parse_domain_id(value: Any) -> int:
+    try:
+        return _parse_int(value)
+    except ConfigError:
+        raise ConfigError(f"ROS_DOMAIN_ID={value!r} is not an integer: set it to a ROS domain "
+                          "number, an integer 0 or above (0 when unset), or unset it") from None
+
+
 def _parse_mode(value: Any) -> int:
     """Permission bits: a YAML int, or a string read as octal (``600``, ``0600``, ``0o600``)."""
     if isinstance(value, int):
@@ -153,7 +161,7 @@ _PARSERS = {
     "group": _parse_group,
     "busy_poll_us": _parse_int,
     "linger_sec": _parse_float,
-    "domain_id": _parse_int,
+    "domain_id": _parse_domain_id,
 }
 
 

@@ -144,7 +144,8 @@ def test_config_is_frozen():
     ("AGNOSHM_LINGER_SEC", "-1", "-1"),
     ("AGNOSHM_LINGER_SEC", "nan", "nan"),
     ("ROS_DOMAIN_ID", "-1", "ROS_DOMAIN_ID must be a non-negative integer, not -1"),
-    ("ROS_DOMAIN_ID", "zero", "'zero'"),
+    ("ROS_DOMAIN_ID", "zero", "ROS_DOMAIN_ID='zero' is not an integer: set it to a ROS domain "
+                              "number, an integer 0 or above"),
 ])
 def test_bad_environment_value_raises_config_error_naming_it(environ, variable, value, named):
     with pytest.raises(ConfigError) as info:

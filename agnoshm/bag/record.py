@@ -45,7 +45,8 @@ class _Topic:
 def record(path, topics: list[str], *, count: int | None = None, duration: float | None = None,
            stop: threading.Event | None = None,
            on_message: Callable[[str, int], None] | None = None,
-           on_waiting: Callable[[list[str]], None] | None = None) -> RecordSummary:
+           on_waiting: Callable[[list[str]], None] | None = None,
+           on_open: Callable[[Path], None] | None = None) -> RecordSummary:
     """Record ``topics`` into a new bag directory ``path`` until a stop condition.
 
     Topics that do not exist yet are subscribed when they appear.  Each message's
@@ -56,6 +57,8 @@ def record(path, topics: list[str], *, count: int | None = None, duration: float
     :param stop: stop when this event is set (e.g. by a signal handler).
     :param on_message: called with ``(topic, messages so far)`` after each write.
     :param on_waiting: called once with the topics that do not exist yet.
+    :param on_open: called with ``path`` once the bag is created, before anything is recorded
+        (a caller announces the recording here, never before an error).
     :raises BagError: if ``path`` exists or a topic's type cannot be resolved.
     """
     import agnoshm
@@ -81,6 +84,8 @@ def record(path, topics: list[str], *, count: int | None = None, duration: float
     try:
         writer.open()
         try:
+            if on_open is not None:
+                on_open(path)
             _subscribe_existing(node, pending, recording, writer, typestore)
             if pending and on_waiting is not None:
                 on_waiting([t.name for t in pending])

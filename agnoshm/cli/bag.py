@@ -15,6 +15,7 @@ import threading
 import time
 
 from agnoshm.cli import CommandError, positive_int
+from agnoshm.cli.snapshot import plural
 
 
 def register(subparsers) -> None:
@@ -103,7 +104,9 @@ def run_record(args) -> int:
     output = args.output or time.strftime("rosbag2_%Y_%m_%d-%H_%M_%S")
     topics = list(dict.fromkeys(normalize_topic(t) for t in args.topics))
     status = _Status()
-    print(f"recording {', '.join(topics)} to {output}", file=sys.stderr)
+
+    def opened(path):
+        print(f"recording {', '.join(topics)} to {path}", file=sys.stderr)
 
     def waiting(names):
         print(f"waiting for {', '.join(names)} to appear", file=sys.stderr)
@@ -111,15 +114,16 @@ def run_record(args) -> int:
     with _StopOnSignals() as stop:
         try:
             summary = record(output, topics, count=args.count, duration=args.duration, stop=stop,
-                             on_message=lambda _t, n: status.show(f"{n} messages"),
-                             on_waiting=waiting)
+                             on_message=lambda _t, n: status.show(plural(n, "message")),
+                             on_waiting=waiting, on_open=opened)
         except BagError as err:
             raise CommandError(str(err)) from None
         finally:
             status.clear()
     span = (summary.last_ns - summary.first_ns) / 1e9 if summary.messages else 0.0
     per_topic = ", ".join(f"{t}: {n}" for t, n in summary.counts.items())
-    print(f"recorded {summary.messages} messages ({per_topic}) over {span:.3f} s to {summary.path}")
+    print(f"recorded {plural(summary.messages, 'message')} ({per_topic}) over {span:.3f} s to "
+          f"{summary.path}")
     return 0
 
 
@@ -133,13 +137,13 @@ def run_play(args) -> int:
         try:
             summary = play(args.bag, rate=args.rate, loop=args.loop, topics=topics,
                            wait_for_subscribers=args.wait_for_subscribers, stop=stop,
-                           on_message=lambda _t, n: status.show(f"{n} messages published"))
+                           on_message=lambda _t, n: status.show(f"{plural(n, 'message')} published"))
         except BagError as err:
             raise CommandError(str(err)) from None
         finally:
             status.clear()
     per_topic = ", ".join(f"{t}: {n}" for t, n in summary.counts.items())
-    print(f"published {summary.messages} messages ({per_topic}) from {summary.path}")
+    print(f"published {plural(summary.messages, 'message')} ({per_topic}) from {summary.path}")
     return 0
 
 
@@ -180,7 +184,7 @@ def run_info(args) -> int:
                   f".{start % 1_000_000_000:09d} ({start} ns)")
         print("Topics:")
         for c in reader.connections:
-            print(f"  {c.topic}: {c.msgtype} ({c.msgcount} messages)")
+            print(f"  {c.topic}: {c.msgtype} ({plural(c.msgcount, 'message')})")
     finally:
         reader.close()
     return 0

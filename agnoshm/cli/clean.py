@@ -191,10 +191,9 @@ def _survey_registry(path: str, result: Survey, dead_pids: set[int]) -> None:
             result.live.append(Leftover("registry", name, None,
                                         f"{S.plural(len(alive), 'live process')}", size))
         else:
-            result.stale.append(Leftover(
-                "registry", name, None,
-                f"all its {len(slots)} processes are gone" if slots else "no process is in it",
-                size))
+            reason = ("no process is in it" if not slots else "its only process is gone"
+                      if len(slots) == 1 else f"all its {len(slots)} processes are gone")
+            result.stale.append(Leftover("registry", name, None, reason, size))
     finally:
         os.close(fd)
 
@@ -285,10 +284,11 @@ def run(args) -> int:
         print(f"left {item.kind} {item.path}: {item.reason}")
     if found.live:
         kinds = sorted({i.kind for i in found.live})
-        print(f"kept {len(found.live)} live {'/'.join(kinds)} object(s)"
+        print(f"kept {S.plural(len(found.live), 'live ' + '/'.join(kinds) + ' object')}"
               + ("".join(f"\n  {i.path} ({i.reason})" for i in found.live) if args.pid else ""))
     if not found.stale:
         print("nothing to clean")
     elif args.dry_run:
-        print(f"{removed} object(s) would be removed; run without --dry-run to remove them")
+        print(f"{S.plural(removed, 'object')} would be removed; run without --dry-run to "
+              "remove them")
     return 0

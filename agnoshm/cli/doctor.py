@@ -85,7 +85,8 @@ def _config(checks: list[Check]):
         where = config_file(os.environ)
     except ConfigError as err:
         checks.append(Check(FAIL, "configuration", str(err),
-                            "correct the file or the AGNOSHM_* variable named above"))
+                            "correct that value in the configuration file or the "
+                            "environment (AGNOSHM_* variables, ROS_DOMAIN_ID)"))
         return None
     checks.append(Check(OK, "configuration",
                         f"{where or 'defaults'} + environment; range 0x{config.base_address:x}.."
@@ -337,8 +338,9 @@ def _registry(config) -> list[Check]:
     checks = [Check(OK, name, detail)]
     if dead:
         checks.append(Check(WARN, "dead members", ", ".join(f"pid {p.pid} ({p.name})" for p in dead)
-                            + " are registered but gone", "nothing to do if another process "
-                            "of the domain runs (it reaps them within a second); else agnoshm clean"))
+                            + (" is" if len(dead) == 1 else " are") + " registered but no longer "
+                            "running", "nothing to do if another process of the domain runs (it "
+                            "reaps the dead within a second); else agnoshm clean"))
     differs = [k for k in ("pool_size", "base_address") if getattr(config, k) !=
                getattr(snap, k)] + [k for k, v in snap.capacities.items() if getattr(config, k) != v]
     if differs:
@@ -360,8 +362,8 @@ def _stale() -> list[Check]:
         checks.append(Check(WARN, item.kind, f"{item.path}: {item.reason}",
                             "remove it by hand once no process uses it"))
     if not checks:
-        checks.append(Check(OK, "stale objects", f"none ({len(found.live)} live agnoshm "
-                            "object(s))"))
+        checks.append(Check(OK, "stale objects",
+                            f"none ({S.plural(len(found.live), 'live agnoshm object')})"))
     return checks
 
 

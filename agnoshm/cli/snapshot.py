@@ -349,4 +349,7 @@ def size_text(n: float) -> str:
 
 
 def plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
+    """``plural(1, "topic")`` -> ``1 topic``; ``plural(0, "live process")`` -> ``0 live processes``."""
+    if n == 1:
+        return f"1 {word}"
+    return f"{n} {word}" + ("es" if word.endswith(("s", "sh", "ch", "x", "z")) else "s")

@@ -747,7 +747,7 @@ class TypeRegistry:
             f"unknown message type {name!r}" + (f" (used by {needed_by})" if needed_by else "")
             + f"; looked in: {', '.join(sources)}. To fix: check the spelling ('pkg/msg/Name'"
             + (f"; did you mean {' or '.join(similar)}?" if similar else "")
-            + "), register its definition with agnoshm.msg.types.register_msg(text_or_path, "
+            + "), register its definition with agnoshm.register_msg(text_or_path, "
             "type_name) or register_package(folder); or set ROS_DISTRO to the distro that "
             "defines it (or source ROS 2 so rclpy provides it).")
 

@@ -57,6 +57,7 @@ def test_a_recording_holds_every_message_with_its_publish_time(isolated_domain, 
         code, out, err = cw.finish(recorder)
         assert code == 0, err
         assert out.startswith("recorded 10 messages (/chatter: 5, /image: 5) over ")
+        assert f"recording /chatter, /image to {bag}\n" in err
         heard = {topic: ear.call("collect", topic, 5)[1] for topic, *_ in SPECS}
     assert [f for f in os.listdir(bag) if f.endswith(".mcap")]
     offset, found = read_bag(bag)
@@ -131,9 +132,10 @@ def test_bag_info_and_bad_bags(isolated_domain, tmp_path):
     result = cw.run_cli("bag", "info", bag)
     assert result.returncode == 0, result.stderr
     assert "Storage: mcap, rosbag2 version 9" in result.stdout
-    assert "  /a: std_msgs/msg/String (1 messages)" in result.stdout
+    assert "  /a: std_msgs/msg/String (1 message)" in result.stdout
     result = cw.run_cli("bag", "record", "/a", "-o", bag, "--count", "1")
     assert result.returncode == 2 and "exists already" in result.stderr
+    assert "recording" not in result.stderr  # the error alone, not a recording that never began
     result = cw.run_cli("bag", "play", str(tmp_path / "missing"))
     assert result.returncode == 2 and "cannot read bag" in result.stderr
     result = cw.run_cli("bag", "play", bag, "--topics", "/b")

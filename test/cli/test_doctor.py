@@ -99,3 +99,34 @@ def test_doctor_warns_when_this_configuration_differs_from_the_registrys(isolate
     assert line.split()[0] == "WARN"
     assert "other max_topics, max_subscriptions_per_topic than this configuration" in line
     assert "fix: use one configuration in every process of the domain" in out
+
+
+def test_doctor_names_a_dead_member_in_plain_words(isolated_domain, capsys):
+    from agnoshm.cli import clean
+
+    registry = f"/dev/shm/agnoshm-registry-domain{isolated_domain}"
+    ctx = cw.context()
+    out, finish = ctx.Queue(), ctx.Event()
+    child = ctx.Process(target=cw.join_and_wait, args=(out, finish))
+    child.start()
+    try:
+        pid = out.get(timeout=cw.TIMEOUT)[1]
+    finally:
+        child.kill()  # the last process of the domain: nobody reaps it
+        child.join(cw.TIMEOUT)
+    try:
+        _code, text, _ = _doctor(capsys)
+        assert ", 0 live processes, 1 topic," in text
+        assert re.search(rf"^  WARN\s+dead members\s+pid {pid} \(.+\) is registered but no "
+                         r"longer running$", text, re.M), text
+    finally:
+        item = next(i for i in clean.survey().stale if i.path == registry)
+        assert clean.remove(item)  # reaps the dead member, its pool and queue, then the registry
+
+
+def test_plural_spells_processes():
+    from agnoshm.cli.snapshot import plural
+
+    assert [plural(n, "live process") for n in (0, 1, 2)] == [
+        "0 live processes", "1 live process", "2 live processes"]
+    assert plural(3, "message") == "3 messages" and plural(1, "message") == "1 message"
