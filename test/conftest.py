@@ -1,49 +1,181 @@
-"""Shared fixtures: an isolated agnoshm domain per test, and a leak check after it."""
+"""Shared fixtures: an agnoshm domain of its own per test, and a leak check after it.
+
+Tests share the machine (DESIGN.md, amendment 4): other test runs, and other
+agnoshm programs (a ``talker`` in domain 0), may run at the same time, and dead
+processes of other domains may have left pools in /dev/shm. So:
+
+* every domain a test uses is *claimed* (:func:`claim_domain`): an exclusive
+  ``flock`` on a per-domain file, which the kernel drops when this process
+  exits however it ends, so two runs never share a domain and a crashed run
+  blocks nothing; a domain whose registry exists (someone else's, live or
+  dead) is never claimed;
+* the whole run works in a claimed domain (``ROS_DOMAIN_ID`` is set at start),
+  so a test that forgets ``isolated_domain`` still never touches domain 0;
+* the leak check judges only the test's own objects: its domains' registries,
+  the pools and queues of the processes registered in them, and this
+  process's own pool and queue. Names carry the pid, not the domain, so a
+  pool is attributed by the registry that lists its pid; a process of ours
+  that died leaves its record there (nobody is left to reap it), so a leak of
+  ours always shows up as a registry left behind.
+"""
 
 from __future__ import annotations
 
-import glob
-import itertools
+import fcntl
 import os
+import random
+import tempfile
 
 import pytest
 
-_domains = itertools.count(1000 + (os.getpid() % 1000) * 50)
+#: test domains: far from the ones people use (0..232 for ROS 2 over DDS)
+DOMAIN_RANGE = range(100_000, 1_000_000)
+#: DDS domain ids for rclpy in tests (claimed the same way; no agnoshm domain is among them)
+ROS_DOMAIN_RANGE = range(1, 233)
+_CLAIM_DIR = os.path.join(tempfile.gettempdir(), f"agnoshm-test-domains-{os.getuid()}")
 
 
-def _pools() -> set[str]:
-    return set(glob.glob("/dev/shm/agnocast@*"))
+class DomainClaim:
+    """This process's exclusive claim on one ROS domain id (see the module docstring)."""
+
+    def __init__(self, domain: int, fd: int):
+        self.domain = domain
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)  # drops the flock
+            self._fd = -1
 
 
-def _leftovers(before: set[str], domain: int) -> list[str]:
-    """Objects this test left: new pools of dead processes, and the domain's registry.
+def _registry_path(domain: int) -> str:
+    from agnoshm.names import SHM_DIR, registry_name
 
-    Pools that existed before the test (another run's, a process killed outside
-    the suite) are not this test's doing and are ignored.
+    return SHM_DIR + registry_name(domain)
+
+
+def claim_domain(domains=DOMAIN_RANGE) -> DomainClaim:
+    """Claim a domain id no other test run holds and nothing else uses; release it when done.
+
+    Candidates are tried from a random start so that concurrent runs rarely probe
+    the same files; the lock files stay (empty, reused), the locks die with us.
     """
-    found = [path for path in _pools() - before
-             if not os.path.exists(f"/proc/{path.rsplit('@', 1)[1]}")]
-    found += glob.glob(f"/dev/shm/agnoshm-registry-domain{domain}")
+    os.makedirs(_CLAIM_DIR, mode=0o700, exist_ok=True)
+    start = random.randrange(len(domains))
+    for i in range(len(domains)):
+        domain = domains[(start + i) % len(domains)]
+        fd = os.open(os.path.join(_CLAIM_DIR, f"{domain}.lock"),
+                     os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        if os.path.exists(_registry_path(domain)):  # in use outside the claims, or leftovers
+            os.close(fd)
+            continue
+        return DomainClaim(domain, fd)
+    raise RuntimeError(f"no free test domain in {domains}")
+
+
+def domain_leftovers(domain: int) -> list[str]:
+    """What domain ``domain`` still holds: its registry, and the pools and queues of the
+    processes registered in it (the ones of dead processes, and of live ones too)."""
+    from agnoshm.cli.clean import _process_slots, queue_exists
+    from agnoshm.cli.snapshot import read_header
+    from agnoshm.names import SHM_DIR, pool_name, queue_name
+
+    path = _registry_path(domain)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return []
+    found = [path]
+    try:
+        slots = _process_slots(fd, read_header(fd, path))
+    except Exception as err:  # noqa: BLE001  an unreadable registry is reported as such
+        return [f"{path} ({err})"]
+    finally:
+        os.close(fd)
+    for pid, _slot, alive in slots:
+        state = "alive" if alive else "dead"
+        if os.path.exists(SHM_DIR + pool_name(pid)):
+            found.append(f"{SHM_DIR}{pool_name(pid)} ({state})")
+        if queue_exists(pid):
+            found.append(f"queue {queue_name(pid)} ({state})")
     return found
 
 
-@pytest.fixture
-def isolated_domain(monkeypatch):
-    """A fresh ROS_DOMAIN_ID for this test (inherited by the processes it starts).
+def own_leftovers() -> list[str]:
+    """This process's pool and queue, which ``agnoshm.shutdown()`` must have removed."""
+    from agnoshm.cli.clean import queue_exists
+    from agnoshm.names import SHM_DIR, pool_name, queue_name
 
-    After the test, agnoshm is shut down in this process and nothing of the
-    domain may remain in /dev/shm.
+    pid = os.getpid()
+    found = [SHM_DIR + pool_name(pid)] if os.path.exists(SHM_DIR + pool_name(pid)) else []
+    return found + ([f"queue {queue_name(pid)}"] if queue_exists(pid) else [])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def run_domain():
+    """The claimed domain of the whole run (the default for tests without ``isolated_domain``)."""
+    claim = claim_domain()
+    previous = os.environ.get("ROS_DOMAIN_ID")
+    os.environ["ROS_DOMAIN_ID"] = str(claim.domain)
+    yield claim.domain
+    import agnoshm
+
+    agnoshm.shutdown()
+    if previous is None:
+        os.environ.pop("ROS_DOMAIN_ID", None)
+    else:
+        os.environ["ROS_DOMAIN_ID"] = previous
+    leftovers = domain_leftovers(claim.domain) + own_leftovers()
+    claim.release()
+    assert not leftovers, f"the run's default domain {claim.domain} left: {leftovers}"
+
+
+@pytest.fixture
+def claimed_domains():
+    """``claim() -> domain``: more domains for one test, each checked for leftovers after it."""
+    import agnoshm
+
+    claims: list[DomainClaim] = []
+
+    def claim(domains=DOMAIN_RANGE) -> int:
+        claims.append(claim_domain(domains))
+        return claims[-1].domain
+
+    yield claim
+    agnoshm.shutdown()
+    leftovers = [item for c in claims for item in domain_leftovers(c.domain)]
+    for c in claims:
+        c.release()
+    assert not leftovers, f"left behind: {leftovers}"
+
+
+@pytest.fixture
+def isolated_domain(monkeypatch, claimed_domains):
+    """A claimed ROS_DOMAIN_ID for this test (inherited by the processes it starts).
+
+    After the test, agnoshm is shut down in this process, and neither the domain
+    (registry, its processes' pools and queues) nor this process may leave anything.
     """
     import agnoshm
 
-    domain = next(_domains)
-    before = _pools()
+    domain = claimed_domains()
     monkeypatch.setenv("ROS_DOMAIN_ID", str(domain))
     monkeypatch.setenv("AGNOSHM_POOL_SIZE", os.environ.get("AGNOSHM_TEST_POOL_SIZE", "256M"))
     yield domain
     agnoshm.shutdown()
-    leftovers = _leftovers(before, domain)
-    assert not leftovers, f"left behind in /dev/shm: {leftovers}"
+    leftovers = own_leftovers()
+    assert not leftovers, f"this process left: {leftovers}"
+
+
+@pytest.fixture
+def ros_domain_id(claimed_domains):
+    """A claimed DDS domain id for rclpy (1..232: what ROS 2 over DDS allows; never 0)."""
+    return claimed_domains(ROS_DOMAIN_RANGE)
 
 
 @pytest.fixture

@@ -99,11 +99,11 @@ def _remove_queues_of_the_dead(pids_file: str) -> None:
                        env=_env(), capture_output=True, timeout=TIMEOUT)
 
 
-def _run_over_small_dev_shm(*args: str) -> dict:
+def _run_over_small_dev_shm(tmp_path, *args: str) -> dict:
     """Run exhaustion_workers.main(*args) in a private mount namespace over a 40 MiB tmpfs."""
     if shutil.which("unshare") is None or shutil.which("mount") is None:
         pytest.skip("needs unshare(1) and mount(8) to put a small tmpfs over /dev/shm")
-    pids_file = f"/tmp/agnoshm-test-pids-{os.getpid()}"
+    pids_file = str(tmp_path / "pids")
     command = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
                'mount -t tmpfs -o size=40m agnoshm-test /dev/shm || exit 77; exec "$@"', "sh",
                sys.executable, "-c", "import exhaustion_workers; exhaustion_workers.main()", *args]
@@ -119,14 +119,15 @@ def _run_over_small_dev_shm(*args: str) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_a_full_dev_shm_fails_only_the_process_that_needs_more_and_recovers(isolated_domain):
-    report = _run_over_small_dev_shm("dev_shm")
+def test_a_full_dev_shm_fails_only_the_process_that_needs_more_and_recovers(isolated_domain,
+                                                                            tmp_path):
+    report = _run_over_small_dev_shm(tmp_path, "dev_shm")
     _check_pool_scenario(report, ["/dev/shm", "agnoshm clean"])
     assert report["published"] == 0  # its very first message needed pages
 
 
-def test_a_full_dev_shm_lets_a_process_walk_the_registry(isolated_domain):
-    report = _run_over_small_dev_shm("dev_shm", "walk")
+def test_a_full_dev_shm_lets_a_process_walk_the_registry(isolated_domain, tmp_path):
+    report = _run_over_small_dev_shm(tmp_path, "dev_shm", "walk")
     _check_pool_scenario(report, ["/dev/shm", "agnoshm clean"])
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 import sys
@@ -15,6 +14,7 @@ if _HERE not in sys.path:  # for `import cli_workers`, here and in spawned child
 
 import cli_workers as cw  # noqa: E402
 
+from agnoshm import _libc  # noqa: E402
 from agnoshm.cli.main import main  # noqa: E402
 from agnoshm.registry import layout as L  # noqa: E402
 
@@ -51,7 +51,10 @@ def test_doctor_runs_every_check_and_reports_a_stale_pool(isolated_domain, stale
     assert code == (1 if re.search(r"^  FAIL", out, re.M) else 0)
     assert re.search(r"\d+ checks? ok, \d+ warnings?, \d+ failures?$", out.strip())
     assert os.path.exists(path)  # doctor only reports
-    assert not glob.glob("/dev/shm/agnoshm-doctor@*") and not glob.glob("/dev/mqueue/agnoshm-doctor@*")
+    probe = f"agnoshm-doctor@{os.getpid()}"  # its test objects, named after this process
+    assert not os.path.exists(f"/dev/shm/{probe}")
+    with pytest.raises(FileNotFoundError):
+        _libc.mq_open(f"/{probe}".encode(), os.O_RDONLY | os.O_NONBLOCK, 0, None)
 
 
 def test_doctor_describes_the_live_registry(isolated_domain, capsys):

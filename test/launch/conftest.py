@@ -26,6 +26,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "config"
 TIMEOUT = 180.0
+#: seconds the others get to exit after SIGINT (a hang guard: a kill -9 leaves their objects,
+#: and a loaded machine can take many seconds to import and clean up)
+STOP_GRACE = 60.0
 
 
 @dataclasses.dataclass
@@ -71,7 +74,7 @@ def run_plan(isolated_domain, tmp_path):
                 for _, proc, _, _ in started:
                     if proc.poll() is None:
                         proc.send_signal(signal.SIGINT)
-            if stopping is not None and now > stopping + 10:
+            if stopping is not None and now > stopping + STOP_GRACE:
                 break
             time.sleep(0.05)
         results = {}

@@ -35,7 +35,6 @@ from workers import TIMEOUT
 
 TEST_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROOT = os.path.dirname(TEST_DIR)
-MQUEUE = "/dev/mqueue"
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -136,23 +135,6 @@ def _exchange_with_new_child(node, topic: str, publisher_id: int, count: int = 5
     assert [(m[0], m[1], m[3]) for m in received[(topic, 0)]] == [
         (publisher_id, i, True) for i in range(count)]
     node.destroy_publisher(pub)
-
-
-@pytest.fixture(scope="module")
-def mqueue():
-    """The mqueue filesystem, mounted on /dev/mqueue if it is not (left mounted: harmless,
-    and another test session may rely on it)."""
-    if not os.path.ismount(MQUEUE):
-        try:
-            os.makedirs(MQUEUE, exist_ok=True)
-            subprocess.run(["mount", "-t", "mqueue", "none", MQUEUE], check=True,
-                           capture_output=True, text=True)
-        except (OSError, subprocess.CalledProcessError) as err:
-            detail = getattr(err, "stderr", "") or err
-            pytest.skip(f"the mqueue filesystem is not mounted on {MQUEUE} and mounting it failed "
-                        f"({detail!s}): run `mount -t mqueue none {MQUEUE}` as root to check queue "
-                        "names and modes")
-    return MQUEUE
 
 
 # -- 1. kill -9 of a publisher -------------------------------------------------------------
@@ -543,28 +525,29 @@ agnoshm.shutdown()
 """
 
 
-def test_reaping_a_reused_pid_spares_the_pool_and_queue_of_its_new_owner(isolated_domain):
+def test_reaping_a_reused_pid_spares_the_pool_and_queue_of_its_new_owner(isolated_domain,
+                                                                          claimed_domains):
     """Names carry the pid, not the domain: when a dead record's pid now belongs to a live
     agnoshm process of another domain, that process's pool and queue stay."""
-    env = {**os.environ, "ROS_DOMAIN_ID": str(isolated_domain + 100_000)}
+    env = {**os.environ, "ROS_DOMAIN_ID": str(claimed_domains())}
     other = subprocess.Popen([sys.executable, "-c", _OTHER_DOMAIN_PROCESS], env=env,
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     registry = Registry(load_config())
     own = registry.join(os.getpid(), "shm", "reaper")
     try:
         assert other.stdout.readline() == "ready\n"
-        pool, queue = f"/dev/shm/agnocast@{other.pid}", f"/dev/mqueue{queue_name(other.pid)}"
-        assert os.path.exists(pool) and os.path.exists(queue)
+        pool = f"/dev/shm/agnocast@{other.pid}"
+        assert os.path.exists(pool) and _mq_exists(other.pid)
         slot = next(s for s, p in enumerate(registry.processes) if p.state == L.FREE)
         start = liveness.process_start_time(other.pid)
         _forge(registry, slot, other.pid, start - 1)  # an earlier process with that pid died
         assert registry.reap_dead() == [other.pid]
-        assert os.path.exists(pool) and os.path.exists(queue)
+        assert os.path.exists(pool) and _mq_exists(other.pid)
         assert registry.check_consistency() == []
         other.stdin.write("done\n")
         other.stdin.flush()
         assert other.wait(TIMEOUT) == 0
-        assert not os.path.exists(pool) and not os.path.exists(queue)
+        assert not os.path.exists(pool) and not _mq_exists(other.pid)
     finally:
         if other.poll() is None:
             other.kill()
@@ -577,10 +560,17 @@ def test_reaping_a_reused_pid_spares_the_pool_and_queue_of_its_new_owner(isolate
 
 
 def _mq_mode(pid: int) -> int:
-    return stat.S_IMODE(os.stat(f"{MQUEUE}/new_publisher@{pid}").st_mode)
+    """Permission bits of /new_publisher@<pid> (a queue descriptor is a file descriptor on
+    Linux: fstat works without the mqueue mount)."""
+    mqd = _libc.mq_open(queue_name(pid).encode(), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC,
+                        0, None)
+    try:
+        return stat.S_IMODE(os.fstat(mqd).st_mode)
+    finally:
+        _libc.mq_close(mqd)
 
 
-def test_shutdown_leaves_nothing_behind(isolated_domain, backend, mqueue):
+def test_shutdown_leaves_nothing_behind(isolated_domain, backend):
     domain = isolated_domain
     pid = os.getpid()
     for _round in range(2):  # and agnoshm starts again after a shutdown
@@ -593,7 +583,7 @@ def test_shutdown_leaves_nothing_behind(isolated_domain, backend, mqueue):
         assert os.path.exists(_registry_path(domain))
         assert _mq_mode(pid) == 0o600
         agnoshm.shutdown()
-        assert not os.path.exists(f"{MQUEUE}/new_publisher@{pid}")
+        assert not _mq_exists(pid)
         _assert_nothing_left(domain, [pid])
 
 
@@ -617,7 +607,7 @@ def _plain_process():
     return process
 
 
-def test_a_process_exiting_normally_leaves_nothing_behind(isolated_domain, backend, mqueue):
+def test_a_process_exiting_normally_leaves_nothing_behind(isolated_domain, backend):
     domain = isolated_domain
     process = _plain_process()
     try:
@@ -631,12 +621,12 @@ def test_a_process_exiting_normally_leaves_nothing_behind(isolated_domain, backe
         process.stdin.close()
         assert process.wait(TIMEOUT) == 0
         process.stdout.close()
-    assert not os.path.exists(f"{MQUEUE}/new_publisher@{process.pid}")
+    assert not _mq_exists(process.pid)
     assert not _pool_socket_exists(domain, process.pid)
     _assert_nothing_left(domain, [process.pid])
 
 
-def test_kill_9_then_reaping_leaves_nothing_behind(isolated_domain, backend, mqueue):
+def test_kill_9_then_reaping_leaves_nothing_behind(isolated_domain, backend):
     domain = isolated_domain
     node = agnoshm.Node("reaper")
     registry = _registry()
@@ -650,13 +640,13 @@ def test_kill_9_then_reaping_leaves_nothing_behind(isolated_domain, backend, mqu
         process.stdin.close()
         process.stdout.close()
     _wait_reaped(registry, domain, process.pid)
-    assert not os.path.exists(f"{MQUEUE}/new_publisher@{process.pid}")
+    assert not _mq_exists(process.pid)
     node.destroy_node()
     agnoshm.shutdown()
     _assert_nothing_left(domain, [process.pid, os.getpid()])
 
 
-def test_the_next_process_cleans_up_after_the_last_one_was_killed(isolated_domain, backend, mqueue):
+def test_the_next_process_cleans_up_after_the_last_one_was_killed(isolated_domain, backend):
     domain = isolated_domain
     process = _plain_process()  # alone in the domain
     process.kill()
@@ -665,7 +655,7 @@ def test_the_next_process_cleans_up_after_the_last_one_was_killed(isolated_domai
     process.stdout.close()
     # nobody was left to reap it: its objects and the registry are still there
     assert os.path.exists(_registry_path(domain))
-    assert os.path.exists(f"{MQUEUE}/new_publisher@{process.pid}")
+    assert _mq_exists(process.pid)
     assert os.path.exists(_pool_path(process.pid)) == (backend == "shm")
     node = agnoshm.Node("next")  # joining reaps the dead
     registry = _registry()

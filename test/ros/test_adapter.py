@@ -713,7 +713,7 @@ def test_model_non_node_and_bad_names_are_refused(model):
 # -- with ROS 2 ---------------------------------------------------------------------------------------
 
 @pytest.fixture
-def ros(isolated_domain):
+def ros(isolated_domain, ros_domain_id):
     """rclpy (with std_msgs) on its own context; nodes made by ``ros.node`` are destroyed after."""
     rclpy = pytest.importorskip("rclpy", reason=NO_RCLPY)
     pytest.importorskip("std_msgs.msg", reason=NO_RCLPY)
@@ -721,7 +721,7 @@ def ros(isolated_domain):
     import rclpy.executors
 
     context = rclpy.context.Context()
-    rclpy.init(context=context, domain_id=isolated_domain % 200 + 1)  # ROS allows 0..232
+    rclpy.init(context=context, domain_id=ros_domain_id)
     nodes = []
 
     def node(name, **kwargs):

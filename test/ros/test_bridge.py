@@ -442,7 +442,7 @@ def test_notes_expire_and_are_bounded():
 # -- with ROS 2 ----------------------------------------------------------------------------------------
 
 @pytest.fixture
-def ros(isolated_domain):
+def ros(isolated_domain, ros_domain_id):
     """rclpy with its own context and a multi-threaded executor spinning in a thread."""
     rclpy = pytest.importorskip("rclpy", reason=NO_RCLPY)
     pytest.importorskip("std_msgs.msg", reason=NO_RCLPY)
@@ -450,7 +450,7 @@ def ros(isolated_domain):
     import rclpy.executors
 
     context = rclpy.context.Context()
-    rclpy.init(context=context, domain_id=isolated_domain % 200 + 1)  # ROS allows 0..232
+    rclpy.init(context=context, domain_id=ros_domain_id)
     executor = rclpy.executors.MultiThreadedExecutor(context=context)
     nodes = []
 
