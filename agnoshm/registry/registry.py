@@ -390,10 +390,22 @@ class Registry:
         return self._find_topic_locked(name.encode())
 
     def _open_topic_locked(self, name: str, type_name: str, type_hash: str) -> int:
+        """The topic ``name``, opened if new (global lock held).
+
+        As in rclpy (DDS), a topic's type binds only while it has endpoints: one with no
+        publisher and no live subscription (draining ones, destroyed while views still
+        hold their messages, do not count) takes the type of the next endpoint.
+
+        :raises TypeMismatchError: a live endpoint has another type (or definition).
+        """
         i = self._find_topic_locked(name.encode())
         if i >= 0:
             t = self.topics[i]
-            if t.type_name.decode() != type_name or t.type_hash.decode() != type_hash:
+            if not self._has_endpoints_locked(i):
+                with self.topic_lock(i):
+                    t.type_name = type_name.encode()
+                    t.type_hash = type_hash.encode()
+            elif t.type_name.decode() != type_name or t.type_hash.decode() != type_hash:
                 raise TypeMismatchError(
                     f"topic {name!r} carries {t.type_name.decode()} ({t.type_hash.decode()}), not "
                     f"{type_name} ({type_hash}): use the same message type (and definition) in "
@@ -415,6 +427,11 @@ class Registry:
         raise LimitReachedError(
             f"registry {self.name} holds {self.header.max_topics} topics already: raise max_topics "
             "(AGNOSHM_MAX_TOPICS) in every process of the domain")
+
+    def _has_endpoints_locked(self, topic: int) -> bool:
+        """Whether ``topic`` has a publisher or a subscription that is not draining."""
+        return any(self.publishers[p].state == L.USED for p in self.publisher_indices(topic)) \
+            or any(self.subscriptions[s].state == L.USED for s in self.subscription_indices(topic))
 
     def _claim_record_locked(self, table, kind: str, capacity_key: str) -> int:
         for i, r in enumerate(table):

@@ -371,6 +371,49 @@ def test_same_type_name_with_another_definition_hash_is_a_type_mismatch(joined):
     assert first.check_consistency() == []
 
 
+def test_a_topic_without_endpoints_takes_the_next_endpoints_type(isolated_domain):
+    """rclpy's (DDS's) rule: a topic has a type only while it has endpoints. A destroyed
+    subscription whose view is still held (draining) is no endpoint: the name can carry
+    another type at once, and the held view still reads its own message."""
+    node = agnoshm.Node("retyped")
+    pub = node.create_publisher("std_msgs/msg/String", "/reused", 1)
+    sub = node.create_polling_subscription("std_msgs/msg/String", "/reused", 1)
+    pub.publish({"data": "first type"})
+    held = sub.take()
+    pub.destroy()
+    sub.destroy()  # drains: `held` keeps its message
+    registry = agnoshm.context.get_runtime().registry
+    assert registry.topics[registry.find_topic("/reused")].n_subscriptions == 1
+    int_pub = node.create_publisher("std_msgs/msg/Int64", "/reused", 1)
+    int_sub = node.create_polling_subscription("std_msgs/msg/Int64", "/reused", 1)
+    int_pub.publish({"data": 7})
+    assert int_sub.take().data == 7 and held.data == "first type"
+    topic = registry.topics[registry.find_topic("/reused")]
+    assert topic.type_name == b"std_msgs/msg/Int64"
+    with pytest.raises(TypeMismatchError, match="std_msgs/msg/Int64"):  # live endpoints bind
+        node.create_publisher("std_msgs/msg/String", "/reused", 1)
+    del held
+    assert registry.check_consistency() == []
+
+
+def test_a_topic_left_by_its_last_draining_subscription_takes_another_type(isolated_domain):
+    """The last view of a drained subscription unlists it under the topic lock alone,
+    which leaves the topic record in place with no endpoint: it has no type either."""
+    node = agnoshm.Node("retyped")
+    pub = node.create_publisher("std_msgs/msg/String", "/left", 1)
+    sub = node.create_polling_subscription("std_msgs/msg/String", "/left", 1)
+    pub.publish({"data": "x"})
+    held = sub.take()
+    sub.destroy()
+    pub.destroy()
+    del held  # the drained subscription goes; the topic record stays
+    registry = agnoshm.context.get_runtime().registry
+    index = registry.find_topic("/left")
+    assert index >= 0 and registry.topics[index].n_subscriptions == 0
+    node.create_subscription("std_msgs/msg/Int64", "/left", lambda msg: None, 1)
+    assert registry.topics[registry.find_topic("/left")].type_name == b"std_msgs/msg/Int64"
+
+
 def test_depth_beyond_max_entries_raises_limit_reached(joined):
     first, _ = joined
     with pytest.raises(LimitReachedError, match="AGNOSHM_MAX_ENTRIES"):
