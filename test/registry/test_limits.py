@@ -97,6 +97,7 @@ class _LightSubscriber:
         self.process.stdout.close()
 
 
+@pytest.mark.long  # two minutes on a loaded 2-core machine
 def test_100_processes_subscribe_to_one_publisher(isolated_domain):
     """100 subscriber processes on one topic, one publisher: its announcement reaches
     100 queues of the default depth, and one publish() rings 100 doorbells."""
