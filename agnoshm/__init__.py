@@ -14,6 +14,7 @@ create a node, create publishers and subscriptions, spin, shut down::
 """
 
 from agnoshm.context import init, ok, shutdown
+from agnoshm.signals import ExternalShutdownException, SignalHandlerOptions
 from agnoshm.errors import (
     AddressRangeInUseError,
     AgnoshmError,
@@ -58,6 +59,7 @@ __all__ = [
     "ReentrantCallbackGroup", "create_polling_subscription", "get_global_executor",
     "spin_until_future_complete",
     "AddressRangeInUseError", "AgnoshmError", "Bytes", "DurabilityPolicy", "Executor",
+    "ExternalShutdownException", "SignalHandlerOptions",
     "HistoryPolicy", "InvalidHandleError", "InvalidQoSError", "InvalidTopicNameError",
     "LimitReachedError", "LoanError", "MessageDefinitionError", "MessageInvalidatedError", "Node",
     "NotInitializedError",

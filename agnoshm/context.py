@@ -3,7 +3,9 @@
 One :class:`~agnoshm.transport.runtime.Runtime` per process, created by
 ``init()`` or by the first ``Node``.  ``shutdown()`` (also run at exit)
 leaves the registry and removes everything this process created.  A child
-made by ``fork()`` starts without a runtime and creates its own.
+made by ``fork()`` starts without a runtime and creates its own.  SIGINT and
+SIGTERM stop agnoshm as they stop rclpy (:mod:`agnoshm.signals`); starting and
+shutting down hold them until done.
 """
 
 from __future__ import annotations
@@ -13,13 +15,16 @@ import os
 import threading
 import weakref
 
+from agnoshm import signals
 from agnoshm.config import Config, load_config
 from agnoshm.errors import NotInitializedError
+from agnoshm.signals import SignalHandlerOptions
 
 _lock = threading.RLock()
 _runtime = None
 _shutdown_callbacks: list = []
 _nodes: "weakref.WeakSet" = weakref.WeakSet()
+_stopped_by: int | None = None  # the signal that stopped agnoshm (see agnoshm.signals)
 
 
 def register_node(node) -> None:
@@ -27,13 +32,16 @@ def register_node(node) -> None:
     _nodes.add(node)
 
 
-def init(*, config: Config | None = None, **overrides):
+def init(*, config: Config | None = None,
+         signal_handler_options: SignalHandlerOptions | None = None, **overrides):
     """Start agnoshm in this process (idempotent); return the runtime.
 
     :param config: a full configuration; default :func:`agnoshm.config.load_config`.
+    :param signal_handler_options: which of SIGINT and SIGTERM stop agnoshm (rclpy's
+        values; None: both, as rclpy's default context; ``NO`` keeps the program's own).
     :param overrides: single settings, e.g. ``backend="memfd"``.
     """
-    global _runtime
+    global _runtime, _stopped_by
     from agnoshm.transport.runtime import Runtime
 
     with _lock:
@@ -41,7 +49,12 @@ def init(*, config: Config | None = None, **overrides):
             return _runtime
         if config is None:
             config = load_config(**overrides)
-        _runtime = Runtime(config)
+        with signals.held():  # a Ctrl-C now would leave a half-made runtime behind
+            _runtime = Runtime(config)
+            _stopped_by = None
+            if signal_handler_options is None:
+                signal_handler_options = SignalHandlerOptions.ALL
+            signals.install_signal_handlers(signal_handler_options)
         return _runtime
 
 
@@ -54,8 +67,35 @@ def get_runtime():
 
 
 def ok() -> bool:
-    """Return True while agnoshm runs in this process."""
-    return _runtime is not None and not _runtime.closed
+    """Return True while agnoshm runs in this process (False once a signal stopped it)."""
+    return _runtime is not None and not _runtime.closed and _stopped_by is None
+
+
+def running(runtime) -> bool:
+    """True while ``runtime`` is the live runtime and no signal stopped it (executors'
+    check before they touch shared memory or sleep)."""
+    return _runtime is runtime and not runtime.closed and _stopped_by is None
+
+
+def stopped_by_signal() -> int | None:
+    """The signal that stopped agnoshm (its executors' spins raise), or None."""
+    return _stopped_by
+
+
+def _stop_by_signal(signum: int) -> None:
+    """From the signal handler (main thread, between two bytecodes): stop, wake executors.
+
+    Nothing is torn down here: the interrupted code may be inside the registry.
+    """
+    global _stopped_by
+    runtime = _runtime
+    if runtime is None or runtime.closed:
+        return
+    _stopped_by = signum
+    try:
+        runtime.doorbell.ring()  # a futex wake: executors asleep on the doorbell look again
+    except Exception:  # noqa: BLE001  closed meanwhile
+        pass
 
 
 def on_shutdown(callback) -> None:
@@ -64,8 +104,17 @@ def on_shutdown(callback) -> None:
 
 
 def shutdown() -> None:
-    """Stop agnoshm in this process: destroy every node, leave the registry, remove our objects."""
-    global _runtime
+    """Stop agnoshm in this process: destroy every node, leave the registry, remove our objects.
+
+    SIGINT and SIGTERM are held until it is done, then delivered (with the program's own
+    handlers back in place).
+    """
+    with signals.held():
+        _shutdown()
+
+
+def _shutdown() -> None:
+    global _runtime, _stopped_by
     for node in list(_nodes):
         try:
             node.destroy_node()
@@ -86,6 +135,8 @@ def shutdown() -> None:
         except Exception:
             pass
         runtime.close()
+    _stopped_by = None
+    signals.uninstall_signal_handlers()
 
 
 def require_runtime():
@@ -96,10 +147,11 @@ def require_runtime():
 
 
 def _forget_after_fork() -> None:
-    global _runtime, _lock
+    global _runtime, _lock, _stopped_by
     if _runtime is not None:
         _runtime.abandon_after_fork()
     _runtime = None
+    _stopped_by = None
     _lock = threading.RLock()
     _shutdown_callbacks.clear()
 

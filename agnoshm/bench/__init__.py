@@ -254,6 +254,13 @@ def _describe(error: BaseException) -> str:
     return traceback.format_exc()
 
 
+def _leave_domain() -> None:
+    """Shut agnoshm down in this worker, if the factory started it (peers' workers do not)."""
+    context = sys.modules.get("agnoshm.context")
+    if context is not None:
+        context.shutdown()
+
+
 def _serve(conn, factory: Callable, args: tuple) -> None:
     """Child main loop: build the object, answer commands until ``quit`` or a closed pipe."""
     signal.signal(signal.SIGTERM, _on_sigterm)
@@ -264,6 +271,9 @@ def _serve(conn, factory: Callable, args: tuple) -> None:
             obj = factory(*args)
             conn.send(("ok", obj.ready() if hasattr(obj, "ready") else None))
         except Exception as error:
+            # Leave the domain before answering: the parent stops us (SIGTERM) once it
+            # knows, and what the factory made (node, pool, queue) has no close() to run.
+            _leave_domain()
             conn.send(("error", _describe(error)))
             return
         while True:

@@ -59,7 +59,7 @@ class _RuntimeGate:
         if runtime is not self._watched:
             self._watch(runtime)  # before the check below: see the class docstring
         ticket.inside = True
-        if context._runtime is runtime and not runtime.closed:
+        if context.running(runtime):  # False too once a signal stopped agnoshm
             return True
         ticket.inside = False
         return False

@@ -77,7 +77,7 @@ class MultiThreadedExecutor(Executor):
             if not crew.leading:
                 crew.work.notify()  # an idle worker takes the lead
         try:
-            while not self._is_shutdown and context._runtime is runtime and not runtime.closed:
+            while not self._is_shutdown and context.running(runtime):
                 with crew.lock:
                     signals = crew.signals
                     if crew.starts != starts:
@@ -223,7 +223,7 @@ class MultiThreadedExecutor(Executor):
                             raise
                         return self._deliver, (entity, group, msg)
                     continue
-                if context._runtime is not runtime:
+                if not context.running(runtime):
                     return None
                 if tasks:
                     continue

@@ -1,0 +1,149 @@
+"""SIGINT and SIGTERM stop agnoshm as they stop rclpy (agnoshm/signals.py).
+
+Real programs (test/signal_workers.py) block in a spin, get a real signal and
+must end as documented, leaving nothing of their domain: no pool, no queue, no
+registry. In-process tests cover the handler bookkeeping and :func:`held`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+import agnoshm
+from agnoshm import signals
+from agnoshm.cli.clean import queue_exists
+from workers import wait_until
+
+TEST_DIR = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(TEST_DIR)
+TIMEOUT = 120
+VARIANTS = ["spin", "spin_once", "spin_until_future_complete", "single", "multi"]
+
+
+def _start(*args: str) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, TEST_DIR]))
+    code = "import sys, signal_workers; sys.exit(signal_workers.main(sys.argv[1:]))"
+    process = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env)
+    line = process.stdout.readline()  # printed once the node is up and about to spin
+    assert line == f"ready {process.pid}\n", (line, process.stderr.read())
+    wait_until(lambda: _asleep(process.pid), what=f"process {process.pid} to block in its spin")
+    return process
+
+
+def _asleep(pid: int) -> bool:
+    """The main thread sleeps in a futex: the doorbell, a condition, a join (not starting up)."""
+    try:
+        with open(f"/proc/{pid}/wchan") as f:
+            return "futex" in f.read()
+    except FileNotFoundError:
+        return True  # exited: _finish reports how
+
+
+def _finish(process: subprocess.Popen, signum: int) -> tuple[int, str, str]:
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=TIMEOUT)
+    return process.returncode, out, err
+
+
+def _assert_nothing_left(domain: int, pid: int) -> None:
+    assert not os.path.exists(f"/dev/shm/agnocast@{pid}")
+    assert queue_exists(pid) is False
+    assert not os.path.exists(f"/dev/shm/agnoshm-registry-domain{domain}")
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_program_blocked_in_a_spin_ends_cleanly_on_the_signal(isolated_domain, variant, signum):
+    process = _start(variant, "--catch")
+    code, out, err = _finish(process, signum)
+    caught = "KeyboardInterrupt" if signum == signal.SIGINT else "ExternalShutdownException"
+    assert (code, out) == (0, f"caught {caught} ok()=False\n"), err
+    _assert_nothing_left(isolated_domain, process.pid)
+
+
+def test_uncaught_sigint_ends_the_program_as_python_does_after_cleaning_up(isolated_domain):
+    process = _start("spin")
+    code, _out, err = _finish(process, signal.SIGINT)
+    assert code == -signal.SIGINT and err.rstrip().endswith("KeyboardInterrupt")
+    _assert_nothing_left(isolated_domain, process.pid)
+
+
+def test_uncaught_sigterm_raises_external_shutdown_exception_and_exits_1(isolated_domain):
+    process = _start("spin")
+    code, _out, err = _finish(process, signal.SIGTERM)
+    assert code == 1
+    assert "agnoshm.signals.ExternalShutdownException: agnoshm was stopped by signal 15" in err
+    _assert_nothing_left(isolated_domain, process.pid)
+
+
+def test_a_spin_in_another_thread_raises_when_the_main_thread_gets_the_signal(isolated_domain):
+    process = _start("thread")
+    code, out, err = _finish(process, signal.SIGTERM)
+    assert (code, out) == (0, "ExternalShutdownException in thread\n"), err
+    _assert_nothing_left(isolated_domain, process.pid)
+
+
+def test_the_programs_own_handler_is_called_after_agnoshm_stopped(isolated_domain):
+    process = _start("spin", "--catch", "--own-sigterm")
+    code, out, err = _finish(process, signal.SIGTERM)
+    assert (code, out) == (0, "own handler\ncaught ExternalShutdownException ok()=False\n"), err
+    _assert_nothing_left(isolated_domain, process.pid)
+
+
+def test_an_ignored_sigint_stays_ignored(isolated_domain):
+    process = _start("spin", "--catch", "--ignore-sigint")
+    process.send_signal(signal.SIGINT)  # ignored: SIGTERM below is what ends it
+    code, out, err = _finish(process, signal.SIGTERM)
+    assert (code, out) == (0, "caught ExternalShutdownException ok()=False\n"), err
+    _assert_nothing_left(isolated_domain, process.pid)
+
+
+# -- in this process -------------------------------------------------------------------------
+
+
+def test_init_installs_both_handlers_and_shutdown_puts_the_previous_ones_back(isolated_domain):
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    agnoshm.init()
+    assert signals.get_current_signal_handlers_options() == agnoshm.SignalHandlerOptions.ALL
+    assert signal.getsignal(signal.SIGTERM) is signals._handle
+    agnoshm.shutdown()
+    assert signals.get_current_signal_handlers_options() == agnoshm.SignalHandlerOptions.NO
+    assert {s: signal.getsignal(s) for s in before} == before
+
+
+def test_signal_handler_options_no_keeps_the_programs_handlers(isolated_domain):
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    agnoshm.init(signal_handler_options=agnoshm.SignalHandlerOptions.NO)
+    assert {s: signal.getsignal(s) for s in before} == before
+    agnoshm.init(signal_handler_options=agnoshm.SignalHandlerOptions.SIGTERM)  # running: no-op
+    agnoshm.shutdown()
+    agnoshm.init(signal_handler_options=agnoshm.SignalHandlerOptions.SIGTERM)
+    assert signal.getsignal(signal.SIGTERM) is signals._handle
+    assert signal.getsignal(signal.SIGINT) is before[signal.SIGINT]
+
+
+def test_a_signal_inside_held_is_delivered_after_the_block(isolated_domain):
+    delivered = []
+    with pytest.raises(KeyboardInterrupt):
+        with signals.held():
+            os.kill(os.getpid(), signal.SIGINT)
+            delivered.append("the block ran to its end")
+    assert delivered == ["the block ran to its end"]
+
+
+def test_shutdown_finishes_before_a_ctrl_c_that_arrives_during_it(isolated_domain):
+    node = agnoshm.Node("interrupted")
+    node.create_subscription(agnoshm.Bytes, "/t", lambda msg: None, 1)
+    runtime = agnoshm.context.get_runtime()
+    agnoshm.context.on_shutdown(lambda: os.kill(os.getpid(), signal.SIGINT))  # mid-shutdown
+    with pytest.raises(KeyboardInterrupt):
+        agnoshm.shutdown()
+    assert runtime.closed and not agnoshm.ok()
+    assert not os.path.exists(f"/dev/shm/agnocast@{os.getpid()}")
+    assert not os.path.exists(f"/dev/shm/agnoshm-registry-domain{isolated_domain}")
