@@ -4,7 +4,8 @@ Nothing else in agnoshm loads a library. Every binding has an explicit
 ``restype`` and an ``errcheck`` named after its C error convention, which turns
 ``errno`` into ``OSError(errno, strerror, <object name>)`` so callers receive
 the right built-in subclass (``FileExistsError``, ``PermissionError``...) with
-the object named.  ``EINTR`` is retried in :func:`retry_eintr` only.
+the object named.  ``EINTR`` from a futex or queue wait counts as a spurious wake-up (callers
+loop on their condition); ``os`` calls retry it themselves (PEP 475).
 
 Calls that can block (``pthread_mutex_lock``, ``futex`` waits,
 ``mq_timedreceive``) go through ctypes' foreign-call path, which releases the
@@ -306,11 +307,3 @@ def fallocate(fd: int, offset: int, length: int) -> bool:
         raise
     return True
 
-
-def retry_eintr(call, *args):
-    """Call ``call(*args)`` again while it fails with EINTR."""
-    while True:
-        try:
-            return call(*args)
-        except InterruptedError:
-            continue

@@ -83,10 +83,6 @@ class Config:
     def range_end(self) -> int:
         return self.base_address + self.max_processes * self.pool_size
 
-    def slot_address(self, slot: int) -> int:
-        """Return the fixed virtual address of pool slot ``slot``."""
-        return self.base_address + slot * self.pool_size
-
 
 def parse_size(value: Any) -> int:
     """Parse ``4G``, ``512M``, ``65536`` or an int into bytes."""

@@ -31,10 +31,6 @@ class TypeMismatchError(AgnoshmError, TypeError):
     """Raised when an endpoint's message type differs from the topic's."""
 
 
-class QoSIncompatibleError(AgnoshmError, ValueError):
-    """Raised when a subscription's QoS cannot match the topic's publishers."""
-
-
 class LoanError(AgnoshmError):
     """Raised when a message cannot be loaned from the pool."""
 

@@ -101,10 +101,4 @@ def hit(name: str) -> None:
         signal.pause()  # pragma: no cover - SIGKILL is delivered before this returns
 
 
-def fault_point(name: str) -> None:
-    """Call-site helper for code that is not on a hot path."""
-    if ARMED:
-        hit(name)
-
-
 arm(os.environ.get(ENV))

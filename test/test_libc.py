@@ -178,19 +178,6 @@ def test_mq_timedreceive_returns_minus_one_when_nothing_arrives():
         _libc.mq_unlink(name)
 
 
-def test_retry_eintr_calls_again_until_the_call_is_not_interrupted():
-    calls = []
-
-    def interrupted_twice():
-        calls.append(1)
-        if len(calls) < 3:
-            raise InterruptedError(errno.EINTR, "interrupted")
-        return "done"
-
-    assert _libc.retry_eintr(interrupted_twice) == "done"
-    assert len(calls) == 3
-
-
 # -- futex helpers --------------------------------------------------------------------
 
 

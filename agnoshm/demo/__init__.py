@@ -36,18 +36,6 @@ class DemoError(Exception):
     """A check of a demo program failed (wrong order, size or pixels, a timeout)."""
 
 
-def spin_until_count(node, done) -> None:
-    """Spin ``node`` until ``done()`` is true or Ctrl-C, then shut agnoshm down."""
-    executor = agnoshm.SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin_until(done)
-    except KeyboardInterrupt:
-        pass
-    node.destroy_node()
-    agnoshm.shutdown()
-
-
 def _sigterm_as_interrupt() -> None:
     """Let SIGTERM (``launch``'s second step, ``kill``) clean up like Ctrl-C does."""
     def handler(signum, frame):

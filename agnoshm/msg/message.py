@@ -280,9 +280,5 @@ def get_message(msg_type) -> MessageType:
     return found
 
 
-def loan_is_published(view) -> bool:
-    return isinstance(view, LoanedView) and not view._owner.valid
-
-
 __all__ = ["LoanedView", "MessageInvalidatedError", "MessageType", "MessageView", "ReceivedView",
            "get_message", "view_class"]

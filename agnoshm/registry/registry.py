@@ -17,7 +17,6 @@ import contextlib
 import ctypes
 import os
 import time
-from typing import Iterator
 
 from agnoshm import _libc, faults
 from agnoshm.config import Config
@@ -753,9 +752,6 @@ class Registry:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
-
-    def iter_used(self, table) -> Iterator[int]:
-        return (i for i, r in enumerate(table) if r.state != L.FREE)
 
     def __repr__(self) -> str:
         return f"Registry({self.name!r}, size={self._size})"
