@@ -78,7 +78,7 @@ class OutOfPoolMemory(MemoryError):
         super().__init__(
             f"cannot allocate {requested} bytes (aligned to {alignment_for(requested)}): "
             f"{free_bytes} bytes free, largest free block {largest_free_block} bytes, "
-            f"pool size {pool_size} bytes; increase pool_size (AGNOSHM_POOL_SIZE) or release messages"
+            f"pool size {pool_size} bytes; create a larger allocator or free blocks"
         )
 
 

@@ -125,7 +125,7 @@ def test_allocating_until_exhausted_raises_out_of_pool_memory_naming_the_request
     assert f"{sut.free_bytes} bytes free" in message
     assert f"largest free block {sut.largest_free_block} bytes" in message
     assert f"pool size {MiB} bytes" in message
-    assert "increase pool_size (AGNOSHM_POOL_SIZE) or release messages" in message
+    assert "create a larger allocator or free blocks" in message
     assert isinstance(caught.value, MemoryError)
     assert caught.value.requested == 1000
     assert len(offsets) == MiB // 1008
