@@ -3,7 +3,7 @@
 | object | name |
 |---|---|
 | pool (shm backend) | ``/agnocast@<pid>`` (``/dev/shm/agnocast@<pid>``) |
-| pool (memfd backend) | memfd ``agnocast@<pid>``, served on abstract socket ``@agnoshm-pool@<pid>`` |
+| pool (memfd backend) | memfd ``agnocast@<pid>``, served on abstract socket ``@agnoshm-pool@<domain>@<pid>`` |
 | announcement queue | ``/new_publisher@<pid>`` |
 | registry | ``/agnoshm-registry-domain<ROS_DOMAIN_ID>`` |
 """
