@@ -188,7 +188,7 @@ def measure(settings: Settings, results: dict, progress: Progress,
     progress.start("executor dispatch")
     d = results["dispatch"] = dispatch.measure_dispatch(settings, dispatch_rounds(settings))
     progress.step(f"executor: {d['callbacks_per_s']:,.0f} callbacks/s; latency through spin() "
-                  f"{d['latency_ratio_p50']:.2f}x the raw path")
+                  f"{report.spin_versus_raw(d)}")
     progress.start("busy-poll comparison")
     results["busy_poll"] = measure_busy_poll(
         settings, lambda row: progress.step(report.progress_line(row)))
