@@ -11,6 +11,7 @@ import numpy as np
 from agnoshm.errors import TypeMismatchError, UnknownFieldError
 from agnoshm.msg import layout as L
 from agnoshm.msg.types import EMPTY_MEMBER, _class_type_name, _is_message_class, normalize_type_name
+from agnoshm.msg.types import ros_message_class as _import_ros_class
 
 
 def _fields(view):
@@ -318,18 +319,25 @@ _ros_classes: dict[str, type] = {}
 
 
 def ros_message_class(type_name: str) -> type:
-    """The rclpy class of ``"pkg/msg/Name"``.
+    """The rclpy class of ``"pkg/msg/Name"`` (``Name`` from the module ``pkg.msg``).
 
-    :raises ImportError: ROS 2's Python packages are not importable.
+    :raises ImportError: ROS 2's Python package ``pkg`` is not importable.
     """
     cls = _ros_classes.get(type_name)
     if cls is None:
+        package = type_name.partition("/")[0]
         try:
-            from rosidl_runtime_py.utilities import get_message
+            cls = _import_ros_class(type_name)
         except ImportError as err:
-            raise ImportError("to_ros() needs ROS 2 (rclpy and rosidl_runtime_py): source your "
-                              "ROS 2 setup.bash, or use to_dict() / to_rosbags()") from err
-        cls = _ros_classes[type_name] = get_message(type_name)
+            raise ImportError(
+                f"{type_name} has no rclpy class here: ROS 2's Python package {package} is not "
+                f"importable ({err}). Source your ROS 2 setup.bash, or pip install "
+                f"ros-{package.replace('_', '-')} beside the ROS 2 wheels (to_dict() and "
+                "to_rosbags() need neither)") from err
+        except AttributeError as err:
+            raise ImportError(f"{type_name} has no rclpy class: {err} (agnoshm's own types have "
+                              "none; to_dict() and to_rosbags() work for every type)") from err
+        _ros_classes[type_name] = cls
     return cls
 
 

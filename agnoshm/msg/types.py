@@ -4,17 +4,20 @@ A type is named ``"pkg/msg/Name"`` (``"pkg/Name"`` is accepted and
 normalized). :class:`TypeRegistry` resolves a name from these sources, in
 this order:
 
-1. **rclpy message classes**, when ``import rclpy`` works (tried lazily, once):
-   the class from ``rosidl_runtime_py.utilities.get_message`` is described from
-   ``get_fields_and_field_types()`` and ``SLOT_TYPES``.
-2. **rosbags type stores** (pure Python, every standard interface package):
+1. agnoshm's own type, ``agnoshm/msg/Bytes`` (:mod:`agnoshm.msg.bytes`). No
+   other source is asked for it: an rclpy-style lookup imports ``agnoshm.msg``
+   and takes ``Bytes``, which asks this registry again.
+2. **rclpy message classes**, when ``import rclpy`` works (tried lazily, once):
+   ``Name`` from the module ``pkg.msg`` (:func:`ros_message_class`, what
+   ``rosidl_runtime_py.utilities.get_message`` does; that package is not on
+   PyPI), described from ``get_fields_and_field_types()`` and ``SLOT_TYPES``.
+3. **rosbags type stores** (pure Python, every standard interface package):
    the store of ``ROS_DISTRO`` (``Stores.ROS2_<DISTRO>``), else the newest ROS 2
    store that the installed rosbags ships. The stores keep no field defaults;
    the few the standard packages have are in :data:`STANDARD_DEFAULTS`.
-3. **user definitions** registered with :meth:`TypeRegistry.register_msg` (text
+4. **user definitions** registered with :meth:`TypeRegistry.register_msg` (text
    or a ``.msg`` file) or :meth:`TypeRegistry.register_package` (a package
-   folder with ``msg/*.msg``);
-4. agnoshm's own type, ``agnoshm/msg/Bytes`` (:mod:`agnoshm.msg.bytes`).
+   folder with ``msg/*.msg``).
 
 ``.msg`` text is parsed here, following the rules of ``rosidl_adapter`` (the
 parser ROS 2 itself uses), because rosbags' ``.msg`` parser has no ``wstring``,
@@ -33,6 +36,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import hashlib
+import importlib
 import json
 import os
 import re
@@ -50,7 +54,7 @@ __all__ = [
     "FieldType", "Field", "Constant", "MessageDefinition",
     "UnknownTypeError", "MessageDefinitionError",
     "TypeRegistry", "default_registry", "get_definition", "type_hash",
-    "register_msg", "register_package", "normalize_type_name", "parse_msg",
+    "register_msg", "register_package", "normalize_type_name", "parse_msg", "ros_message_class",
 ]
 
 #: Primitive type names (``.msg`` spelling; ``wchar`` and ``float128`` only come from IDL).
@@ -629,18 +633,30 @@ def _from_message_class(cls: type) -> MessageDefinition:
     return MessageDefinition(_class_type_name(cls), tuple(fields), tuple(constants), source="rclpy")
 
 
+def ros_message_class(name: str) -> type:
+    """The rclpy (rosidl_generator_py) class of ``"pkg/msg/Name"``: ``Name`` from the
+    module ``pkg.msg``, as ``rosidl_runtime_py.utilities.get_message`` finds it.
+
+    :raises ImportError: the package ``pkg`` is not importable (not installed, or ROS 2
+        not sourced).
+    :raises AttributeError: ``pkg.msg`` has no message class ``Name``.
+    """
+    package, namespace, message = normalize_type_name(name).split("/")
+    cls = getattr(importlib.import_module(f"{package}.{namespace}"), message, None)
+    if not _is_message_class(cls):
+        raise AttributeError(f"module {package}.{namespace} has no ROS 2 message class {message}")
+    return cls
+
+
 class _RclpySource:
     """Definitions from rclpy message classes, when ROS 2 is installed."""
 
     def __init__(self) -> None:
         import rclpy  # noqa: F401  (fails fast without ROS)
-        from rosidl_runtime_py.utilities import get_message
-
-        self._get_message = get_message
 
     def get(self, name: str) -> MessageDefinition | None:
         try:
-            cls = self._get_message(name)
+            cls = ros_message_class(name)
         except (AttributeError, ImportError, ValueError):
             return None
         return _from_message_class(cls)
@@ -686,12 +702,14 @@ class TypeRegistry:
 
     def _raw(self, name: str) -> MessageDefinition | None:
         """The definition without hash, from the first source that knows ``name``."""
-        rclpy_source = self._rclpy_source()
-        found = rclpy_source.get(name) if rclpy_source else None
+        found = self._builtin.get(name)
+        if found is None:
+            rclpy_source = self._rclpy_source()
+            found = rclpy_source.get(name) if rclpy_source else None
         if found is None:
             found = self.rosbags.get(name)
         if found is None:
-            found = self._user.get(name) or self._builtin.get(name)
+            found = self._user.get(name)
         return found
 
     # lookup --------------------------------------------------------------

@@ -135,8 +135,15 @@ def _prepare(node, msg_type, topic, qos_profile):
         raise TypeError(f"expected an rclpy.node.Node or an agnoshm.Node, got "
                         f"{type(node).__module__}.{type(node).__qualname__}")
     if not node.context.ok():
-        raise InvalidHandleError(f"the rclpy context of node {node.get_fully_qualified_name()} "
-                                 "was shut down: call rclpy.init() and create a new node")
+        # no node.get_*name() here: since Kilted, rclpy.shutdown() destroys the context's nodes
+        raise InvalidHandleError("the rclpy context of this node was shut down (rclpy.shutdown() "
+                                 "or Ctrl-C): call rclpy.init() and create a new node")
+    try:
+        with node.handle:
+            pass
+    except RuntimeError:  # rclpy's InvalidHandle
+        raise InvalidHandleError("this rclpy node was destroyed (destroy_node()): create a new "
+                                 "node") from None
     check_ros_qos(qos_profile)
     depth, durability = resolve_qos(qos_profile)
     msg_type = get_message(msg_type)

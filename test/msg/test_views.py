@@ -21,6 +21,7 @@ if _HERE not in sys.path:  # for `import roundtrip_workers`
     sys.path.append(_HERE)
 
 import roundtrip_workers as rw  # noqa: E402
+import ros_packages  # noqa: E402
 
 import agnoshm  # noqa: E402
 from agnoshm.msg import convert  # noqa: E402
@@ -687,12 +688,11 @@ def test_assignment_from_rosbags_messages(endpoints):
     assert bytes_sub.take().data.tolist() == [200, 0, 127]
 
 
+@pytest.mark.ros
+@ros_packages.needs("std_msgs.msg", "sensor_msgs.msg")
 def test_assignment_from_rclpy_messages(endpoints):
-    try:
-        import rclpy  # noqa: F401
-        from std_msgs.msg import String
-    except ImportError:
-        pytest.skip("rclpy not installed")
+    from std_msgs.msg import String
+
     node, pub, sub = endpoints
     string_pub = node.create_publisher(String, "/chatter", 1)
     string_sub = node.create_polling_subscription("std_msgs/msg/String", "/chatter", 1)

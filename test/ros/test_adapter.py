@@ -32,6 +32,7 @@ import pytest
 
 import agnoshm
 import agnoshm.ros
+import ros_packages
 import workers
 from agnoshm.errors import InvalidHandleError, InvalidQoSError, InvalidTopicNameError
 from agnoshm.qos import DurabilityPolicy, HistoryPolicy, QoSProfile
@@ -39,7 +40,6 @@ from agnoshm.ros import dispatch, endpoints
 from agnoshm.ros import qos as ros_qos
 
 REPO = Path(__file__).resolve().parents[2]
-NO_RCLPY = "rclpy is not installed (ROS 2 not sourced)"
 STRING = "std_msgs/msg/String"
 ROS_PACKAGES = ["ament_index_python", "rclpy", "rosidl_parser", "rosidl_runtime_py", "std_msgs"]
 
@@ -300,6 +300,21 @@ class _Model:
                 """rclpy's SIGINT handler: rcl_shutdown from C++, no on_shutdown callbacks."""
                 self._handle.initialized = False
 
+        class KiltedContext(Context):
+            """rclpy 8 and later (Kilted): shutdown() first destroys every node of the
+            context (``track_node``), under the context's lock, now reentrant."""
+
+            def __init__(self):
+                super().__init__()
+                self._lock = threading.RLock()
+                self.nodes = []
+
+            def shutdown(self):
+                with self._lock:
+                    for node in self.nodes:
+                        node.destroy_node()
+                    super().shutdown()
+
         class MutuallyExclusiveCallbackGroup:
             def __init__(self):
                 self._busy = False
@@ -351,6 +366,8 @@ class _Model:
             def __init__(self, name, namespace="/", context=None, remaps=None):
                 self._name, self._ns, self._remaps = name, namespace, remaps or {}
                 self._context = context
+                if isinstance(context, KiltedContext):
+                    context.nodes.append(self)
                 self._node = Handle()
                 self._guards = []
                 self.default_callback_group = MutuallyExclusiveCallbackGroup()
@@ -461,6 +478,7 @@ class _Model:
             setattr(rclpy, name, module)
             self.modules[f"rclpy.{name}"] = module
         self.rclpy, self.Context, self.Node, self.Executor = rclpy, Context, Node, Executor
+        self.KiltedContext = KiltedContext
 
 
 @pytest.fixture
@@ -576,6 +594,28 @@ def test_model_destroy_node_tears_down_endpoints_and_the_thread(model):
     sut.destroy()  # after destroy_node: already gone, no error
     with pytest.raises(InvalidHandleError):
         poll.take()
+
+
+def test_model_kilted_shutdown_destroys_the_node_and_new_endpoints_are_refused(model):
+    """Since Kilted, rclpy.shutdown() destroys the context's nodes: endpoints go, and a new
+    one raises agnoshm's InvalidHandleError naming the cause (never rclpy's InvalidHandle
+    from asking the destroyed node its name)."""
+    context = model.KiltedContext()
+    node = model.Node("listener", context=context)
+    agnoshm.ros.create_subscription(node, STRING, "/k", lambda m: None, 10)
+    agnoshm.ros.create_publisher(node, STRING, "/k", 10)
+    context.shutdown()
+    assert _counts("/k") is None and not _dispatch_threads() and not node.handle.valid
+    with pytest.raises(InvalidHandleError, match="shut down"):
+        agnoshm.ros.create_publisher(node, STRING, "/k", 10)
+
+
+def test_model_endpoints_on_a_destroyed_node_are_refused(model):
+    node = model.Node("listener", context=model.context)
+    node.destroy_node()
+    with pytest.raises(InvalidHandleError, match="destroyed"):
+        agnoshm.ros.create_subscription(node, STRING, "/k", print, 10)
+    assert _counts("/k") is None
 
 
 def _raising_callback_delivers_the_rest(node, executor):
@@ -715,8 +755,8 @@ def test_model_non_node_and_bad_names_are_refused(model):
 @pytest.fixture
 def ros(isolated_domain, ros_domain_id):
     """rclpy (with std_msgs) on its own context; nodes made by ``ros.node`` are destroyed after."""
-    rclpy = pytest.importorskip("rclpy", reason=NO_RCLPY)
-    pytest.importorskip("std_msgs.msg", reason=NO_RCLPY)
+    ros_packages.require("std_msgs.msg")
+    import rclpy
     import rclpy.context
     import rclpy.executors
 
@@ -874,6 +914,15 @@ def test_rclpy_shutdown_tears_down_and_refuses_new_endpoints(ros):
     assert _counts("/s") is None and not _dispatch_threads()
     with pytest.raises(InvalidHandleError, match="shut down"):
         agnoshm.ros.create_publisher(node, STRING, "/s", 10)
+
+
+@pytest.mark.ros
+def test_endpoints_on_a_destroyed_node_are_refused(ros):
+    node = ros.node("listener")
+    node.destroy_node()
+    with pytest.raises(InvalidHandleError, match="destroyed"):
+        agnoshm.ros.create_publisher(node, STRING, "/gone", 10)
+    assert _counts("/gone") is None
 
 
 @pytest.mark.ros

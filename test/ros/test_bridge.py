@@ -16,6 +16,7 @@ from types import SimpleNamespace
 import pytest
 
 import agnoshm
+import ros_packages
 from agnoshm.qos import DurabilityPolicy, QoSProfile
 from agnoshm.ros import bridge as sut
 from agnoshm.ros.bridge import cli, relay
@@ -31,7 +32,6 @@ from agnoshm.ros.bridge import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-NO_RCLPY = "rclpy is not installed (ROS 2 not sourced)"
 STRING = "std_msgs/msg/String"
 ROS_PACKAGES = ["ament_index_python", "rclpy", "rosidl_parser", "rosidl_runtime_py", "std_msgs"]
 
@@ -77,19 +77,18 @@ def test_python_m_bridge_without_ros_exits_2_without_a_traceback():
     assert "Traceback" not in result.stderr
 
 
-def test_python_m_bridge_here_exits_2_when_rclpy_is_really_missing():
-    try:
-        import rclpy  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("rclpy is importable here")
+def test_python_m_bridge_exits_2_when_ros_2_is_not_usable_here():
+    """Without rclpy, it says that it needs ROS 2; with rclpy, ROS 2 failing to start
+    (here a malformed --ros-args, which rcl refuses in rclpy.init) is exit 2 as well."""
+    rclpy_missing = "rclpy" in ros_packages.missing()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PYTHONPATH"] = str(REPO)
-    result = subprocess.run([sys.executable, "-m", "agnoshm.ros.bridge"], cwd=REPO, env=env,
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2
-    assert "needs ROS 2" in result.stderr and "Traceback" not in result.stderr
+    ros_args = [] if rclpy_missing else ["--ros-args", "-r"]
+    result = subprocess.run([sys.executable, "-m", "agnoshm.ros.bridge", *ros_args], cwd=REPO,
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert ("needs ROS 2" if rclpy_missing else "ROS 2 did not start") in result.stderr
 
 
 def test_help_works_without_ros(capsys):
@@ -353,11 +352,19 @@ class _RemappingNode:
     def get_topic_names_and_types(self):
         return [(name, [STRING]) for name in self.ros_topics]
 
+    # rclpy (Humble to Kilted) remaps the name given to get_*_info_by_topic with the node's
+    # rules, and not the one given to count_*
     def get_publishers_info_by_topic(self, name):
         return []
 
     def get_subscriptions_info_by_topic(self, name):
-        return [_info("echo")]
+        return [_info("echo")] if self.resolve_topic_name(name) in self.ros_topics else []
+
+    def count_publishers(self, name):
+        return 0
+
+    def count_subscribers(self, name):
+        return int(name in self.ros_topics)
 
 
 @pytest.fixture
@@ -374,7 +381,8 @@ def started(monkeypatch):
 
 
 def test_a_topic_the_bridge_nodes_remap_rules_rename_is_not_relayed(isolated_domain, started):
-    """The relay's endpoints would be renamed too: on-demand /a would run on /b."""
+    """The relay's endpoints would be renamed too: on-demand /a would run on /b. /a's demand
+    is still seen (rclpy's info queries would ask about /b) and the reason reported."""
     talker = agnoshm.Node("talker")
     talker.create_publisher(STRING, "/a", 10)
     talker.create_publisher(STRING, "/c", 10)
@@ -444,8 +452,8 @@ def test_notes_expire_and_are_bounded():
 @pytest.fixture
 def ros(isolated_domain, ros_domain_id):
     """rclpy with its own context and a multi-threaded executor spinning in a thread."""
-    rclpy = pytest.importorskip("rclpy", reason=NO_RCLPY)
-    pytest.importorskip("std_msgs.msg", reason=NO_RCLPY)
+    ros_packages.require("std_msgs.msg")
+    import rclpy
     import rclpy.context
     import rclpy.executors
 
@@ -596,6 +604,7 @@ def test_octet_arrays_cross_both_ways(ros):
 
 
 @pytest.mark.ros
+@ros_packages.needs("sensor_msgs.msg")
 def test_a_message_that_cannot_cross_is_dropped_and_the_bridge_goes_on(ros, monkeypatch):
     """A ROS 2 image larger than the bridge's pool: that one is dropped with a warning
     (counted in ``dropped``), the next one crosses."""
@@ -616,6 +625,21 @@ def test_a_message_that_cannot_cross_is_dropped_and_the_bridge_goes_on(ros, monk
     got = []
     _wait(lambda: got.extend(iter(sub.take, None)) or got, "the small image")
     assert got[0].data.tolist() == [1, 2, 3, 4] and relay_.forwarded[TO_AGNOSHM] == 1
+    sut_bridge.close()
+
+
+@pytest.mark.ros
+def test_a_type_whose_package_is_missing_is_reported_naming_the_package(ros):
+    """No rosidl_runtime_py is needed (pip's ROS 2 has none); a type whose package is not
+    installed is skipped with the package named, and the bridge goes on."""
+    bridge_node = ros.node("agnoshm_bridge")
+    sut_bridge = sut.Bridge(bridge_node, on_demand=False, topics=[
+        TopicConfig("/absent", TO_ROS, "no_such_msgs/msg/Thing"),
+        TopicConfig("/present", TO_ROS, STRING)])
+    sut_bridge.update()
+    assert set(sut_bridge.routes) == {"/present"}
+    reason = sut_bridge._reported["/absent"]
+    assert "no_such_msgs" in reason and "pip install ros-no-such-msgs" in reason
     sut_bridge.close()
 
 

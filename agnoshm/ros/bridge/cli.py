@@ -1,7 +1,7 @@
 """The ``agnoshm_bridge`` program: arguments, then the bridge's node spun until Ctrl-C.
 
 Exit status 0 after Ctrl-C or shutdown; 2 for bad arguments or configuration,
-or when ROS 2 (rclpy) is not importable.  Everything before :func:`_run` works
+or when ROS 2 is not usable (rclpy not importable, or ``rclpy.init`` failing).  Everything before :func:`_run` works
 without ROS 2, so ``--help`` and argument errors never need it.
 """
 
@@ -80,13 +80,17 @@ def _run(rclpy, options: BridgeOptions, node_name: str, ros_args: list[str]) -> 
     import agnoshm
 
     logging.basicConfig(level=logging.INFO, format="[agnoshm_bridge] %(message)s")
-    rclpy.init(args=[sys.argv[0] or "agnoshm_bridge", *ros_args])
+    try:
+        rclpy.init(args=[sys.argv[0] or "agnoshm_bridge", *ros_args])
+    except Exception as err:  # rclpy's RCLError: bad --ros-args, or rcl cannot start here
+        print(f"agnoshm_bridge: error: ROS 2 did not start: {err}", file=sys.stderr)
+        return 2
     bridge = node = None
     try:
-        node = rclpy.create_node(node_name)
         try:
+            node = rclpy.create_node(node_name)
             bridge = Bridge(node, topics=options.topics, on_demand=options.on_demand)
-        except Exception as err:  # e.g. a topic name rclpy refuses after remapping
+        except Exception as err:  # a node or topic name rclpy refuses (after remapping)
             print(f"agnoshm_bridge: error: {err}", file=sys.stderr)
             return 2
         bridge.update()

@@ -45,15 +45,15 @@ class _TopicBridge:
 
     def __init__(self, bridge: "Bridge", route: Route):
         from rclpy.qos import QoSProfile
-        from rosidl_runtime_py.utilities import get_message
 
+        from agnoshm.msg.convert import ros_message_class
         from agnoshm.ros import adapter
 
         self.route = route
         self._bridge = bridge
         self._ros_pub = self._ros_sub = self._agnoshm_pub = self._agnoshm_sub = None
         self._echo = EchoFilter() if route.direction == BOTH else None
-        self._ros_type = get_message(route.type_name)
+        self._ros_type = ros_message_class(route.type_name)  # ImportError names the package
         self.forwarded = {TO_ROS: 0, TO_AGNOSHM: 0}
         self.dropped = {TO_ROS: 0, TO_AGNOSHM: 0}
         node = bridge.node
@@ -158,10 +158,19 @@ class Bridge:
         agnoshm = agnoshm_topics(self.registry, self.own_name)
         names = set(agnoshm) | {t.name for t in self.configured}
         ros = {}
-        for name, types in self.node.get_topic_names_and_types():
-            if name in names:
-                ros[name] = ros_topic(name, types, self.node.get_publishers_info_by_topic(name),
-                                      self.node.get_subscriptions_info_by_topic(name), self._own_node)
+        node = self.node
+        for name, types in node.get_topic_names_and_types():
+            if name not in names:
+                continue
+            if node.resolve_topic_name(name) != name:
+                # rclpy applies the node's remap rules to get_*_info_by_topic (not to count_*),
+                # so their answer would be another topic's. Such a name is never relayed
+                # (remap_problem) and the bridge has no endpoint on it: counts are enough.
+                ros[name] = RosTopic(name, tuple(types), node.count_publishers(name),
+                                     node.count_subscribers(name))
+            else:
+                ros[name] = ros_topic(name, types, node.get_publishers_info_by_topic(name),
+                                      node.get_subscriptions_info_by_topic(name), self._own_node)
         return agnoshm, ros
 
     def update(self) -> None:
