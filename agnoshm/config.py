@@ -202,13 +202,25 @@ def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> C
     :raises ConfigError: if a file or variable holds a bad value.
     """
     environ = os.environ if environ is None else environ
-    raw: dict[str, Any] = {}
+    settings: dict[str, Any] = {}
     path = config_file(environ)
     if path is not None:
-        raw.update(read_yaml(path))
+        for key, value in read_yaml(path).items():
+            settings[key] = _parse(key, value, f"{path}: {key}")
     for key in _PARSERS:
         env_name = "ROS_DOMAIN_ID" if key == "domain_id" else f"AGNOSHM_{key.upper()}"
         if environ.get(env_name, "") != "":
-            raw[key] = environ[env_name]
-    raw.update(overrides)
-    return Config(**{key: _PARSERS[key](value) for key, value in raw.items()})
+            settings[key] = _parse(key, environ[env_name], env_name)
+    for key, value in overrides.items():
+        settings[key] = _parse(key, value, key)
+    return Config(**settings)
+
+
+def _parse(key: str, value: Any, source: str) -> Any:
+    """Parse one setting; a bad value's error names where it came from (file and key, or the
+    environment variable)."""
+    try:
+        return _PARSERS[key](value)
+    except ConfigError as err:
+        message = str(err)
+        raise ConfigError(message if message.startswith(source) else f"{source}: {message}") from None

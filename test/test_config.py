@@ -152,6 +152,8 @@ def test_bad_environment_value_raises_config_error_naming_it(environ, variable, 
         load_config({**environ, variable: value})
     assert isinstance(info.value, AgnoshmError) and isinstance(info.value, ValueError)
     assert named in str(info.value)
+    setting = variable.removeprefix("AGNOSHM_").lower()
+    assert variable in str(info.value) or setting in str(info.value), info.value
 
 
 @pytest.mark.parametrize("text,named", [
