@@ -1,6 +1,6 @@
 """The publish path: loan blocks in the owner's pool, record an entry, ring doorbells.
 
-Steps follow DESIGN.md's data flow: (1) ``loan`` hands out pool blocks;
+Steps follow the data flow of one message in docs/design.md: (1) ``loan`` hands out pool blocks;
 (2) ``publish`` records the entry under the topic's lock and reclaims what
 fell out of depth and is unreferenced; (3) it rings each subscribing
 process once.  Only the owner frees its memory (``reclaim``), on publish,
