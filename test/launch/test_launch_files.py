@@ -64,6 +64,7 @@ def _run(launch, path: Path, arguments: dict[str, str]):
         logger.removeHandler(messages)
 
 
+@pytest.mark.ros
 @pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
 def test_a_broken_agnoshm_config_starts_no_process(launch_module, path, tmp_path, isolated_domain):
     broken = tmp_path / "agnoshm.yaml"
@@ -74,6 +75,7 @@ def test_a_broken_agnoshm_config_starts_no_process(launch_module, path, tmp_path
     assert "unknown settings ['pool_sise']" in log
 
 
+@pytest.mark.ros
 @pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
 def test_a_broken_parameter_file_starts_no_process(launch_module, path, tmp_path, isolated_domain):
     broken = tmp_path / "params.yaml"
@@ -83,6 +85,7 @@ def test_a_broken_parameter_file_starts_no_process(launch_module, path, tmp_path
     assert "depth must be an integer, not 'zero'" in log
 
 
+@pytest.mark.ros
 def test_a_bad_launch_argument_starts_no_process(launch_module, isolated_domain):
     code, started, log = _run(launch_module, REPO / "launch" / "image_pipeline.launch.py",
                          {"count": "-1"})
