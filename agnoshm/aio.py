@@ -13,7 +13,8 @@ subscriptions when it rings, and wakes their event loops with
 ``loop.call_soon_threadsafe``.  With nobody waiting it sleeps on a condition
 and never wakes.  Cancelling a waiting coroutine unregisters it; destroying
 the subscription ends its waits (``receive`` raises ``InvalidHandleError``,
-``messages`` stops), and ``agnoshm.shutdown()`` ends them all.
+``messages`` stops), ``agnoshm.shutdown()`` ends them all, and so does a
+signal that stops agnoshm (they raise ``ExternalShutdownException``, as a spin does).
 
 Use a polling subscription (``create_polling_subscription``); a callback
 subscription works too, but then do not also spin its node.
@@ -36,6 +37,7 @@ async def receive(subscription, timeout: float | None = None):
     :returns: a read-only message view, or None if ``timeout`` passed first.
     :raises InvalidHandleError: if the subscription is (or gets) destroyed.
     :raises NotInitializedError: if agnoshm is shut down in this process.
+    :raises ExternalShutdownException: if a signal stopped agnoshm (as a spin does).
     """
     msg = subscription.take()
     if msg is not None:
@@ -163,7 +165,7 @@ class _Watcher:
                 with self._cond:
                     waiters = list(self._waiters)
                 ready = [w for w in waiters if w.ready()]
-                if not ready and not self.stopped and context._runtime is runtime:
+                if not ready and not self.stopped and context.running(runtime):
                     doorbell.wait(seen, None)
             finally:
                 gate.leave(ticket)
@@ -185,6 +187,7 @@ _watcher_lock = threading.Lock()
 
 def _watcher_for(runtime) -> _Watcher:
     global _watcher
+    context.raise_if_stopped_by_signal()
     if runtime.closed or context._runtime is not runtime:
         raise NotInitializedError("agnoshm is shut down in this process: call agnoshm.init()")
     with _watcher_lock:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import signal
 import threading
 import weakref
 
@@ -80,6 +81,17 @@ def running(runtime) -> bool:
 def stopped_by_signal() -> int | None:
     """The signal that stopped agnoshm (its executors' spins raise), or None."""
     return _stopped_by
+
+
+def raise_if_stopped_by_signal() -> None:
+    """Raise :class:`~agnoshm.signals.ExternalShutdownException` if a signal stopped agnoshm
+    (what a spin, or an ``agnoshm.aio`` wait, does then)."""
+    signum = _stopped_by
+    if signum is not None:
+        raise signals.ExternalShutdownException(
+            f"agnoshm was stopped by signal {signum} ({signal.Signals(signum).name}); "
+            "catch ExternalShutdownException (and KeyboardInterrupt) around the spin, or "
+            "init(signal_handler_options=SignalHandlerOptions.NO) to handle signals yourself")
 
 
 def _stop_by_signal(signum: int) -> None:

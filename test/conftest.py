@@ -28,8 +28,11 @@ import tempfile
 
 import pytest
 
-#: test domains: far from the ones people use (0..232 for ROS 2 over DDS)
-DOMAIN_RANGE = range(100_000, 1_000_000)
+from agnoshm.memory import BACKENDS
+
+#: test domains: far from the ones people use (0..232 for ROS 2 over DDS); bounded, since
+#: each leaves an empty lock file (deleting it could let two runs lock different files)
+DOMAIN_RANGE = range(100_000, 110_000)
 #: DDS domain ids for rclpy in tests (claimed the same way; no agnoshm domain is among them)
 ROS_DOMAIN_RANGE = range(1, 233)
 _CLAIM_DIR = os.path.join(tempfile.gettempdir(), f"agnoshm-test-domains-{os.getuid()}")
@@ -187,8 +190,8 @@ def flush_releases():
     return lambda: agnoshm.context.get_runtime().flush_releases()
 
 
-@pytest.fixture(params=["shm", "memfd"])
+@pytest.fixture(params=list(BACKENDS))
 def backend(request, monkeypatch):
-    """Run the test once per pool backend (set for this process and its children)."""
+    """Run the test once per pool backend of the table (set for this process and its children)."""
     monkeypatch.setenv("AGNOSHM_BACKEND", request.param)
     return request.param

@@ -3,8 +3,9 @@
     main([VARIANT, "--catch", "--own-sigterm", "--ignore-sigint"])  # flags optional
 
 ``VARIANT`` is the call that blocks: spin, spin_once, spin_until_future_complete,
-single (SingleThreadedExecutor.spin), multi (MultiThreadedExecutor.spin), or
-thread (spin in a second thread while the main thread waits for it).  With
+single (SingleThreadedExecutor.spin), multi (MultiThreadedExecutor.spin), aio
+(``await agnoshm.aio.receive`` in ``asyncio.run``), or thread (spin in a second
+thread while the main thread waits for it).  With
 ``--catch`` the program ends as ROS 2 programs do, ``except (KeyboardInterrupt,
 ExternalShutdownException)``, and prints what it caught.
 """
@@ -26,6 +27,11 @@ def _spin(variant: str, node) -> None:
         agnoshm.spin_once(node)  # no timeout: blocks until a callback or the signal
     elif variant == "spin_until_future_complete":
         agnoshm.spin_until_future_complete(node, agnoshm.Future())
+    elif variant == "aio":
+        import asyncio
+
+        sub = node.create_polling_subscription(agnoshm.Bytes, "/nobody_publishes", 1)
+        asyncio.run(agnoshm.aio.receive(sub))
     elif variant in ("single", "multi"):
         executor = (agnoshm.SingleThreadedExecutor() if variant == "single"
                     else agnoshm.MultiThreadedExecutor(num_threads=2))

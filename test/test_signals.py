@@ -22,7 +22,7 @@ from workers import wait_until
 TEST_DIR = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TEST_DIR)
 TIMEOUT = 120
-VARIANTS = ["spin", "spin_once", "spin_until_future_complete", "single", "multi"]
+VARIANTS = ["spin", "spin_once", "spin_until_future_complete", "single", "multi", "aio"]
 
 
 def _start(*args: str) -> subprocess.Popen:
@@ -37,10 +37,12 @@ def _start(*args: str) -> subprocess.Popen:
 
 
 def _asleep(pid: int) -> bool:
-    """The main thread sleeps in a futex: the doorbell, a condition, a join (not starting up)."""
+    """The main thread sleeps: in a futex (the doorbell, a condition, a join) or in epoll
+    (asyncio's loop), not starting up."""
     try:
         with open(f"/proc/{pid}/wchan") as f:
-            return "futex" in f.read()
+            wchan = f.read()
+        return "futex" in wchan or "poll" in wchan
     except FileNotFoundError:
         return True  # exited: _finish reports how
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import signal
 import threading
 import time
 import weakref
@@ -32,7 +31,6 @@ from collections import deque
 
 from agnoshm import context
 from agnoshm.errors import NotInitializedError
-from agnoshm.signals import ExternalShutdownException
 from agnoshm.subscription import Subscription
 from agnoshm.task import Future, Task
 
@@ -114,10 +112,10 @@ class Executor:
         :param timeout_sec: seconds to wait; None or negative waits forever, 0 does not wait.
         :raises NotInitializedError: if agnoshm is shut down in this process.
         """
-        _raise_if_stopped_by_signal()
+        context.raise_if_stopped_by_signal()
         with self._spinning():
             self._run(timeout_sec, None, True)
-        _raise_if_stopped_by_signal()
+        context.raise_if_stopped_by_signal()
 
     def spin_until_future_complete(self, future, timeout_sec: float | None = None) -> None:
         """Run callbacks until ``future`` (agnoshm or ``concurrent.futures``) is done.
@@ -139,10 +137,10 @@ class Executor:
             future._add_waker(self._wake_on_done)
         else:
             future.add_done_callback(self._wake_on_done)
-        _raise_if_stopped_by_signal()
+        context.raise_if_stopped_by_signal()
         with self._spinning():
             self._run(timeout_sec, future.done, True)
-        _raise_if_stopped_by_signal()
+        context.raise_if_stopped_by_signal()
 
     def spin_until(self, predicate, timeout_sec: float | None = None) -> bool:
         """Run callbacks until ``predicate()`` is true or ``timeout_sec`` passes; return it.
@@ -159,7 +157,7 @@ class Executor:
             :mod:`agnoshm.signals`); ``agnoshm.shutdown()`` and :meth:`shutdown` end it quietly.
         """
         deadline = _deadline(timeout_sec)
-        _raise_if_stopped_by_signal()
+        context.raise_if_stopped_by_signal()
         with self._spinning():
             while not self._is_shutdown and context.ok():
                 if condition is not None and condition():
@@ -174,7 +172,7 @@ class Executor:
                 except NotInitializedError:
                     return
         if not self._is_shutdown:
-            _raise_if_stopped_by_signal()
+            context.raise_if_stopped_by_signal()
 
     def _spinning(self) -> "_Spinning":
         if not self._spin_lock.acquire(blocking=False):
@@ -333,15 +331,6 @@ class _Spinning:
     def __exit__(self, *exc):
         self._executor._spin_owner = None
         self._executor._spin_lock.release()
-
-
-def _raise_if_stopped_by_signal() -> None:
-    signum = context.stopped_by_signal()
-    if signum is not None:
-        raise ExternalShutdownException(
-            f"agnoshm was stopped by signal {signum} ({signal.Signals(signum).name}); "
-            "catch ExternalShutdownException (and KeyboardInterrupt) around the spin, or "
-            "init(signal_handler_options=SignalHandlerOptions.NO) to handle signals yourself")
 
 
 def _deadline(timeout_sec: float | None) -> float | None:
