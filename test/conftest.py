@@ -4,7 +4,7 @@ Tests share the machine (DESIGN.md, amendment 4): other test runs, and other
 agnoshm programs (a ``talker`` in domain 0), may run at the same time, and dead
 processes of other domains may have left pools in /dev/shm. So:
 
-* every domain a test uses is *claimed* (:func:`claim_domain`): an exclusive
+* every domain a test uses is *claimed* (test/domains.py): an exclusive
   ``flock`` on a per-domain file, which the kernel drops when this process
   exits however it ends, so two runs never share a domain and a crashed run
   blocks nothing; a domain whose registry exists (someone else's, live or
@@ -21,65 +21,12 @@ processes of other domains may have left pools in /dev/shm. So:
 
 from __future__ import annotations
 
-import fcntl
 import os
-import random
-import tempfile
 
 import pytest
+from domains import DOMAIN_RANGE, ROS_DOMAIN_RANGE, DomainClaim, claim_domain, registry_path
 
 from agnoshm.memory import BACKENDS
-
-#: test domains: far from the ones people use (0..232 for ROS 2 over DDS); bounded, since
-#: each leaves an empty lock file (deleting it could let two runs lock different files)
-DOMAIN_RANGE = range(100_000, 110_000)
-#: DDS domain ids for rclpy in tests (claimed the same way; no agnoshm domain is among them)
-ROS_DOMAIN_RANGE = range(1, 233)
-_CLAIM_DIR = os.path.join(tempfile.gettempdir(), f"agnoshm-test-domains-{os.getuid()}")
-
-
-class DomainClaim:
-    """This process's exclusive claim on one ROS domain id (see the module docstring)."""
-
-    def __init__(self, domain: int, fd: int):
-        self.domain = domain
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)  # drops the flock
-            self._fd = -1
-
-
-def _registry_path(domain: int) -> str:
-    from agnoshm.names import SHM_DIR, registry_name
-
-    return SHM_DIR + registry_name(domain)
-
-
-def claim_domain(domains=DOMAIN_RANGE) -> DomainClaim:
-    """Claim a domain id no other test run holds and nothing else uses; release it when done.
-
-    Candidates are tried from a random start so that concurrent runs rarely probe
-    the same files; the lock files stay (empty, reused), the locks die with us.
-    """
-    os.makedirs(_CLAIM_DIR, mode=0o700, exist_ok=True)
-    start = random.randrange(len(domains))
-    for i in range(len(domains)):
-        domain = domains[(start + i) % len(domains)]
-        fd = os.open(os.path.join(_CLAIM_DIR, f"{domain}.lock"),
-                     os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            continue
-        if os.path.exists(_registry_path(domain)):  # in use outside the claims, or leftovers
-            os.close(fd)
-            continue
-        return DomainClaim(domain, fd)
-    raise RuntimeError(f"no free test domain in {domains}")
-
 
 def domain_leftovers(domain: int) -> list[str]:
     """What domain ``domain`` still holds: its registry, and the pools and queues of the
@@ -88,7 +35,7 @@ def domain_leftovers(domain: int) -> list[str]:
     from agnoshm.cli.snapshot import read_header
     from agnoshm.names import SHM_DIR, pool_name, queue_name
 
-    path = _registry_path(domain)
+    path = registry_path(domain)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:

@@ -27,10 +27,12 @@ import launch_testing.markers  # noqa: E402
 import launch_testing.util  # noqa: E402
 from launch.actions import IncludeLaunchDescription, SetEnvironmentVariable  # noqa: E402
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
+from domains import ROS_DOMAIN_RANGE, claim_domain  # noqa: E402
 
 LAUNCH_FILE = Path(__file__).resolve().parents[2] / "launch" / "image_pipeline.launch.py"
 COUNT = 20
-DOMAIN = str(2000 + os.getpid() % 1000)  # a registry of its own
+_CLAIM = claim_domain(ROS_DOMAIN_RANGE)  # held while this process runs; also the DDS domain
+DOMAIN = str(_CLAIM.domain)  # a registry of its own
 NODES = ("camera", "processor", "sink")
 
 

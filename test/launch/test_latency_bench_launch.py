@@ -27,9 +27,11 @@ import launch_testing.markers  # noqa: E402
 import launch_testing.util  # noqa: E402
 from launch.actions import IncludeLaunchDescription, SetEnvironmentVariable  # noqa: E402
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
+from domains import ROS_DOMAIN_RANGE, claim_domain  # noqa: E402
 
 LAUNCH_FILE = Path(__file__).resolve().parents[2] / "launch" / "latency_bench.launch.py"
-DOMAIN = str(3000 + os.getpid() % 1000)  # a registry of its own
+_CLAIM = claim_domain(ROS_DOMAIN_RANGE)  # held while this process runs; also the DDS domain
+DOMAIN = str(_CLAIM.domain)  # a registry of its own
 OUTPUT = Path(tempfile.gettempdir()) / f"agnoshm_latency_launch_test_{os.getpid()}.json"
 SIZE, RATE, DURATION = 65536, 200, 1.0
 SENT = int(RATE * DURATION)
