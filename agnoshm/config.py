@@ -44,8 +44,11 @@ class Config:
     domain_id: int = 0
 
     def __post_init__(self) -> None:
-        if self.backend not in ("shm", "memfd"):
-            raise ConfigError(f"backend must be 'shm' or 'memfd', not {self.backend!r}")
+        from agnoshm.memory import BACKENDS  # the one table of pool backends
+
+        if self.backend not in BACKENDS:
+            names = " or ".join(map(repr, BACKENDS))
+            raise ConfigError(f"backend must be {names}, not {self.backend!r}")
         if self.pool_size < (1 << 20) or self.pool_size % (2 << 20):
             raise ConfigError(
                 f"pool_size must be a multiple of 2 MiB and at least 2 MiB, not {self.pool_size}"

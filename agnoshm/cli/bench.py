@@ -27,6 +27,7 @@ from agnoshm.bench.latency import AgnoshmPair, measure_busy_poll
 from agnoshm.bench.peers import PEERS
 from agnoshm.bench.progress import Progress
 from agnoshm.cli import CommandError, positive_int
+from agnoshm.memory import BACKENDS
 
 DEFAULT_JSON = "bench-results/agnoshm-bench.json"
 MIN_SIZE = 16
@@ -79,7 +80,7 @@ def register(subparsers) -> None:
     p.add_argument("--latency-only", action="store_true",
                    help="measure only latency against size (agnoshm, baselines, peers); skip "
                         "throughput, fan-out, busy-poll and typed messages")
-    p.add_argument("--backend", choices=("shm", "memfd"),
+    p.add_argument("--backend", choices=tuple(BACKENDS),
                    help="agnoshm pool backend (default: AGNOSHM_BACKEND or shm)")
     p.set_defaults(run=run)
 

@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from agnoshm import _libc
 from agnoshm.cli import snapshot as S
 from agnoshm.errors import RegistryError
-from agnoshm.names import POOL_PREFIX, QUEUE_PREFIX, REGISTRY_PREFIX, SHM_DIR, queue_name
+from agnoshm.memory import BACKENDS
+from agnoshm.names import QUEUE_PREFIX, REGISTRY_PREFIX, SHM_DIR, queue_name
 from agnoshm.registry import layout as L
 from agnoshm.registry import liveness
 
@@ -47,9 +48,12 @@ class Leftover:
     pid: int | None
     reason: str
     size: int = 0  # bytes of memory it holds (pools and registries)
+    backend: str | None = None  # a pool's backend (agnoshm.memory.BACKENDS)
 
     @property
     def path(self) -> str:
+        if self.backend is not None:
+            return BACKENDS[self.backend].path(self.pid)
         return (MQUEUE_DIR if self.kind == "queue" else SHM_DIR) + self.name
 
 
@@ -115,17 +119,18 @@ def survey(pids: set[int] | None = None) -> Survey:
     """
     result = Survey()
     dead_pids: set[int] = set()
-    for path in sorted(glob.glob(f"{SHM_DIR}/{POOL_PREFIX}*")):
-        name = "/" + os.path.basename(path)
-        pid = _pid_of(name[1:], POOL_PREFIX)
-        if pid is None or (pids is not None and pid not in pids):
-            continue
-        if pid_alive(pid):
-            result.live.append(Leftover("pool", name, pid, f"process {pid} runs", _allocated(path)))
-        else:
-            dead_pids.add(pid)
-            result.stale.append(Leftover("pool", name, pid, f"process {pid} is gone",
-                                         _allocated(path)))
+    for backend in BACKENDS.values():
+        for pid, path in backend.pools():
+            if pids is not None and pid not in pids:
+                continue
+            name = "/" + os.path.basename(path)
+            if pid_alive(pid):
+                result.live.append(Leftover("pool", name, pid, f"process {pid} runs",
+                                            _allocated(path), backend.name))
+            else:
+                dead_pids.add(pid)
+                result.stale.append(Leftover("pool", name, pid, f"process {pid} is gone",
+                                             _allocated(path), backend.name))
     if pids is None:
         for path in sorted(glob.glob(f"{SHM_DIR}/{REGISTRY_PREFIX}*")):
             _survey_registry(path, result, dead_pids)
@@ -220,9 +225,11 @@ def remove(item: Leftover) -> bool:
     """Remove one stale object; return False if it was gone, or came alive meanwhile."""
     if item.kind in ("pool", "queue") and item.pid is not None and pid_alive(item.pid):
         return False
-    unlink = _libc.shm_unlink if item.kind != "queue" else _libc.mq_unlink
     if item.kind == "registry":
         return _remove_registry(item)
+    if item.backend is not None:
+        return BACKENDS[item.backend].unlink(item.pid)
+    unlink = _libc.shm_unlink if item.kind != "queue" else _libc.mq_unlink
     try:
         unlink(item.name.encode())
         return True

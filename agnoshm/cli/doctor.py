@@ -123,7 +123,9 @@ def _platform(config) -> Check:
 
 
 def _memfd(config) -> Check:
-    severity = FAIL if config is not None and config.backend == "memfd" else WARN
+    from agnoshm.memory.memfd import MEMFD
+
+    severity = FAIL if config is not None and config.backend == MEMFD.name else WARN
     name = "memfd_create"
     try:
         fd = _libc.memfd_create(b"agnoshm-doctor", _libc.MFD_CLOEXEC | _libc.MFD_ALLOW_SEALING)
@@ -255,7 +257,10 @@ def _dev_shm(config) -> list[Check]:
 def _agnoshm_objects() -> list[str]:
     import glob
 
-    return glob.glob(f"{S.SHM_DIR}/agnocast@*") + glob.glob(f"{S.SHM_DIR}/agnoshm-registry-*")
+    from agnoshm.memory import BACKENDS
+
+    pools = [path for backend in BACKENDS.values() for _pid, path in backend.pools()]
+    return pools + glob.glob(f"{S.SHM_DIR}/agnoshm-registry-*")
 
 
 def _read_int(path: str) -> int | None:

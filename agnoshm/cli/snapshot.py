@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 
 from agnoshm.cli import CommandError
 from agnoshm.errors import RegistryCorruptedError, RegistryVersionError
+from agnoshm.memory import BACKEND_CODES
 from agnoshm.names import SHM_DIR, pool_name, queue_name, registry_name
 from agnoshm.registry import layout as L
 from agnoshm.registry import liveness
 
 DURABILITY_NAMES = {L.TRANSIENT_LOCAL: "TRANSIENT_LOCAL", L.VOLATILE: "VOLATILE"}
-BACKEND_NAMES = {L.BACKEND_SHM: "shm", L.BACKEND_MEMFD: "memfd"}
 
 
 class NoRegistryError(CommandError):
@@ -327,9 +327,14 @@ def _read_processes(mm, fd: int, off: L.Offsets, header: L.Header) -> list[Proce
         alive = (liveness.byte_is_locked(fd, L.LIVENESS_LOCK_BASE + slot)
                  and liveness.pid_matches(p.pid, p.start_time))
         processes.append(Process(slot, p.pid, _text(p.name), p.start_time, p.incarnation,
-                                 BACKEND_NAMES.get(p.backend, str(p.backend)), p.uid,
+                                 _backend_name(p.backend), p.uid,
                                  p.pool_address, p.pool_size, alive))
     return processes
+
+
+def _backend_name(code: int) -> str:
+    backend = BACKEND_CODES.get(code)
+    return backend.name if backend is not None else str(code)
 
 
 def _text(raw: bytes) -> str:

@@ -22,6 +22,7 @@ from agnoshm.cli import snapshot as S
 from agnoshm.cli.rates import run_bw, run_hz
 from agnoshm.cli.render import Format, field_lines, raw_lines, render
 from agnoshm.cli.session import listen, resolve_topic
+from agnoshm.memory import BACKENDS
 
 DEFAULT_TRUNCATE = 16
 
@@ -117,7 +118,8 @@ def _process_text(p: S.Process | None) -> str:
 def _pool_text(p: S.Process | None) -> str:
     if p is None:
         return "unknown"
-    where = f"/dev/shm{p.pool_name}" if p.backend == "shm" else f"memfd {p.pool_name.lstrip('/')}"
+    backend = BACKENDS.get(p.backend)
+    where = (backend and backend.path(p.pid)) or f"{p.backend} {p.pool_name.lstrip('/')}"
     return f"{where} at 0x{p.pool_address:x}..0x{p.pool_address + p.pool_size:x} " \
            f"({S.size_text(p.pool_size)}, {p.backend})"
 

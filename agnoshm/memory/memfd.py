@@ -22,47 +22,9 @@ from agnoshm.errors import PoolAccessError
 from agnoshm.memory.pool import Pool
 from agnoshm.names import memfd_name, memfd_socket_address
 
-BACKEND = "memfd"
 SEALS = _libc.F_SEAL_SHRINK | _libc.F_SEAL_GROW | _libc.F_SEAL_FUTURE_WRITE
 _GRANTED = b"A"
 _REFUSED = b"R"
-
-
-def create(pid: int, address: int, size: int, **_ignored) -> Pool:
-    """Create, map read-write at ``address`` and seal the pool of this process."""
-    import fcntl
-
-    fd = _libc.memfd_create(memfd_name(pid).encode(), _libc.MFD_CLOEXEC | _libc.MFD_ALLOW_SEALING)
-    try:
-        os.ftruncate(fd, size)
-        flags = _libc.MAP_SHARED | _libc.MAP_FIXED
-        _libc.mmap(address, size, _libc.PROT_READ | _libc.PROT_WRITE, flags, fd, 0)
-        fcntl.fcntl(fd, _libc.F_ADD_SEALS, SEALS)
-    except BaseException:
-        os.close(fd)
-        raise
-    return Pool(memfd_name(pid), address, size, writable=True, fd=fd, backend=BACKEND)
-
-
-def open_readonly(pid: int, address: int, size: int, *, domain_id: int, timeout: float = 5.0,
-                  **_ignored) -> Pool:
-    """Ask ``pid`` for its memfd and map it read-only at ``address``.
-
-    :raises PoolAccessError: if the owner refuses this process or the memfd is not sealed.
-    :raises FileNotFoundError: if the owner is not serving (gone).
-    """
-    fd = receive_pool_fd(pid, domain_id, timeout)
-    try:
-        import fcntl
-
-        if fcntl.fcntl(fd, _libc.F_GET_SEALS) & SEALS != SEALS:
-            raise PoolAccessError(errno.EPERM, f"memfd pool of process {pid} is not sealed: refusing it")
-        if os.fstat(fd).st_size < size:
-            raise PoolAccessError(errno.EINVAL, f"memfd pool of process {pid} is smaller than {size}")
-        _libc.mmap(address, size, _libc.PROT_READ, _libc.MAP_SHARED | _libc.MAP_FIXED, fd, 0)
-    finally:
-        os.close(fd)
-    return Pool(memfd_name(pid), address, size, writable=False, fd=-1, backend=BACKEND)
 
 
 def receive_pool_fd(pid: int, domain_id: int, timeout: float = 5.0) -> int:
@@ -150,3 +112,69 @@ class PoolServer:
 
     def close(self) -> None:
         self.sock.close()
+
+
+class MemfdBackend:
+    """Sealed anonymous memfd pools, handed out by the owner (see the module docstring)."""
+
+    name = "memfd"
+    code = 1
+    sealed = True
+
+    def create(self, pid: int, address: int, size: int, *, mode: int = 0o600,
+               gid: int | None = None) -> Pool:
+        """Create, map read-write at ``address`` and seal the pool of this process.
+
+        ``mode`` has no use (the memfd has no name); ``gid`` is checked when serving.
+        """
+        import fcntl
+
+        fd = _libc.memfd_create(memfd_name(pid).encode(),
+                                _libc.MFD_CLOEXEC | _libc.MFD_ALLOW_SEALING)
+        try:
+            os.ftruncate(fd, size)
+            flags = _libc.MAP_SHARED | _libc.MAP_FIXED
+            _libc.mmap(address, size, _libc.PROT_READ | _libc.PROT_WRITE, flags, fd, 0)
+            fcntl.fcntl(fd, _libc.F_ADD_SEALS, SEALS)
+        except BaseException:
+            os.close(fd)
+            raise
+        return Pool(memfd_name(pid), address, size, writable=True, fd=fd, backend=self, pid=pid)
+
+    def open_readonly(self, pid: int, address: int, size: int, *, domain_id: int,
+                      timeout: float = 5.0) -> Pool:
+        """Ask ``pid`` for its memfd and map it read-only at ``address``.
+
+        :raises PoolAccessError: if the owner refuses this process or the memfd is not sealed.
+        :raises FileNotFoundError: if the owner is not serving (gone).
+        """
+        import fcntl
+
+        fd = receive_pool_fd(pid, domain_id, timeout)
+        try:
+            if fcntl.fcntl(fd, _libc.F_GET_SEALS) & SEALS != SEALS:
+                raise PoolAccessError(errno.EPERM,
+                                      f"memfd pool of process {pid} is not sealed: refusing it")
+            if os.fstat(fd).st_size < size:
+                raise PoolAccessError(errno.EINVAL,
+                                      f"memfd pool of process {pid} is smaller than {size}")
+            _libc.mmap(address, size, _libc.PROT_READ, _libc.MAP_SHARED | _libc.MAP_FIXED, fd, 0)
+        finally:
+            os.close(fd)
+        return Pool(memfd_name(pid), address, size, writable=False, fd=-1, backend=self, pid=pid)
+
+    def serve(self, pool: Pool, domain_id: int, allowed_gid: int | None) -> PoolServer:
+        return PoolServer(pool, pool.pid, domain_id, allowed_gid)
+
+    def path(self, pid: int) -> None:
+        """A memfd has no name in the file system; it is gone with its last descriptor."""
+        return None
+
+    def pools(self) -> list[tuple[int, str]]:
+        return []
+
+    def unlink(self, pid: int) -> bool:
+        return False
+
+
+MEMFD = MemfdBackend()

@@ -1,7 +1,7 @@
 """A pool: one process's shared memory, mapped at its slot address.
 
-:class:`Pool` is what both backends return (``memory/shm.py``,
-``memory/memfd.py``): the owner's writable mapping or a peer's read-only one.
+:class:`Pool` is what every backend returns (``memory/backend.py``): the
+owner's writable mapping or a peer's read-only one.
 :class:`PoolAllocator` carves the owner's pool with heaphook's TLSF allocator
 and commits pages (``fallocate``) before handing them out, so a full
 ``/dev/shm`` is a clear error at allocation time, never a ``SIGBUS`` later.
@@ -10,12 +10,17 @@ and commits pages (``fallocate``) before handing them out, so a full
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import threading
+from typing import TYPE_CHECKING
 
 from agnoshm import _libc
-from agnoshm.errors import PoolExhaustedError
+from agnoshm.errors import PoolAccessError, PoolExhaustedError
 from heaphook import OutOfPoolMemory, TlsfAllocator
+
+if TYPE_CHECKING:
+    from agnoshm.memory.backend import PoolBackend
 
 COMMIT_CHUNK = 4 << 20
 SPARE_PER_SIZE = 4
@@ -32,12 +37,13 @@ class Pool:
     _mapped = False
 
     def __init__(self, name: str, address: int, size: int, *, writable: bool, fd: int,
-                 backend: str):
+                 backend: PoolBackend, pid: int):
         self.name = name
         self.address = address
         self.size = size
         self.writable = writable
         self.backend = backend
+        self.pid = pid  # the owner's
         self._fd = fd
         self._mapped = True
         raw = memoryview((ctypes.c_char * size).from_address(address)).cast("B")
@@ -61,6 +67,15 @@ class Pool:
                 f"{offset}): /dev/shm or RAM is full; free space in /dev/shm (agnoshm clean "
                 "removes what dead processes left) or lower message sizes")
 
+    def unlink(self) -> bool:
+        """Remove the pool's name (owner only), so no process opens it any more.
+
+        The mapping stays usable. Return False if there was no name (a memfd has none).
+        """
+        if not self.writable:
+            raise PoolAccessError(errno.EPERM, f"only the owner of pool {self.name} unlinks it")
+        return self.backend.unlink(self.pid)
+
     def close(self, reservation) -> None:
         """End this process's access: the slot goes back to the reservation."""
         if self._mapped:
@@ -76,7 +91,7 @@ class Pool:
 
     def __repr__(self) -> str:
         mode = "rw" if self.writable else "ro"
-        return f"Pool({self.name!r}, 0x{self.address:x}, size={self.size}, {mode}, {self.backend})"
+        return f"Pool({self.name!r}, 0x{self.address:x}, size={self.size}, {mode}, {self.backend.name})"
 
 
 class PoolAllocator:

@@ -27,7 +27,7 @@ from agnoshm.errors import (
     RegistryVersionError,
     TypeMismatchError,
 )
-from agnoshm.names import pool_name, queue_name, registry_name
+from agnoshm.names import queue_name, registry_name
 from agnoshm.registry import layout as L
 from agnoshm.registry import liveness
 from agnoshm.registry.lock import RobustLock, initialize_mutex
@@ -337,13 +337,16 @@ class Registry:
         replaced the stale objects with its own.  Those are left alone, and so is
         everything of a process whose descriptors cannot be read.
         """
-        from agnoshm.memory import shm  # the memory layer names and removes pools
+        from agnoshm.memory import BACKEND_CODES, BACKENDS  # the memory layer names pools
 
         in_use = liveness.open_by(p.pid)
         if in_use is None:
             return
-        if p.backend == L.BACKEND_SHM and "/dev/shm" + pool_name(p.pid) not in in_use:
-            shm.unlink(p.pid)
+        own = BACKEND_CODES.get(p.backend)  # a scribbled code: try every backend, leak nothing
+        for backend in (own,) if own is not None else BACKENDS.values():
+            path = backend.path(p.pid)
+            if path is not None and path not in in_use:
+                backend.unlink(p.pid)
         if queue_name(p.pid) not in in_use:
             try:
                 _libc.mq_unlink(queue_name(p.pid).encode())

@@ -11,10 +11,8 @@ from __future__ import annotations
 import threading
 
 from agnoshm.errors import PoolAccessError
-from agnoshm.memory import BACKENDS, Pool
+from agnoshm.memory import BACKEND_CODES, Pool
 from agnoshm.registry import layout as L
-
-_BACKEND_NAMES = {v: k for k, v in L.BACKENDS.items()}
 
 
 class PeerMapping:
@@ -67,7 +65,8 @@ class PeerPools:
             if p.state != L.USED or p.incarnation != incarnation:
                 raise FileNotFoundError(f"process in slot {slot} is gone")
             r = self._reservation
-            if (p.backend not in _BACKEND_NAMES or p.pool_size == 0
+            backend = BACKEND_CODES.get(p.backend)
+            if (backend is None or p.pool_size == 0
                     or p.pool_address != r.base + slot * p.pool_size
                     or p.pool_address + p.pool_size > r.base + r.size):
                 # Never map at an address the registry names unless it is this slot's
@@ -77,7 +76,6 @@ class PeerPools:
                     f"{p.pool_size} (backend {p.backend}), not its place in the agnoshm range "
                     f"0x{r.base:x}+{r.size}: the registry is corrupted; stop every agnoshm "
                     "process of the domain and run agnoshm clean")
-            backend = BACKENDS[_BACKEND_NAMES[p.backend]]
             pool = backend.open_readonly(p.pid, p.pool_address, p.pool_size,
                                          domain_id=self._domain_id)
             m = self._mappings[slot] = PeerMapping(incarnation, pool)

@@ -27,6 +27,7 @@ import workers
 from agnoshm import _libc
 from agnoshm.config import load_config
 from agnoshm.memory import memfd
+from agnoshm.memory.shm import SHM
 from agnoshm.names import memfd_socket_address, queue_name
 from agnoshm.registry import layout as L
 from agnoshm.registry import liveness
@@ -431,7 +432,7 @@ def _forge(registry, slot: int, pid: int, start_time: int) -> None:
         p.pid = pid
         p.start_time = start_time
         p.incarnation = registry.header.incarnations
-        p.backend = L.BACKEND_SHM
+        p.backend = SHM.code
         p.uid = os.getuid()
         p.pool_address = registry.header.base_address + slot * registry.header.pool_size
         p.pool_size = registry.header.pool_size
