@@ -16,7 +16,6 @@ import weakref
 from agnoshm import faults
 from agnoshm.config import Config
 from agnoshm.memory import BACKENDS, AddressReservation, PoolAllocator
-from agnoshm.memory.memfd import PoolServer
 from agnoshm.registry import layout as L
 from agnoshm.registry.registry import open_and_join
 from agnoshm.transport.announce import AnnouncementQueue, announce
@@ -68,8 +67,7 @@ class Runtime:
         self.peers = PeerPools(self.registry, self.reservation, self.slot, self.pool,
                                config.domain_id)
         self.queue = AnnouncementQueue(self.pid, config.mode)
-        if config.backend == "memfd":
-            self.pool_server = PoolServer(self.pool, self.pid, config.domain_id, config.group)
+        self.pool_server = backend.serve(self.pool, config.domain_id, config.group)
         self.doorbell = Doorbell(self.registry.doorbell_address(self.slot),
                                  self.registry.sleeping_address(self.slot), config.busy_poll_us,
                                  before_sleep=self.flush_releases)
@@ -162,8 +160,8 @@ class Runtime:
             self.closed = True
             # Remove our names *before* leaving: once our record is free no reaper
             # looks for them, so a kill -9 between leave() and here would leak them.
-            if self.pool is not None and self.pool.backend == "shm":
-                BACKENDS["shm"].unlink(self.pid)
+            if self.pool is not None:
+                self.pool.unlink()
             if self.queue is not None:
                 self.queue.close(unlink=True)
             if faults.ARMED and was_open:
@@ -179,11 +177,8 @@ class Runtime:
                 self.queue.close(unlink=True)
             if self.peers is not None:
                 self.peers.close()
-            if self.pool is not None:
-                if self.pool.backend == "shm":
-                    BACKENDS["shm"].unlink(self.pid)
-                if self.reservation is not None:
-                    self.pool.close(self.reservation)
+            if self.pool is not None and self.reservation is not None:
+                self.pool.close(self.reservation)
             if self.reservation is not None:
                 self.reservation.close()
             if self.registry is not None:
