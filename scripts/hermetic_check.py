@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""Prove the test suite hermetic: two full runs at once, beside other agnoshm objects.
+
+    python scripts/hermetic_check.py [pytest arguments, default: -q -x -p no:randomly]
+
+While both runs go, a ``talker`` publishes in ROS domain 0 and a dead
+process's pool and registry (killed with SIGKILL, in a domain nobody uses)
+lie in /dev/shm, as on a machine shared with other agnoshm users. Both runs
+must pass. Afterwards it checks that the mqueue mount did not change (the
+suite must not mount /dev/mqueue), stops the talker, removes the planted
+objects, and prints each run's summary line. Exit 0 if both runs passed.
+Run it from the repository's root with the Python that has agnoshm and its
+test extra installed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+
+PLANT_DOMAIN = "232323"  # outside the tests' claimed ranges (test/domains.py)
+PLANT = """
+import os, sys, agnoshm
+node = agnoshm.Node("planted")
+node.create_publisher(agnoshm.Bytes, "/planted", 1)
+print(os.getpid(), flush=True)
+sys.stdin.read()
+"""
+
+
+def _mqueue_mounted() -> bool:
+    with open("/proc/self/mounts") as f:
+        return any(line.split()[1] == "/dev/mqueue" for line in f)
+
+
+def _plant_dead_pool() -> int:
+    """A process that made its pool and registry, killed with SIGKILL: nobody reaps it."""
+    env = dict(os.environ, ROS_DOMAIN_ID=PLANT_DOMAIN)
+    child = subprocess.Popen([sys.executable, "-c", PLANT], env=env, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    pid = int(child.stdout.readline())
+    child.kill()
+    child.wait()
+    assert os.path.exists(f"/dev/shm/agnocast@{pid}"), "the planted pool is missing"
+    return pid
+
+
+def _remove_planted(pid: int) -> None:
+    subprocess.run([sys.executable, "-m", "agnoshm", "clean", "--pid", str(pid)],
+                   capture_output=True)
+    try:
+        os.unlink(f"/dev/shm/agnoshm-registry-domain{PLANT_DOMAIN}")  # its only process is dead
+    except FileNotFoundError:
+        pass
+
+
+def main(argv: list[str]) -> int:
+    args = argv or ["-q", "-x", "-p", "no:randomly"]
+    mounted = _mqueue_mounted()
+    talker = subprocess.Popen([sys.executable, "-m", "agnoshm.demo.talker", "--rate", "5"],
+                              env=dict(os.environ, ROS_DOMAIN_ID="0"),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    planted = _plant_dead_pool()
+    outputs = [tempfile.NamedTemporaryFile("w+", prefix=f"hermetic-run{i}-", suffix=".log",
+                                           delete=False) for i in (1, 2)]
+    try:
+        runs = [subprocess.Popen([sys.executable, "-m", "pytest", *args], stdout=out,
+                                 stderr=subprocess.STDOUT) for out in outputs]
+        codes = [run.wait() for run in runs]
+        talker_ran = talker.poll() is None
+    finally:
+        talker.send_signal(signal.SIGINT)
+        talker.wait()
+        _remove_planted(planted)
+    ok = True
+    for i, (out, code) in enumerate(zip(outputs, codes), 1):
+        out.seek(0)
+        lines = out.read().strip().splitlines()
+        print(f"run {i}: exit {code}: {lines[-1] if lines else '(no output)'}  [{out.name}]")
+        ok &= code == 0
+    if not talker_ran:
+        print("the domain-0 talker stopped during the runs: the check is void")
+        ok = False
+    if _mqueue_mounted() != mounted:
+        print("the runs changed whether /dev/mqueue is mounted: the suite must not mount it")
+        ok = False
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
