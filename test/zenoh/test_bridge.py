@@ -44,10 +44,12 @@ def free_port() -> int:
 class Proc:
     """A child process whose output lines are collected as they come."""
 
-    def __init__(self, args: list[str], domain: int):
+    def __init__(self, args: list[str], domain: int, python: str = sys.executable, **env_extra):
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-        env.update(ROS_DOMAIN_ID=str(domain), PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
-        self.popen = subprocess.Popen([sys.executable, *args], cwd=REPO, env=env, text=True,
+        env.update(ROS_DOMAIN_ID=str(domain), PYTHONUNBUFFERED="1", **env_extra)
+        if python == sys.executable:
+            env["PYTHONPATH"] = str(REPO)
+        self.popen = subprocess.Popen([python, *args], cwd=REPO, env=env, text=True,
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE)
         self.lines: list[str] = []
@@ -383,3 +385,113 @@ def test_cli_refuses_names_zenoh_cannot_carry_and_missing_topics(capsys):
     assert "nothing to bridge" in capsys.readouterr().err
     assert main(["bridge", "zenoh", "--topic", "/a", "--connect", "nonsense"]) == 2
     assert "endpoints" in capsys.readouterr().err
+
+
+LATCHER = """
+import sys, agnoshm
+from agnoshm.qos import DurabilityPolicy, QoSProfile
+node = agnoshm.Node("zenoh_test_latcher")
+pub = node.create_publisher("std_msgs/msg/String", "/latched",
+                            QoSProfile(depth=5, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+for i in range(3):
+    pub.publish({"data": f"latched {i}"})
+print("published", flush=True)
+sys.stdin.readline()
+node.destroy_node(); agnoshm.shutdown()
+"""
+
+
+def test_transient_local_reaches_a_late_bridge_and_a_late_subscriber(
+        isolated_domain, claimed_domains, tmp_path, procs):
+    """The publisher has published before either bridge exists: the sending bridge's
+    TRANSIENT_LOCAL subscription takes the history into its Zenoh cache; the receiving
+    bridge joins later and queries it, as rmw_zenoh's advanced subscriber does."""
+    from agnoshm.qos import DurabilityPolicy, QoSProfile
+
+    config = tmp_path / "latched.yaml"
+    config.write_text("topics:\n  - {name: /latched, type: std_msgs/msg/String, depth: 5, "
+                      "durability: transient_local}\n")
+    here, there = isolated_domain, claimed_domains()
+    latcher = Proc(["-c", LATCHER], there)
+    procs.append(latcher)
+    latcher.wait_line("published")
+    port = free_port()
+    procs.append(bridge(there, here, "--config", str(config), "--listen", f"tcp/127.0.0.1:{port}"))
+    procs[-1].wait_line("bridging /latched")
+    procs.append(bridge(here, here, "--config", str(config), "--connect", f"tcp/127.0.0.1:{port}"))
+    receiver = procs[-1]
+    receiver.wait_line("bridging /latched")
+    received = [ln for ln in receiver.lines]
+    assert not any("Traceback" in ln for ln in received)
+    node = agnoshm.Node("zenoh_test_late")
+    got: list[str] = []
+    changed = threading.Condition()
+
+    def on_message(msg):
+        with changed:
+            got.append(str(msg.data))
+            changed.notify_all()
+
+    node.create_subscription("std_msgs/msg/String", "/latched", on_message,
+                             QoSProfile(depth=5, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    spinner = Spinner(node)
+    try:
+        with changed:
+            assert changed.wait_for(lambda: len(got) >= 3, TIMEOUT), got
+    finally:
+        spinner.close()
+        node.destroy_node()
+    assert got == ["latched 0", "latched 1", "latched 2"]
+    latcher.write("")
+    assert latcher.popen.wait(TIMEOUT) == 0
+    assert receiver.stop() == 0 and procs[1].stop() == 0
+
+
+SDK_SUBSCRIBER = """
+import os, sys, threading
+from zenoh_ros2_sdk import ROS2Subscriber, get_registry
+get_registry(sys.argv[3])  # local .msg files: no git clone
+got, done = [], threading.Event()
+def on_message(msg):
+    got.append(msg.data)
+    print("heard", msg.data, flush=True)
+ROS2Subscriber(topic="/chatter", msg_type="std_msgs/msg/String", callback=on_message,
+               domain_id=int(sys.argv[2]), router_ip="127.0.0.1", router_port=int(sys.argv[1]))
+print("ready", flush=True)
+sys.stdin.readline()
+os._exit(0)
+"""
+
+
+@pytest.mark.skipif(not os.environ.get("AGNOSHM_TEST_ZENOH_ROS2_SDK_PYTHON"),
+                    reason="set AGNOSHM_TEST_ZENOH_ROS2_SDK_PYTHON to a Python with "
+                           "zenoh-ros2-sdk 0.1.8 (kept out of the dev venv)")
+def test_zenoh_ros2_sdk_an_independent_implementation_hears_the_bridge(
+        isolated_domain, tmp_path, procs):
+    msgs = tmp_path / "std_msgs" / "msg"
+    msgs.mkdir(parents=True)
+    (msgs / "String.msg").write_text("string data\n")
+    domain = isolated_domain
+    port = free_port()
+    procs.append(bridge(domain, domain, "--topic", "/chatter:std_msgs/msg/String",
+                        "--listen", f"tcp/127.0.0.1:{port}"))
+    procs[0].wait_line("bridging /chatter")
+    sdk = Proc(["-c", SDK_SUBSCRIBER, str(port), str(domain), str(tmp_path)], domain,
+               os.environ["AGNOSHM_TEST_ZENOH_ROS2_SDK_PYTHON"],
+               ZENOH_CONFIG_OVERRIDE="scouting/multicast/enabled=false",
+               ZENOH_ROS2_SDK_CACHE=str(tmp_path / "cache"))
+    procs.append(sdk)
+    sdk.wait_line("ready")
+    talker = Proc([str(WORKER)], domain)
+    procs.append(talker)
+    talker.wait_line("ready")
+    deadline = time.monotonic() + TIMEOUT
+    while not any("heard" in ln for ln in sdk.lines) and time.monotonic() < deadline:
+        talker.send("string from agnoshm")  # until the SDK's subscription is routed
+        with sdk._changed:
+            sdk._changed.wait_for(lambda: any("heard" in ln for ln in sdk.lines), 0.5)
+    assert "heard from agnoshm" in sdk.lines
+    talker.write("quit")
+    sdk.write("")
+    assert sdk.popen.wait(TIMEOUT) == 0 and talker.popen.wait(TIMEOUT) == 0
+    assert procs[0].stop() == 0
