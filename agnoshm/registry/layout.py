@@ -36,7 +36,6 @@ import ctypes
 import functools
 from ctypes import Structure, c_char, c_int32, c_uint8, c_uint16, c_uint32, c_uint64
 
-from agnoshm import memory as _memory
 from agnoshm._libc import SIZEOF_PTHREAD_MUTEX_T
 from agnoshm.config import MAX_PER_TOPIC  # TopicRecord.n_publishers / n_subscriptions: 16-bit
 
@@ -63,8 +62,6 @@ FREE = 0
 USED = 1
 DRAINING = 2  # subscription destroyed while views still hold its messages
 
-# ProcessRecord.backend holds a pool backend's code (agnoshm.memory.BACKEND_CODES); by name:
-BACKENDS = {name: backend.code for name, backend in _memory.BACKENDS.items()}
 
 # durability, values of rmw's DurabilityPolicy
 TRANSIENT_LOCAL = 1

@@ -27,6 +27,7 @@ from agnoshm.errors import (
     RegistryVersionError,
     TypeMismatchError,
 )
+from agnoshm.memory import BACKEND_CODES, BACKENDS
 from agnoshm.names import queue_name, registry_name
 from agnoshm.registry import layout as L
 from agnoshm.registry import liveness
@@ -259,7 +260,7 @@ class Registry:
             p.pid = pid
             p.start_time = start_time
             p.incarnation = self.header.incarnations
-            p.backend = L.BACKENDS[backend]
+            p.backend = BACKENDS[backend].code
             p.uid = os.getuid()
             p.pool_address = self.header.base_address + slot * self.header.pool_size
             p.pool_size = self.header.pool_size
@@ -337,8 +338,6 @@ class Registry:
         replaced the stale objects with its own.  Those are left alone, and so is
         everything of a process whose descriptors cannot be read.
         """
-        from agnoshm.memory import BACKEND_CODES, BACKENDS  # the memory layer names pools
-
         in_use = liveness.open_by(p.pid)
         if in_use is None:
             return
