@@ -72,7 +72,7 @@ __all__ = [
 
 def __getattr__(name):
     if name == "Bytes":  # resolved on first use: resolving it loads the type sources
-        from agnoshm.msg.bytes import bytes_type
+        from agnoshm.msg.message import bytes_type
 
         return bytes_type()
     if name == "aio":  # asyncio support, imported on first use

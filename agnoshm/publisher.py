@@ -6,7 +6,7 @@ import numpy as np
 
 from agnoshm.endpoint import Endpoint
 from agnoshm.errors import MessageInvalidatedError, TypeMismatchError
-from agnoshm.msg.convert import assign
+from agnoshm.msg.coerce import assign
 from agnoshm.msg.message import LoanedView
 
 

@@ -155,7 +155,7 @@ def _locked_repair(registry) -> None:
 
 def views_fuzz(examples: int) -> None:
     import agnoshm
-    from agnoshm.msg.fields import MessageCorruptedError
+    from agnoshm.msg.checks import MessageCorruptedError
     from agnoshm.msg.message import get_message
 
     node = agnoshm.Node("hostile_views")

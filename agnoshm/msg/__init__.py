@@ -5,17 +5,13 @@
 the built-in raw type (``uint8[] data``).
 """
 
-from agnoshm.msg.fields import MessageCorruptedError
+from agnoshm.msg.checks import MessageCorruptedError
+from agnoshm.msg.definition import MessageDefinitionError, UnknownTypeError
 from agnoshm.msg.layout import layout_of, numpy_dtype
-from agnoshm.msg.message import LoanedView, MessageType, MessageView, ReceivedView, get_message
-from agnoshm.msg.types import (
-    MessageDefinitionError,
-    UnknownTypeError,
-    get_definition,
-    register_msg,
-    register_package,
-    type_hash,
+from agnoshm.msg.message import (
+    LoanedView, MessageType, MessageView, ReceivedView, bytes_type, get_message,
 )
+from agnoshm.msg.types import get_definition, register_msg, register_package, type_hash
 
 __all__ = [
     "Bytes", "LoanedView", "MessageCorruptedError", "MessageDefinitionError", "MessageType",
@@ -25,8 +21,6 @@ __all__ = [
 
 
 def __getattr__(name):
-    if name == "Bytes":
-        from agnoshm.msg.bytes import bytes_type
-
+    if name == "Bytes":  # resolved on use, not at import
         return bytes_type()
     raise AttributeError(f"module 'agnoshm.msg' has no attribute {name!r}")

@@ -1,7 +1,7 @@
 """``agnoshm.Bytes``: the built-in raw type, an ordinary message type of one field.
 
 Its definition is ``uint8[] data`` under the name ``agnoshm/msg/Bytes``, which
-every :class:`~agnoshm.msg.types.TypeRegistry` knows (after rclpy, rosbags and
+every :class:`~agnoshm.msg.types.TypeRegistry` knows (before rclpy, rosbags and
 the user's definitions), so its C layout is what rosidl_generator_c emits for that message::
 
     typedef struct agnoshm__msg__Bytes {
@@ -13,11 +13,3 @@ from __future__ import annotations
 
 BYTES_TYPE_NAME = "agnoshm/msg/Bytes"
 BYTES_DEFINITION = "# agnoshm's built-in raw message: bytes in the publisher's pool\nuint8[] data\n"
-
-
-def bytes_type():
-    """The :class:`~agnoshm.msg.message.MessageType` of ``agnoshm.Bytes``: what
-    ``get_message("agnoshm/msg/Bytes")`` gives, as every type registry knows it."""
-    from agnoshm.msg.message import get_message
-
-    return get_message(BYTES_TYPE_NAME)

@@ -1,4 +1,4 @@
-"""Copying values into loaned views, and views out to dicts, rosbags and rclpy messages."""
+"""Copies of views out: to dicts, rosbags and rclpy messages, and their repr."""
 
 from __future__ import annotations
 
@@ -8,180 +8,18 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from agnoshm.errors import TypeMismatchError, UnknownFieldError
 from agnoshm.msg import layout as L
-from agnoshm.msg.types import EMPTY_MEMBER, _class_type_name, _is_message_class, normalize_type_name
-from agnoshm.msg.types import ros_message_class as _import_ros_class
-
-
-def _fields(view):
-    return view._layout.fields if not view._layout.is_empty else ()
-
-
-def assign(view, value) -> None:
-    """Copy ``value`` into the loaned ``view``: a dict, another view, a rosbags or rclpy
-    message, or any object with the fields as attributes.
-
-    :raises UnknownFieldError: (an ``AttributeError``) for a dict key that is not a field.
-    :raises TypeError / ValueError: for a field value of the wrong kind or range.
-    """
-    if isinstance(value, np.void) and value.dtype.names:
-        value = _row_dict(value)  # one element of a structured array
-    if isinstance(value, dict):
-        names = {f.name for f in _fields(view)}
-        for key, item in value.items():
-            if key not in names:
-                raise UnknownFieldError(
-                    f"{view._type_name} has no field {key!r} (fields: {', '.join(sorted(names)) or 'none'});"
-                    f" cannot set it to {_short(item)}")
-            setattr(view, key, item)
-        return
-    if value is None or isinstance(value, _NOT_MESSAGES):
-        raise TypeError(f"{view._type_name} takes a message (a dict, a view, a rosbags or rclpy "
-                        f"message), not {type(value).__name__} {_short(value)}")
-    check_message_type(value, view._type_name, view._type_name)
-    from_rosbags = _is_rosbags(value)
-    for field in _fields(view):
-        try:
-            item = getattr(value, field.name)
-        except AttributeError:
-            raise TypeError(f"cannot copy {type(value).__name__} into {view._type_name}: it has no "
-                            f"field {field.name!r}") from None
-        if from_rosbags:
-            item = _from_rosbags_bytes(item, field.value)
-        setattr(view, field.name, item)
-
-
-def message_type_name(value) -> str | None:
-    """The ROS type name of a view, rosbags message or rclpy message; None for anything
-    else (dicts and plain objects are copied by field name)."""
-    name = getattr(type(value), "_type_name", None)  # an agnoshm view
-    if isinstance(name, str) and hasattr(value, "_layout"):
-        return name
-    name = getattr(type(value), "__msgtype__", None) or getattr(value, "__msgtype__", None)
-    if isinstance(name, str):  # rosbags
-        try:
-            return normalize_type_name(name)
-        except ValueError:
-            return None
-    if _is_message_class(type(value)):  # rclpy
-        return _class_type_name(type(value))
-    return None
-
-
-def check_message_type(value, expected: str, where: str) -> None:
-    """:raises TypeMismatchError: if ``value`` is a message of another type than ``expected``
-    (rclpy refuses it too), naming both."""
-    found = message_type_name(value)
-    if found is not None and found != expected:
-        prefix = "" if where == expected else f"{where}: "
-        raise TypeMismatchError(f"{prefix}expected a {expected} message, got a {found} "
-                                f"({type(value).__name__}); pass a dict of its fields to "
-                                f"convert it on purpose")
-
-
-_NOT_MESSAGES = (bool, int, float, complex, str, bytes, bytearray, memoryview, list, tuple, set,
-                 np.ndarray, np.generic)
-
-
-def _row_dict(row: np.void) -> dict:
-    """A structured-array element as a dict of its fields (an empty message's placeholder dropped)."""
-    return {name: row[name] for name in row.dtype.names if name != EMPTY_MEMBER}
-
-
-def _is_rosbags(value) -> bool:
-    return isinstance(getattr(type(value), "__msgtype__", None), str) or \
-        isinstance(getattr(value, "__msgtype__", None), str)
-
-
-# rosbags keeps a .msg ``byte`` as int8 (its ROS 1 meaning: -128..127, int8 arrays); in ROS 2 it
-# is an octet (0..255), which agnoshm stores as uint8.  The bits are the same: reinterpret them.
-
-
-def _from_rosbags_bytes(item, layout: L.ValueLayout):
-    if layout.kind == L.PRIMITIVE and layout.primitive == "byte":
-        if isinstance(item, (int, np.integer)) and not isinstance(item, bool) and -128 <= item < 0:
-            return int(item) + 256
-    elif layout.kind in (L.ARRAY, L.SEQUENCE) and layout.element.kind == L.PRIMITIVE \
-            and layout.element.primitive == "byte":
-        if isinstance(item, np.ndarray) and item.dtype == np.int8:
-            return item.view(np.uint8)
-        if isinstance(item, (list, tuple)):
-            return [v + 256 if isinstance(v, (int, np.integer)) and -128 <= v < 0 else v
-                    for v in item]
-    return item
+from agnoshm.msg.coerce import message_fields
+from agnoshm.msg.definition import EMPTY_MEMBER
+from agnoshm.msg.primitives import TABLE
+from agnoshm.msg.rclpy_source import ros_message_class as _import_ros_class
+from agnoshm.msg.types import default_registry
 
 
 def _to_rosbags_bytes(value, layout: L.ValueLayout):
     if layout.kind == L.PRIMITIVE and layout.primitive == "byte":
         return value - 256 if value > 127 else value
     return value
-
-
-def assign_structured(target: np.ndarray, value, struct: L.StructLayout, where: str) -> None:
-    """Write one pointer-free message (dict, view, rosbags or other object) into a one-element
-    structured array, checking each field as a view's setter does; fields a dict does not
-    give are left as they are.
-
-    :raises UnknownFieldError: (an ``AttributeError``) for a dict key that is not a field.
-    :raises TypeError / ValueError: for a field value of the wrong kind or range.
-    """
-    from agnoshm.msg.fields import coerce_primitive, primitive_source
-
-    fields = () if struct.is_empty else struct.fields
-    if isinstance(value, np.void) and value.dtype.names:
-        value = _row_dict(value)
-    mapping = isinstance(value, dict)
-    if mapping:
-        names = {f.name for f in fields}
-        for key, item in value.items():
-            if key not in names:
-                raise UnknownFieldError(
-                    f"{where} ({struct.type_name}) has no field {key!r} (fields: "
-                    f"{', '.join(sorted(names)) or 'none'}); cannot set it to {_short(item)}")
-    if not mapping and (value is None or isinstance(value, _NOT_MESSAGES)):
-        raise TypeError(f"{where} takes a {struct.type_name} (a dict, a view, a rosbags or rclpy "
-                        f"message), not {type(value).__name__} {_short(value)}")
-    if not mapping:
-        check_message_type(value, struct.type_name, where)
-    from_rosbags = not mapping and _is_rosbags(value)
-    for field in fields:
-        name = field.name
-        if mapping:
-            if name not in value:
-                continue
-            item = value[name]
-        else:
-            try:
-                item = getattr(value, name)
-            except AttributeError:
-                raise TypeError(f"cannot copy {type(value).__name__} into {where} "
-                                f"({struct.type_name}): it has no field {name!r}") from None
-            if from_rosbags:
-                item = _from_rosbags_bytes(item, field.value)
-        inner = f"{where}.{name}"
-        kind = field.value.kind
-        if kind == L.PRIMITIVE:
-            target[name] = coerce_primitive(field.value.primitive, item, inner)
-        elif kind == L.MESSAGE:
-            assign_structured(target[name], item, field.value.struct, inner)
-        else:  # a fixed array of primitives or pointer-free messages
-            element = field.value.element
-            count = field.value.count
-            if element.kind == L.PRIMITIVE:
-                source = primitive_source(item, element, inner)
-                if source.size != count:
-                    raise ValueError(f"{inner} is a fixed array of {count}, got {source.size} values")
-                target[name] = source.reshape(target[name].shape)
-            else:
-                from agnoshm.msg.fields import check_sequence_value
-
-                check_sequence_value(item, inner)
-                if len(item) != count:
-                    raise ValueError(f"{inner} is a fixed array of {count}, got {len(item)} values")
-                rows = target[name][0]
-                for i, row in enumerate(item):
-                    assign_structured(rows[i:i + 1], row, element.struct, f"{inner}[{i}]")
 
 
 def to_python(value):
@@ -205,7 +43,7 @@ def to_python(value):
 
 def to_dict(view) -> dict:
     """The message as plain Python: dicts, lists, str, int, float, bool."""
-    return {f.name: to_python(getattr(view, f.name)) for f in _fields(view)}
+    return {f.name: to_python(getattr(view, f.name)) for f in message_fields(view)}
 
 
 def to_rosbags(view, typestore=None):
@@ -216,12 +54,10 @@ def to_rosbags(view, typestore=None):
     convention (int8: 200 is -56, the same bits).
     """
     if typestore is None:
-        from agnoshm.msg.types import default_registry
-
         typestore = default_registry().rosbags.typestore
     cls = _rosbags_class(typestore, view._type_name)
     kwargs = {}
-    for field in _fields(view):
+    for field in message_fields(view):
         kwargs[field.name] = _to_rosbags_value(getattr(view, field.name), field.value, typestore)
     return cls(**kwargs)
 
@@ -237,8 +73,6 @@ def _rosbags_class(typestore, type_name: str):
 def _register_in_typestore(typestore, type_name: str) -> None:
     """Add ``type_name`` and the nested types the rosbags store lacks, from agnoshm's definitions."""
     from rosbags.interfaces import Nodetype
-
-    from agnoshm.msg.types import default_registry
 
     def desc(ftype):
         base = (Nodetype.NAME, ftype.base) if ftype.is_message else \
@@ -265,7 +99,7 @@ def _register_in_typestore(typestore, type_name: str) -> None:
 
 
 def _rosbags_array(value, primitive: str) -> np.ndarray:
-    array = np.array(value, dtype=L.PRIMITIVE_C_TYPES[primitive][2])
+    array = np.array(value, dtype=TABLE[primitive].dtype)
     return array.view(np.int8) if primitive == "byte" else array
 
 
@@ -341,12 +175,6 @@ def ros_message_class(type_name: str) -> type:
     return cls
 
 
-#: rclpy's ``array.array`` type codes for sequences of numbers (rosidl_generator_py)
-ROS_ARRAY_TYPECODES = {"int8": "b", "uint8": "B", "char": "B", "int16": "h", "uint16": "H",
-                       "int32": "i", "uint32": "I", "int64": "q", "uint64": "Q",
-                       "float32": "f", "float64": "d"}
-
-
 def ros_value(value, layout: L.ValueLayout, message_class):
     """A field's value (as a view returns it) in the Python type rclpy's message classes
     take; ``message_class(type_name)`` gives the class for nested messages."""
@@ -366,11 +194,11 @@ def ros_value(value, layout: L.ValueLayout, message_class):
     if primitive == "byte":
         data = np.asarray(value, dtype=np.uint8).tobytes()
         return [data[i:i + 1] for i in range(len(data))]
-    typecode = ROS_ARRAY_TYPECODES.get(primitive)
+    typecode = TABLE[primitive].array_typecode  # rclpy's array.array code
     if typecode is None:  # bool, wchar, float128: rclpy keeps lists
         return [_ros_primitive(v, primitive) for v in np.asarray(value).tolist()]
     if kind == L.ARRAY:
-        return np.array(value, dtype=L.PRIMITIVE_C_TYPES[primitive][2])
+        return np.array(value, dtype=TABLE[primitive].dtype)
     sequence = array.array(typecode)
     sequence.frombytes(memoryview(np.ascontiguousarray(value)).cast("B"))  # one copy
     return sequence
@@ -405,7 +233,7 @@ def message_repr(view) -> str:
     shows them, sequences of numbers, bools, strings and messages as lists (long ones cut
     after :data:`REPR_ITEMS` elements)."""
     parts = [f"{field.name}={_repr_value(getattr(view, field.name), field.value)}"
-             for field in _fields(view)]
+             for field in message_fields(view)]
     return f"{view._type_name.replace('/', '.')}({', '.join(parts)})"
 
 
@@ -447,10 +275,6 @@ def _structured_repr(row, struct: L.StructLayout) -> str:
         parts.append(f"{field.name}={text}")
     return f"{struct.type_name.replace('/', '.')}({', '.join(parts)})"
 
-
-def _short(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def from_dataclass(value) -> dict:

@@ -16,6 +16,7 @@ import ctypes
 import numpy as np
 
 from agnoshm.msg import layout as L
+from agnoshm.msg.coerce import assign_structured
 
 _needed: dict[tuple[str, str], bool] = {}
 _rows: dict[tuple[str, str], np.ndarray | None] = {}
@@ -62,8 +63,6 @@ def fresh_row(struct: L.StructLayout) -> np.ndarray | None:
     if key not in _rows:
         row = None
         if needs_defaults(struct):
-            from agnoshm.msg.convert import assign_structured
-
             row = np.zeros(1, dtype=L.numpy_dtype(struct))
             assign_structured(row, default_values(struct), struct, struct.type_name)
         _rows[key] = row

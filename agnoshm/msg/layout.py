@@ -59,13 +59,13 @@ from typing import Any
 
 import numpy as np
 
-from agnoshm.msg.types import (
-    EMPTY_MEMBER, STRING, WSTRING, FieldType, MessageDefinition, TypeRegistry, default_registry,
-)
+from agnoshm.msg.definition import EMPTY_MEMBER, STRING, WSTRING, FieldType, MessageDefinition
+from agnoshm.msg.primitives import TABLE
+from agnoshm.msg.types import TypeRegistry, default_registry
 
 __all__ = [
     "PRIMITIVE", "STRING_KIND", "WSTRING_KIND", "MESSAGE", "ARRAY", "SEQUENCE",
-    "PRIMITIVE_C_TYPES", "ValueLayout", "FieldLayout", "StructLayout", "layout_of", "numpy_dtype",
+    "ValueLayout", "FieldLayout", "StructLayout", "layout_of", "numpy_dtype",
 ]
 
 # kinds of a value
@@ -75,26 +75,6 @@ WSTRING_KIND = "wstring"
 MESSAGE = "message"
 ARRAY = "array"
 SEQUENCE = "sequence"
-
-#: .msg primitive → (C type in the generated struct, ctypes type, numpy dtype)
-PRIMITIVE_C_TYPES: dict[str, tuple[str, Any, str]] = {
-    "bool": ("bool", ctypes.c_bool, "?"),
-    "byte": ("uint8_t", ctypes.c_uint8, "u1"),
-    "char": ("uint8_t", ctypes.c_uint8, "u1"),
-    "int8": ("int8_t", ctypes.c_int8, "i1"),
-    "uint8": ("uint8_t", ctypes.c_uint8, "u1"),
-    "int16": ("int16_t", ctypes.c_int16, "i2"),
-    "uint16": ("uint16_t", ctypes.c_uint16, "u2"),
-    "int32": ("int32_t", ctypes.c_int32, "i4"),
-    "uint32": ("uint32_t", ctypes.c_uint32, "u4"),
-    "int64": ("int64_t", ctypes.c_int64, "i8"),
-    "uint64": ("uint64_t", ctypes.c_uint64, "u8"),
-    "float32": ("float", ctypes.c_float, "f4"),
-    "float64": ("double", ctypes.c_double, "f8"),
-    "float128": ("long double", ctypes.c_longdouble, "g"),
-    "wchar": ("uint16_t", ctypes.c_uint16, "u2"),
-}
-
 
 class _Triple(ctypes.Structure):
     """``{T *data; size_t size; size_t capacity;}``: strings, wstrings and sequences."""
@@ -140,7 +120,7 @@ class ValueLayout:
     def c_type(self) -> str:
         """The C type of one value (for arrays, of one element)."""
         if self.kind == PRIMITIVE:
-            return PRIMITIVE_C_TYPES[self.primitive][0]  # type: ignore[index]
+            return TABLE[self.primitive].c_type  # type: ignore[index]
         if self.kind == STRING_KIND:
             return "rosidl_runtime_c__String"
         if self.kind == WSTRING_KIND:
@@ -154,9 +134,7 @@ class ValueLayout:
 
 def _sequence_c_type(element: ValueLayout) -> str:
     if element.kind == PRIMITIVE:
-        idl = {"bool": "boolean", "byte": "octet", "char": "uint8", "float32": "float",
-               "float64": "double", "float128": "long_double"}.get(element.primitive, element.primitive)
-        return f"rosidl_runtime_c__{idl}__Sequence"
+        return TABLE[element.primitive].c_sequence  # type: ignore[index]
     if element.kind == STRING_KIND:
         return "rosidl_runtime_c__String__Sequence"
     if element.kind == WSTRING_KIND:
@@ -296,8 +274,8 @@ class _Builder:
         if ftype.is_message:
             nested = self.struct(self.registry.get(ftype.base))
             return ValueLayout(MESSAGE, nested.size, nested.alignment, ftype, struct=nested)
-        ctype = PRIMITIVE_C_TYPES[ftype.base][1]
-        return ValueLayout(PRIMITIVE, ctypes.sizeof(ctype), ctypes.alignment(ctype), ftype,
+        primitive = TABLE[ftype.base]
+        return ValueLayout(PRIMITIVE, primitive.size, primitive.alignment, ftype,
                            primitive=ftype.base)
 
 
@@ -346,7 +324,7 @@ def numpy_dtype(layout: StructLayout) -> np.dtype:
 
 def _value_dtype(value: ValueLayout) -> Any:
     if value.kind == PRIMITIVE:
-        return np.dtype(PRIMITIVE_C_TYPES[value.primitive][2])  # type: ignore[index]
+        return np.dtype(TABLE[value.primitive].dtype)  # type: ignore[index]
     if value.kind == MESSAGE:
         return numpy_dtype(value.struct)  # type: ignore[arg-type]
     assert value.kind == ARRAY

@@ -16,8 +16,12 @@ import threading
 
 from agnoshm.errors import MessageInvalidatedError, TypeMismatchError, UnknownFieldError
 from agnoshm.msg import convert, defaults, fields
+from agnoshm.msg.bytes import BYTES_TYPE_NAME
+from agnoshm.msg.checks import MessageCorruptedError, check_loan
+from agnoshm.msg.coerce import message_fields, short_repr
+from agnoshm.msg.definition import MessageDefinition, UnknownTypeError, rclpy_type_string
 from agnoshm.msg.layout import StructLayout, layout_of
-from agnoshm.msg.types import MessageDefinition, UnknownTypeError, default_registry, rclpy_type_string
+from agnoshm.msg.types import default_registry
 
 _memset = ctypes.memset
 _lock = threading.RLock()
@@ -53,7 +57,7 @@ class MessageView:
     def get_fields_and_field_types(self) -> dict[str, str]:
         """Field names and their types, in order, spelled as rclpy messages spell them
         (``{"data": "sequence<uint8>"}``); ``str(field.type)`` of the definition gives ``.msg``."""
-        return {f.name: rclpy_type_string(f.value.type) for f in convert._fields(self)}
+        return {f.name: rclpy_type_string(f.value.type) for f in message_fields(self)}
 
     def to_dict(self) -> dict:
         """A copy of the message as plain Python values."""
@@ -96,7 +100,7 @@ class MessageView:
 
 
 def _unknown_field(view, name: str, suffix: str = "") -> UnknownFieldError:
-    fields_text = ", ".join(sorted(f.name for f in convert._fields(view))) or "none"
+    fields_text = ", ".join(sorted(f.name for f in message_fields(view))) or "none"
     return UnknownFieldError(f"{view._type_name} has no field {name!r} (fields: {fields_text}){suffix}")
 
 
@@ -124,7 +128,7 @@ class LoanedView(MessageView):
         """
         loan = self._owner
         if not loan.valid or loan.port.runtime.closed:
-            fields.check_loan(self)
+            check_loan(self)
         allocate = self._allocators.get(field)
         if allocate is None:
             layout = self._field_layout(field)  # raises for an unknown field
@@ -142,7 +146,7 @@ class LoanedView(MessageView):
         if name in self._field_names:
             object.__setattr__(self, name, value)
         else:
-            raise _unknown_field(self, name, f"; cannot set it to {convert._short(value)}")
+            raise _unknown_field(self, name, f"; cannot set it to {short_repr(value)}")
 
 
 class ReceivedView(MessageView):
@@ -241,7 +245,7 @@ class MessageType:
         start = pool.address
         end = start + pool.size
         if address < start or address + self.struct_size > end:
-            raise fields.MessageCorruptedError(
+            raise MessageCorruptedError(
                 f"received {self.type_name} at 0x{address:x} lies outside its publisher's pool")
         cls = self._received_class
         if cls is None:
@@ -280,5 +284,11 @@ def get_message(msg_type) -> MessageType:
     return found
 
 
+def bytes_type() -> MessageType:
+    """The :class:`MessageType` of ``agnoshm.Bytes``: what ``get_message("agnoshm/msg/Bytes")``
+    gives, as every type registry knows it."""
+    return get_message(BYTES_TYPE_NAME)
+
+
 __all__ = ["LoanedView", "MessageInvalidatedError", "MessageType", "MessageView", "ReceivedView",
-           "get_message", "view_class"]
+           "bytes_type", "get_message", "view_class"]

@@ -394,7 +394,7 @@ def publish_values(names: list[str], seed, count: int, out, done) -> None:
     """Publish ``count`` seeded messages of each type on ``/rt<i>`` through loans; report the
     pool; stay alive (the subscribers read our pool) until ``done``."""
     import agnoshm
-    from agnoshm.msg.convert import assign
+    from agnoshm.msg.coerce import assign
 
     register_test_package()
     node = agnoshm.Node("roundtrip_pub")

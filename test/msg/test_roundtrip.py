@@ -22,7 +22,7 @@ import roundtrip_workers as rw  # noqa: E402
 
 import agnoshm  # noqa: E402
 from agnoshm.msg import layout_of  # noqa: E402
-from agnoshm.msg.convert import assign  # noqa: E402
+from agnoshm.msg.coerce import assign  # noqa: E402
 from agnoshm.msg.types import default_registry  # noqa: E402
 
 SEED = 20240607

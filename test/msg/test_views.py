@@ -26,6 +26,7 @@ import ros_packages  # noqa: E402
 import agnoshm  # noqa: E402
 from agnoshm.msg import convert  # noqa: E402
 from agnoshm.msg import layout as L  # noqa: E402
+from agnoshm.msg.primitives import TABLE  # noqa: E402
 from agnoshm.msg.types import default_registry  # noqa: E402
 
 rw.register_test_package()
@@ -157,7 +158,7 @@ def _check_kinds(view, writable: bool) -> None:
     for name in ("string_array", "bstring_array", "string_seq", "bstring_bseq", "wstring_seq",
                  "def_strs"):
         value = getattr(view, name)  # a loan's can be written element by element
-        expected_type = agnoshm.msg.fields.WritableStrings if writable else tuple
+        expected_type = agnoshm.msg.storage.WritableStrings if writable else tuple
         assert isinstance(value, expected_type) and all(type(v) is str for v in value), name
     for name in ("point_array", "point_seq", "point_bseq", "patch_seq", "empty_seq"):
         value = getattr(view, name)  # pointer-free messages: structured numpy arrays
@@ -211,7 +212,7 @@ def test_every_primitive_width_at_its_limits(isolated_domain):
     received = sub.take()
     rw.assert_same(values, received.to_dict())
     for primitive in rw._PRIMITIVES:
-        dtype = np.dtype(L.PRIMITIVE_C_TYPES[primitive][2])
+        dtype = np.dtype(TABLE[primitive].dtype)
         for suffix in ("arr", "seq", "bseq"):
             array = getattr(received, f"{primitive}_{suffix}")
             assert array.dtype == dtype and not array.flags.writeable
@@ -744,14 +745,14 @@ def _check_ros_types(value, layout: L.ValueLayout, where: str) -> None:
         assert expected is not bytes or len(value) == 1, where
     elif kind in (L.ARRAY, L.SEQUENCE) and layout.element.kind == L.PRIMITIVE:
         primitive = layout.element.primitive
-        code = convert.ROS_ARRAY_TYPECODES.get(primitive)
+        code = TABLE[primitive].array_typecode
         if code is None:  # bool, byte: lists
             assert isinstance(value, list), where
             for i, item in enumerate(value):
                 _check_ros_types(item, layout.element, f"{where}[{i}]")
         elif kind == L.ARRAY:  # a numpy copy of rclpy's dtype
             assert isinstance(value, np.ndarray) and value.flags.writeable and value.flags.owndata
-            assert value.dtype == np.dtype(L.PRIMITIVE_C_TYPES[primitive][2]), where
+            assert value.dtype == np.dtype(TABLE[primitive].dtype), where
         else:
             assert isinstance(value, array.array) and value.typecode == code, where
     elif kind in (L.ARRAY, L.SEQUENCE):

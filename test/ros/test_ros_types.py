@@ -66,9 +66,9 @@ def test_the_ros_type_source_imports_the_message_module_itself(monkeypatch, tmp_
     (package / "__init__.py").write_text("class NotAMessage:\n    pass\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(AttributeError, match="no ROS 2 message class NotAMessage"):
-        agnoshm.msg.types.ros_message_class("stand_in_msgs/msg/NotAMessage")
+        agnoshm.msg.rclpy_source.ros_message_class("stand_in_msgs/msg/NotAMessage")
     with pytest.raises(ImportError):
-        agnoshm.msg.types.ros_message_class("no_such_msgs/msg/Thing")
+        agnoshm.msg.rclpy_source.ros_message_class("no_such_msgs/msg/Thing")
 
 
 @pytest.mark.ros
