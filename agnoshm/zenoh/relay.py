@@ -133,6 +133,12 @@ class TopicRelay:
         self.type_hash = self._msg_type.type_hash
         self.key = data_key(context.domain, spec.name, spec.type_name, self.type_hash)
         self._typestore = default_registry().rosbags.typestore
+        if spec.type_name not in self._typestore.fielddefs:
+            # a type rosbags' store lacks (agnoshm/msg/Bytes, register_msg ones): add it with
+            # its nested types, so that samples from Zenoh deserialize
+            from agnoshm.msg.convert import _register_in_typestore
+
+            _register_in_typestore(self._typestore, spec.type_name)
         self._send_lock = threading.Lock()
         self._receive_lock = threading.Lock()
         self._closed = False
@@ -161,8 +167,10 @@ class TopicRelay:
             raise
 
     def _declare_publisher(self, zenoh, session):
+        # rmw_zenoh uses DROP for KEEP_LAST; under DROP Zenoh loses whole large samples (a 6 MB
+        # one) when its queue is full, so the bridge blocks instead: reliable means delivered
         reliable = dict(reliability=zenoh.Reliability.RELIABLE,
-                        congestion_control=zenoh.CongestionControl.DROP)  # rmw_zenoh, KEEP_LAST
+                        congestion_control=zenoh.CongestionControl.BLOCK)
         if not self.spec.transient_local:
             return session.declare_publisher(self.key, **reliable)
         ext = require("zenoh.ext")

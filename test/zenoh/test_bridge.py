@@ -214,7 +214,9 @@ def test_two_domains_exchange_strings_in_order_and_full_hd_images_through_zenoh(
     assert talker.popen.wait(TIMEOUT) == 0
     assert receiver.stop() == 0 and sender.stop() == 0
     sent, received = sender.stats("/chatter"), receiver.stats("/chatter")
-    assert sent["to_zenoh"] == received["from_zenoh"] == len(strings.items)
+    # every sample the receiver took reached the subscriber; the sender may have put a warm-up
+    # sample or two before Zenoh routed the receiver's subscription (Zenoh drops those)
+    assert received["from_zenoh"] == len(strings.items) <= sent["to_zenoh"]
     assert received["gaps"] == 0 and received["malformed"] == 0
     # nothing came back: the receiver's own publications were not sent to Zenoh again
     assert received["to_zenoh"] == 0 and sent["from_zenoh"] == 0
