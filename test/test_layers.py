@@ -208,3 +208,87 @@ def test_import_agnoshm_works_in_a_fresh_interpreter_without_ros():
         cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+# -- the messages layer: no import cycle; the core layers: no module over 450 lines ---------
+
+CORE_MODULE_MAX_LINES = 450
+# registry/registry.py is being split by job (issue 15, item 4): drop it from here when it is.
+SPLIT_UNDER_WAY = {"agnoshm/registry/registry.py"}
+
+
+def import_graph(package: str) -> dict[str, dict[str, Import]]:
+    """Module of ``package`` -> the modules of ``package`` it imports (every import, also
+    those inside functions: a lazy import still closes a cycle), each with one import."""
+    graph: dict[str, dict[str, Import]] = {}
+    for path in FILES:
+        importer = module_name(path)
+        if importer == package or importer.startswith(package + "."):
+            edges = graph.setdefault(importer, {})
+            for i in imports_of(path):
+                if i.target != importer and (i.target == package or i.target.startswith(package + ".")):
+                    edges.setdefault(i.target, i)
+    return graph
+
+
+def find_cycle(graph: dict[str, dict[str, Import]]) -> list[str]:
+    """One import cycle of ``graph`` as ``[a, b, ..., a]``; [] when there is none."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(module: str) -> list[str]:
+        state[module] = 1
+        path.append(module)
+        for target in sorted(graph.get(module, ())):
+            if state.get(target) == 1:
+                return path[path.index(target):] + [target]
+            if target not in state:
+                found = visit(target)
+                if found:
+                    return found
+        path.pop()
+        state[module] = 2
+        return []
+
+    for module in sorted(graph):
+        if module not in state:
+            found = visit(module)
+            if found:
+                return found
+    return []
+
+
+def test_cycle_finder_finds_a_cycle_and_passes_a_tree():
+    def edge(target):
+        return {target: Import(target, 1, False, False)}
+    assert find_cycle({"a": edge("b"), "b": edge("c"), "c": edge("a")}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {**edge("b"), **edge("c")}, "b": edge("c"), "c": {}}) == []
+
+
+def test_msg_modules_import_each_other_without_a_cycle():
+    graph = import_graph("agnoshm.msg")
+    assert "agnoshm.msg.message" in graph, sorted(graph)
+    cycle = find_cycle(graph)
+    steps = [f"{a} (line {graph[a][b].line}{'' if graph[a][b].module_level else ', in a function'})"
+             for a, b in zip(cycle, cycle[1:])]
+    assert not cycle, ("agnoshm.msg has an import cycle: " + " -> ".join(steps + cycle[-1:])
+                       + "; move what both sides need into a module below them")
+
+
+def test_msg_modules_import_each_other_at_the_top():
+    lazy = [f"{module_name(path)} line {i.line}: {i.target}" for path in FILES
+            if module_name(path).startswith("agnoshm.msg") for i in imports_of(path)
+            if i.target.startswith("agnoshm.msg") and not i.module_level]
+    assert not lazy, f"import these at the top of the module: {lazy}"
+
+
+@pytest.mark.parametrize("path", [p for p in FILES if layer_of(module_name(p)) != INTEGRATIONS],
+                         ids=[i for p, i in zip(FILES, IDS)
+                              if layer_of(module_name(p)) != INTEGRATIONS])
+def test_core_modules_are_at_most_450_lines(path):
+    lines = len(path.read_text().splitlines())
+    if lines > CORE_MODULE_MAX_LINES and str(path.relative_to(REPO)) in SPLIT_UNDER_WAY:
+        pytest.xfail(f"{lines} lines; its split is under way")
+    assert lines <= CORE_MODULE_MAX_LINES, (
+        f"{path.relative_to(REPO)} has {lines} lines (core layers: at most "
+        f"{CORE_MODULE_MAX_LINES}): split it by job, one concept per module")
