@@ -134,14 +134,10 @@ class Node:
         return timer
 
     def count_subscribers(self, topic: str) -> int:
-        registry = self._runtime.registry
-        index = registry.find_topic(self.resolve_topic_name(topic))
-        return 0 if index < 0 else registry.topics[index].n_subscriptions
+        return self._runtime.registry.endpoint_counts(self.resolve_topic_name(topic))[1]
 
     def count_publishers(self, topic: str) -> int:
-        registry = self._runtime.registry
-        index = registry.find_topic(self.resolve_topic_name(topic))
-        return 0 if index < 0 else registry.topics[index].n_publishers
+        return self._runtime.registry.endpoint_counts(self.resolve_topic_name(topic))[0]
 
     def destroy_publisher(self, publisher: Publisher) -> bool:
         if publisher in self.publishers:

@@ -145,8 +145,8 @@ def die_inside_registry(point: str, topic: str, ready, out) -> None:
     if point in ("add_publisher", "add_subscription"):
         original = Registry._claim_topic_position
 
-        def claim(array, count, kind, topic_name):
-            pos = original(array, count, kind, topic_name)
+        def claim(array, kind, topic_name):
+            pos = original(array, kind, topic_name)
             pause_here(pos)
 
         Registry._claim_topic_position = staticmethod(claim)

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Callable
 
 from agnoshm.bag import CLOCK_OFFSET_KEY, BagError
-from agnoshm.registry import layout as L
 
 BAG_VERSION = 9  # rosbag2 metadata version (Iron and newer; rosbags writes 8 or 9)
 MIN_DEPTH = 10
@@ -130,20 +129,17 @@ def _subscribe_existing(node, pending: list, recording: list, writer, typestore)
 
     registry = node._runtime.registry
     for topic in list(pending):
-        index = registry.find_topic(topic.name)
-        if index < 0:
+        found = registry.read_topic(topic.name)
+        if found is None:
             continue
-        record = registry.topics[index]
-        type_name = record.type_name.decode()
+        type_name = found.type_name
         try:
             msg_type = get_message(type_name)
         except TypeMismatchError as err:
             raise BagError(f"cannot record {topic.name}: its type {type_name} cannot be "
                            f"resolved here: {err}") from None
-        publishers = [registry.publishers[i] for i in registry.publisher_indices(index)]
-        durable = bool(publishers) and all(p.durability == L.TRANSIENT_LOCAL for p in publishers)
-        depth = max([MIN_DEPTH] + [p.depth for p in publishers])
-        durability = agnoshm.DurabilityPolicy.TRANSIENT_LOCAL if durable \
+        depth = max([MIN_DEPTH] + [p.depth for p in found.publishers])
+        durability = agnoshm.DurabilityPolicy.TRANSIENT_LOCAL if found.transient_local \
             else agnoshm.DurabilityPolicy.VOLATILE
         topic.subscription = node.create_polling_subscription(
             msg_type, topic.name, agnoshm.QoSProfile(depth=depth, durability=durability))

@@ -19,7 +19,6 @@ new one.  ``--dry-run`` only reports.
 
 from __future__ import annotations
 
-import ctypes
 import glob
 import os
 import re
@@ -31,8 +30,7 @@ from agnoshm.cli import snapshot as S
 from agnoshm.errors import RegistryError
 from agnoshm.memory import BACKENDS
 from agnoshm.names import QUEUE_PREFIX, REGISTRY_PREFIX, SHM_DIR, queue_name
-from agnoshm.registry import layout as L
-from agnoshm.registry import liveness
+from agnoshm.registry.snapshot import RegistryFile, read_processes
 
 MQUEUE_DIR = "/dev/mqueue"
 #: a registry nobody finished creating is left alone this long (its creator may be at work)
@@ -164,58 +162,45 @@ def _survey_registry(path: str, result: Survey, dead_pids: set[int]) -> None:
     name = "/" + os.path.basename(path)
     size = _allocated(path)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        registry = RegistryFile(path)
     except FileNotFoundError:
         return
     except PermissionError:
         result.unsure.append(Leftover("registry", name, None, "not readable by this user", size))
         return
-    try:
-        try:
-            header = S.read_header(fd, path)
-        except RegistryError as err:
-            result.unsure.append(Leftover("registry", name, None, str(err), size))
-            return
-        if header.magic == 0:
-            age = time.time() - os.fstat(fd).st_mtime
-            if liveness.byte_is_locked(fd, L.INIT_LOCK_BYTE) or age < UNINITIALIZED_GRACE_S:
+    except RegistryError as err:
+        result.unsure.append(Leftover("registry", name, None, str(err), size))
+        return
+    with registry:
+        if not registry.initialized:
+            age = time.time() - registry.modified()
+            if registry.being_created() or age < UNINITIALIZED_GRACE_S:
                 result.live.append(Leftover("registry", name, None, "being created", size))
             else:
                 result.stale.append(Leftover("registry", name, None,
                                              "its creator died before initializing it", size))
             return
-        if header.state == L.REGISTRY_CLOSED:
+        if registry.closed:
             result.stale.append(Leftover("registry", name, None,
                                          "closed, but its last process died before removing it",
                                          size))
             return
-        slots = _process_slots(fd, header)
-        alive = [p for p in slots if p[2]]
-        dead_pids.update(pid for pid, _slot, ok in slots if not ok and not pid_alive(pid))
-        if alive:
-            result.live.append(Leftover("registry", name, None,
-                                        f"{S.plural(len(alive), 'live process')}", size))
-        else:
-            reason = ("no process is in it" if not slots else "its only process is gone"
-                      if len(slots) == 1 else f"all its {len(slots)} processes are gone")
-            result.stale.append(Leftover("registry", name, None, reason, size))
-    finally:
-        os.close(fd)
+        processes = registry.processes()
+    alive = [p for p in processes if p.alive]
+    dead_pids.update(p.pid for p in processes if not p.alive and not pid_alive(p.pid))
+    if alive:
+        result.live.append(Leftover("registry", name, None,
+                                    f"{S.plural(len(alive), 'live process')}", size))
+    else:
+        reason = ("no process is in it" if not processes else "its only process is gone"
+                  if len(processes) == 1 else f"all its {len(processes)} processes are gone")
+        result.stale.append(Leftover("registry", name, None, reason, size))
 
 
-def _process_slots(fd: int, header: L.Header) -> list[tuple[int, int, bool]]:
-    """``(pid, slot, alive)`` of every used process record."""
-    off = L.Offsets(header)
-    size = ctypes.sizeof(L.ProcessRecord)
-    raw = os.pread(fd, size * header.max_processes, off.processes)
-    found = []
-    for slot in range(len(raw) // size):
-        p = L.ProcessRecord.from_buffer_copy(raw, slot * size)
-        if p.state == L.USED:
-            alive = (liveness.byte_is_locked(fd, L.LIVENESS_LOCK_BASE + slot)
-                     and liveness.pid_matches(p.pid, p.start_time))
-            found.append((p.pid, slot, alive))
-    return found
+def _process_slots(fd: int, header) -> list[tuple[int, int, bool]]:
+    """``(pid, slot, alive)`` of every used process record (for the test suite's leak check;
+    :func:`agnoshm.registry.snapshot.read_processes`)."""
+    return [(p.pid, p.slot, p.alive) for p in read_processes(fd, header)]
 
 
 # -- removal -------------------------------------------------------------------------------
@@ -247,16 +232,7 @@ def _remove_registry(item: Leftover) -> bool:
         return False
     registry = Registry(load_config(domain_id=domain))  # validates version and magic
     try:
-        registry.reap_dead()  # frees dead records, unlinks their pools and queues
-        with registry.lock:
-            if any(registry.is_alive(slot) for slot in registry.live_slots()):
-                return False
-            registry.header.state = L.REGISTRY_CLOSED  # openers now start a new registry
-            try:
-                _libc.shm_unlink(registry.name.encode())
-            except FileNotFoundError:
-                return False
-            return True
+        return registry.close_if_abandoned()
     finally:
         registry.close()
 

@@ -15,6 +15,8 @@ import fcntl
 import os
 import struct
 
+from agnoshm.registry.layout import LIVENESS_LOCK_BASE
+
 _FLOCK = "hhqqi4x"  # struct flock { short l_type, l_whence; off_t l_start, l_len; pid_t l_pid; }
 
 
@@ -66,6 +68,17 @@ def process_start_time(pid: int) -> int | None:
 def pid_matches(pid: int, start_time: int) -> bool:
     """Return True if ``pid`` runs and is the process that started at ``start_time``."""
     return process_start_time(pid) == start_time
+
+
+def is_alive(fd: int, slot: int, pid: int, start_time: int) -> bool:
+    """The liveness rule: the process registered in ``slot`` of the registry open at ``fd``
+    (as ``pid``, started at ``start_time``) runs.
+
+    Its liveness byte is locked by another open file description, and ``pid`` is
+    still the process that started then (a ``fork()`` child shares the lock; a
+    reused pid has another start time).
+    """
+    return byte_is_locked(fd, LIVENESS_LOCK_BASE + slot) and pid_matches(pid, start_time)
 
 
 def open_by(pid: int) -> set[str] | None:

@@ -20,8 +20,7 @@ from agnoshm.ros.bridge.graph import is_bridge_node
 def is_bridged_message(view, registry, own_name: str = "") -> bool:
     """Whether a received agnoshm message was published by a bridge (so it came from ROS 2
     and must not go back there)."""
-    record = registry.publishers[view._owner.publisher]
-    return is_bridge_node(record.node_name.decode(errors="replace"), own_name)
+    return is_bridge_node(registry.publisher_node_name(view._owner.publisher), own_name)
 
 
 class EchoFilter:

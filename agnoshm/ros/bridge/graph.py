@@ -12,7 +12,7 @@ import dataclasses
 from typing import Iterable
 
 from agnoshm.qos import DurabilityPolicy, ReliabilityPolicy
-from agnoshm.registry import layout as L
+from agnoshm.registry.snapshot import transient_local
 
 #: Default name of the bridge's rclpy node; endpoints of nodes whose name starts
 #: with it are bridges, left out of demand counts and never echoed.
@@ -57,21 +57,13 @@ def agnoshm_topics(registry, own_name: str = "") -> dict[str, AgnoshmTopic]:
     :param own_name: the bridge node's fully qualified name.
     """
     found = {}
-    with registry.lock:
-        for index, t in enumerate(registry.topics):
-            if t.state != L.USED:
-                continue
-            pubs = [registry.publishers[i] for i in registry.publisher_indices(index)]
-            subs = [registry.subscriptions[i] for i in registry.subscription_indices(index)]
-            pubs = [r for r in pubs if r.state == L.USED
-                    and not is_bridge_node(r.node_name.decode(errors="replace"), own_name)]
-            subs = [r for r in subs if r.state == L.USED
-                    and not is_bridge_node(r.node_name.decode(errors="replace"), own_name)]
-            name = t.name.decode()
-            found[name] = AgnoshmTopic(
-                name, t.type_name.decode(), t.type_hash.decode(), len(pubs), len(subs),
-                max((r.depth for r in pubs + subs), default=0),
-                bool(pubs) and all(r.durability == L.TRANSIENT_LOCAL for r in pubs))
+    for t in registry.read_topics():
+        pubs = [r for r in t.publishers if not is_bridge_node(r.node_name, own_name)]
+        subs = [r for r in t.subscriptions
+                if not r.draining and not is_bridge_node(r.node_name, own_name)]
+        found[t.name] = AgnoshmTopic(
+            t.name, t.type_name, t.type_hash, len(pubs), len(subs),
+            max((r.depth for r in pubs + subs), default=0), transient_local(pubs))
     return found
 
 
