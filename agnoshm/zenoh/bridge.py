@@ -205,11 +205,6 @@ def _local_type(topic: str) -> str | None:
     """The type of the agnoshm topic ``topic`` in this domain, if it has one (the registry
     keeps a topic's type while it has endpoints)."""
     from agnoshm import context
-    from agnoshm.registry import layout
 
-    registry = context.get_runtime().registry
-    with registry.lock:
-        for record in registry.topics:
-            if record.state == layout.USED and record.name.decode(errors="replace") == topic:
-                return record.type_name.decode(errors="replace") or None
-    return None
+    found = context.get_runtime().registry.read_topic(topic)
+    return (found.type_name or None) if found is not None else None

@@ -103,8 +103,7 @@ def is_bridge_message(view) -> bool:
     """
     from agnoshm import context
 
-    record = context.get_runtime().registry.publishers[view._owner.publisher]
-    node_name = record.node_name.decode(errors="replace")  # fully qualified: /ns/name
+    node_name = context.get_runtime().registry.publisher_node_name(view._owner.publisher)
     return node_name.rpartition("/")[2].startswith(BRIDGE_NODE_NAME)
 
 
