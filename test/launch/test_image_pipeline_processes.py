@@ -27,8 +27,10 @@ COUNT = 20
 
 
 def _plan(**overrides):
-    values = {"camera": {"count": COUNT, "rate": 30}, "processor": {"count": COUNT},
-              "sink": {"count": COUNT}}
+    # depth COUNT: a stage that a loaded machine slows down by more than depth frames
+    # would lose the oldest (KEEP_LAST does), and this test checks that every frame arrives
+    values = {"camera": {"count": COUNT, "rate": 30, "depth": COUNT},
+              "processor": {"count": COUNT, "depth": COUNT}, "sink": {"count": COUNT, "depth": COUNT}}
     for node, params in overrides.items():
         values.setdefault(node, {}).update(params)
     return plan("image_pipeline", PARAMS, values, CONFIG / "agnoshm.yaml")

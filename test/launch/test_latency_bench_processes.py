@@ -23,9 +23,13 @@ PARAMS = CONFIG / "latency_bench.yaml"
 
 
 def _plan(output: Path, size: int = 65536, rate: float = 200.0, duration: float = 1.0):
+    # depth: every message, so that a pong a loaded machine slows down loses none (KEEP_LAST
+    # would drop the oldest) and the test can ask for all of them
+    depth = round(rate * duration) + 1
     return plan("latency_bench", PARAMS,
-                {"ping": {"size": size, "rate": rate, "duration": duration},
-                 "pong": {"size": size, "output": str(output)}}, CONFIG / "agnoshm.yaml")
+                {"ping": {"size": size, "rate": rate, "duration": duration, "depth": depth},
+                 "pong": {"size": size, "output": str(output), "depth": depth}},
+                CONFIG / "agnoshm.yaml")
 
 
 def test_ping_pong_measures_every_message_and_writes_the_results(run_plan, check_clean_exit,
