@@ -31,24 +31,21 @@ from agnoshm.memory import BACKENDS
 def domain_leftovers(domain: int) -> list[str]:
     """What domain ``domain`` still holds: its registry, and the pools and queues of the
     processes registered in it (the ones of dead processes, and of live ones too)."""
-    from agnoshm.cli.clean import _process_slots, queue_exists
-    from agnoshm.cli.snapshot import read_header
+    from agnoshm.cli.clean import queue_exists
     from agnoshm.names import SHM_DIR, pool_name, queue_name
+    from agnoshm.registry.snapshot import RegistryFile
 
     path = registry_path(domain)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        with RegistryFile(path) as registry:
+            processes = registry.processes()
     except FileNotFoundError:
         return []
-    found = [path]
-    try:
-        slots = _process_slots(fd, read_header(fd, path))
     except Exception as err:  # noqa: BLE001  an unreadable registry is reported as such
         return [f"{path} ({err})"]
-    finally:
-        os.close(fd)
-    for pid, _slot, alive in slots:
-        state = "alive" if alive else "dead"
+    found = [path]
+    for process in processes:
+        pid, state = process.pid, "alive" if process.alive else "dead"
         if os.path.exists(SHM_DIR + pool_name(pid)):
             found.append(f"{SHM_DIR}{pool_name(pid)} ({state})")
         if queue_exists(pid):

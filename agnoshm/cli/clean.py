@@ -30,7 +30,7 @@ from agnoshm.cli import snapshot as S
 from agnoshm.errors import RegistryError
 from agnoshm.memory import BACKENDS
 from agnoshm.names import QUEUE_PREFIX, REGISTRY_PREFIX, SHM_DIR, queue_name
-from agnoshm.registry.snapshot import RegistryFile, read_processes
+from agnoshm.registry.snapshot import RegistryFile
 
 MQUEUE_DIR = "/dev/mqueue"
 #: a registry nobody finished creating is left alone this long (its creator may be at work)
@@ -195,12 +195,6 @@ def _survey_registry(path: str, result: Survey, dead_pids: set[int]) -> None:
         reason = ("no process is in it" if not processes else "its only process is gone"
                   if len(processes) == 1 else f"all its {len(processes)} processes are gone")
         result.stale.append(Leftover("registry", name, None, reason, size))
-
-
-def _process_slots(fd: int, header) -> list[tuple[int, int, bool]]:
-    """``(pid, slot, alive)`` of every used process record (for the test suite's leak check;
-    :func:`agnoshm.registry.snapshot.read_processes`)."""
-    return [(p.pid, p.slot, p.alive) for p in read_processes(fd, header)]
 
 
 # -- removal -------------------------------------------------------------------------------

@@ -120,12 +120,6 @@ def read(domain: int | None = None) -> Snapshot:
     return Snapshot(**{f.name: getattr(snap, f.name) for f in dataclasses.fields(snap)})
 
 
-def read_header(fd: int, path: str):
-    """The validated header of the registry open at ``fd``
-    (:func:`agnoshm.registry.snapshot.read_header`; kept for the test suite's leak check)."""
-    return R.read_header(fd, path)
-
-
 # -- formatting helpers shared by the verbs -----------------------------------------------
 
 
