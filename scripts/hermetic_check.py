@@ -2,6 +2,10 @@
 """Prove the test suite hermetic: two full runs at once, beside other agnoshm objects.
 
     python scripts/hermetic_check.py [pytest arguments, default: -q -x -p no:randomly]
+    python scripts/hermetic_check.py --run 'SHELL COMMAND' --run 'SHELL COMMAND'
+
+The first form runs this Python's pytest twice; the second runs the given commands (CI runs
+its Python 3.10 and 3.12 suites so).
 
 While both runs go, a ``talker`` publishes in ROS domain 0 and a dead
 process's pool and registry (killed with SIGKILL, in a domain nobody uses)
@@ -57,18 +61,27 @@ def _remove_planted(pid: int) -> None:
         pass
 
 
-def main(argv: list[str]) -> int:
+def _commands(argv: list[str]) -> list[list[str]]:
+    """The runs: ``--run CMD`` as often as given, else this Python's pytest twice."""
+    runs = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "--run"]
+    if runs:
+        return [["bash", "-c", command] for command in runs]
     args = argv or ["-q", "-x", "-p", "no:randomly"]
+    return [[sys.executable, "-m", "pytest", *args]] * 2
+
+
+def main(argv: list[str]) -> int:
+    commands = _commands(argv)
     mounted = _mqueue_mounted()
     talker = subprocess.Popen([sys.executable, "-m", "agnoshm.demo.talker", "--rate", "5"],
                               env=dict(os.environ, ROS_DOMAIN_ID="0"),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     planted = _plant_dead_pool()
     outputs = [tempfile.NamedTemporaryFile("w+", prefix=f"hermetic-run{i}-", suffix=".log",
-                                           delete=False) for i in (1, 2)]
+                                           delete=False) for i in range(1, len(commands) + 1)]
     try:
-        runs = [subprocess.Popen([sys.executable, "-m", "pytest", *args], stdout=out,
-                                 stderr=subprocess.STDOUT) for out in outputs]
+        runs = [subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+                for command, out in zip(commands, outputs)]
         codes = [run.wait() for run in runs]
         talker_ran = talker.poll() is None
     finally:
@@ -79,6 +92,10 @@ def main(argv: list[str]) -> int:
     for i, (out, code) in enumerate(zip(outputs, codes), 1):
         out.seek(0)
         lines = out.read().strip().splitlines()
+        if code != 0:  # what failed, as pytest summed it up
+            start = next((n for n, line in enumerate(lines) if "short test summary" in line),
+                         max(0, len(lines) - 60))
+            print(f"--- run {i} ({' '.join(commands[i - 1])}):", *lines[start:], sep="\n")
         print(f"run {i}: exit {code}: {lines[-1] if lines else '(no output)'}  [{out.name}]")
         ok &= code == 0
     if not talker_ran:
