@@ -51,8 +51,9 @@ done
 site=$(find "$PREFIX/lib" -path '*-packages/agnoshm/__init__.py' | head -n 1)
 [ -n "$site" ] || fail "the agnoshm Python package is not installed under $PREFIX/lib"
 echo "ok: ${site#"$PREFIX/"}"
-[ ! -e "$SRC/build" ] && [ ! -e "$SRC/install" ] && [ ! -e "$SRC/log" ] \
-    || fail "colcon wrote build/, install/ or log/ into $SRC"
+# colcon's own folders (a build/ of setuptools, from a `pip install .` there, is not colcon's)
+[ ! -e "$SRC/build/agnoshm" ] && [ ! -e "$SRC/install" ] && [ ! -e "$SRC/log" ] \
+    || fail "colcon wrote build/agnoshm, install/ or log/ into $SRC"
 
 echo "== installed modules and talker -> listener, in a clean environment outside the source tree"
 export ROS_DOMAIN_ID="${AGNOSHM_COLCON_DOMAIN:-$((4500 + $$ % 400))}"
@@ -88,7 +89,7 @@ ls /dev/shm | grep -q "agnoshm-registry-domain$ROS_DOMAIN_ID\$" && fail "registr
 
 if /usr/bin/python3 -c "import ament_index_python" 2>/dev/null; then
     echo "== ros2 run's lookup (Debian's ament_index_python)"
-    /usr/bin/python3 - "$SCRIPTS" <<'EOF' || fail "ament index lookup"
+    clean /usr/bin/python3 - "$SCRIPTS" <<'EOF' || fail "ament index lookup"
 import os, sys
 from ament_index_python.packages import get_package_prefix, get_package_share_directory
 prefix = get_package_prefix("agnoshm")   # searches AMENT_PREFIX_PATH for the marker

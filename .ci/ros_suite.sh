@@ -35,7 +35,11 @@ echo "ROS 2 suite: venv $VENV"
 python3 -m venv --clear "$VENV"
 WHEEL="${AGNOSHM_WHEEL:-}"
 if [ -z "$WHEEL" ]; then
-    quiet timeout 600 "$VENV/bin/pip" wheel -q --no-deps -w "$TMP/dist" "$SRC"
+    # from a copy: setuptools writes build/ and *.egg-info beside the sources
+    (cd "$SRC" && git ls-files -z --cached --others --exclude-standard \
+        | while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done \
+        | tar --null -T - -cf -) | (mkdir -p "$TMP/src" && tar -xf - -C "$TMP/src")
+    quiet timeout 600 "$VENV/bin/pip" wheel -q --no-deps -w "$TMP/dist" "$TMP/src"
     WHEEL="$(ls "$TMP"/dist/agnoshm-*.whl)"
 fi
 SECONDS=0

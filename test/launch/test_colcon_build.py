@@ -65,7 +65,7 @@ def test_colcon_builds_installs_and_tests_the_package(colcon, tmp_path, isolated
                  "ok: lib/agnoshm/image_publisher", "ok: lib/agnoshm/latency_pong",
                  "ok: listener heard 3 messages in order"):
         assert line in result.stdout, output[-6000:]
-    assert not any((REPO / name).exists() for name in ("build", "install", "log"))
+    assert not any((REPO / name).exists() for name in ("build/agnoshm", "install", "log"))
 
 
 @pytest.mark.parametrize("file, change, error", [
