@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import array
-import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
@@ -274,10 +273,3 @@ def _structured_repr(row, struct: L.StructLayout) -> str:
             text = repr(item.item() if isinstance(item, np.generic) else item)
         parts.append(f"{field.name}={text}")
     return f"{struct.type_name.replace('/', '.')}({', '.join(parts)})"
-
-
-
-def from_dataclass(value) -> dict:
-    """A rosbags message (a dataclass) as a dict of its fields."""
-    return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)
-            if f.name != "__msgtype__"}
