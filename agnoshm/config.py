@@ -197,6 +197,28 @@ def read_yaml(path: Path) -> dict:
     return data
 
 
+def read_yaml_mapping(path: str | Path, known: tuple[str, ...], error: type[Exception],
+                      what: str) -> dict:
+    """Read the YAML file of a tool (a bridge's, say): a mapping with only the ``known`` keys.
+
+    :raises error: naming ``what`` and ``path`` if it cannot be read, is not valid YAML, holds
+        no mapping, or has a key not in ``known``.
+    """
+    import yaml
+
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise error(f"cannot read {what} {path}: {err}") from None
+    if not isinstance(data, dict):
+        raise error(f"{path} must hold a mapping ({', '.join(known)})")
+    unknown = set(data) - set(known)
+    if unknown:
+        raise error(f"unknown key(s) {sorted(unknown)} in {path} (known: {', '.join(known)})")
+    return data
+
+
 def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:
     """Build the effective :class:`Config`.
 

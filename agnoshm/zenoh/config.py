@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Iterable
 
+from agnoshm.config import read_yaml_mapping
 from agnoshm.zenoh.errors import ZenohConfigError
 from agnoshm.zenoh.keyexpr import check_topic_name
 
@@ -110,23 +111,6 @@ def _endpoints(value, key: str) -> tuple:
     return tuple(value)
 
 
-def read_yaml(path: str) -> dict:
-    import yaml
-
-    try:
-        with open(path) as f:
-            data = yaml.safe_load(f) or {}
-    except (OSError, yaml.YAMLError) as err:
-        raise ZenohConfigError(f"cannot read Zenoh bridge configuration {path}: {err}") from None
-    if not isinstance(data, dict):
-        raise ZenohConfigError(f"{path} must hold a mapping ({', '.join(_YAML_KEYS)})")
-    unknown = set(data) - set(_YAML_KEYS)
-    if unknown:
-        raise ZenohConfigError(f"unknown key(s) {sorted(unknown)} in {path} "
-                               f"(known: {', '.join(_YAML_KEYS)})")
-    return data
-
-
 def load_options(path: str | None = None, *, topics: Iterable[str] = (),
                  connect: Iterable[str] | None = None, listen: Iterable[str] | None = None,
                  mode: str | None = None, domain: int | None = None, depth: int | None = None,
@@ -135,7 +119,8 @@ def load_options(path: str | None = None, *, topics: Iterable[str] = (),
 
     :param default_domain: the domain when neither sets one (the caller's ``ROS_DOMAIN_ID``).
     """
-    data = read_yaml(path) if path is not None else {}
+    data = (read_yaml_mapping(path, _YAML_KEYS, ZenohConfigError, "Zenoh bridge configuration")
+            if path is not None else {})
     entries = data.get("topics") or []
     if not isinstance(entries, list):
         raise ZenohConfigError("`topics` must be a list")

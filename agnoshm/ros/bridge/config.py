@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Iterable
 
+from agnoshm.config import read_yaml_mapping
 from agnoshm.errors import InvalidTopicNameError
 from agnoshm.ros.bridge.graph import BRIDGE_NODE_NAME
 from agnoshm.ros.bridge.routes import BOTH, DIRECTIONS, TopicConfig
@@ -79,19 +80,8 @@ def load_options(path: str | None = None, topics: Iterable[str] = (), on_demand:
     (which win; ``--topic`` entries replace a YAML entry of the same name)."""
     data = {}
     if path is not None:
-        import yaml
-
-        try:
-            with open(path) as f:
-                data = yaml.safe_load(f) or {}
-        except (OSError, yaml.YAMLError) as err:
-            raise BridgeConfigError(f"cannot read bridge configuration {path}: {err}") from err
-        if not isinstance(data, dict):
-            raise BridgeConfigError(f"{path} must hold a mapping (on_demand, period, topics)")
-        unknown = set(data) - {"on_demand", "period", "topics"}
-        if unknown:
-            raise BridgeConfigError(f"unknown key(s) {sorted(unknown)} in {path} "
-                                    "(known: on_demand, period, topics)")
+        data = read_yaml_mapping(path, ("on_demand", "period", "topics"), BridgeConfigError,
+                                 "bridge configuration")
     entries = data.get("topics") or []
     if not isinstance(entries, list):
         raise BridgeConfigError("`topics` must be a list")
