@@ -131,6 +131,20 @@ def join_and_wait(out, finish) -> None:
     agnoshm.shutdown()
 
 
+def kill_the_last_member() -> int:
+    """Start a process that joins the domain (a publisher on /doomed) and SIGKILL it: as the
+    last process of its domain, it leaves its registry record, pool and queue. Its pid."""
+    ctx = context()
+    out, finish = ctx.Queue(), ctx.Event()
+    child = ctx.Process(target=join_and_wait, args=(out, finish))
+    child.start()
+    try:
+        return out.get(timeout=TIMEOUT)[1]
+    finally:
+        child.kill()
+        child.join(TIMEOUT)
+
+
 class Worker:
     """A started worker: ``call(command)`` sends it and returns the reply."""
 

@@ -100,15 +100,7 @@ def test_queues_are_found_from_pools_when_mqueue_is_not_mounted(leftovers, monke
 
 def test_a_registry_whose_processes_all_died_is_removed(isolated_domain, capsys):
     registry = f"/dev/shm/agnoshm-registry-domain{isolated_domain}"
-    ctx = cw.context()
-    out, finish = ctx.Queue(), ctx.Event()
-    child = ctx.Process(target=cw.join_and_wait, args=(out, finish))
-    child.start()
-    try:
-        pid = out.get(timeout=cw.TIMEOUT)[1]
-    finally:
-        child.kill()  # SIGKILL: the last process of the domain leaves everything behind
-        child.join(cw.TIMEOUT)
+    pid = cw.kill_the_last_member()  # nobody reaps it
     assert os.path.exists(registry) and os.path.exists(f"/dev/shm/agnocast@{pid}")
     code, text, _ = _cli(capsys, "clean", "--dry-run")
     assert f"would remove registry {registry} (its only process is gone" in text

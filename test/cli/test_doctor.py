@@ -108,15 +108,7 @@ def test_doctor_names_a_dead_member_in_plain_words(isolated_domain, capsys):
     from agnoshm.cli import clean
 
     registry = f"/dev/shm/agnoshm-registry-domain{isolated_domain}"
-    ctx = cw.context()
-    out, finish = ctx.Queue(), ctx.Event()
-    child = ctx.Process(target=cw.join_and_wait, args=(out, finish))
-    child.start()
-    try:
-        pid = out.get(timeout=cw.TIMEOUT)[1]
-    finally:
-        child.kill()  # the last process of the domain: nobody reaps it
-        child.join(cw.TIMEOUT)
+    pid = cw.kill_the_last_member()  # nobody reaps it
     try:
         _code, text, _ = _doctor(capsys)
         assert ", 0 live processes, 1 topic," in text
