@@ -8,7 +8,8 @@ Starts ``agnoshm_zenoh_bridge`` (as ``python -m agnoshm.zenoh``, process
 ``zenoh_bridge``). ``config`` is the bridge's YAML file (default
 ``config/zenoh_bridge.yaml``; empty: none); ``connect``, ``listen`` and
 ``topics`` are lists separated by commas or spaces and win over the file, as the
-command-line options do; ``agnoshm_config`` names the agnoshm configuration.
+command-line options do; ``on_demand:=true`` also bridges every agnoshm topic
+that has a peer on the other side; ``agnoshm_config`` names the agnoshm configuration.
 Everything is checked before the process starts (see ``agnoshm.zenoh.launching``);
 docs/zenoh.md explains each setting.
 """
@@ -37,6 +38,9 @@ def generate_launch_description():
                               description="Zenoh session mode (empty: config, else peer)"),
         DeclareLaunchArgument("topics", default_value="",
                               description="topics NAME[:TYPE] to bridge, added to config's"),
+        DeclareLaunchArgument("on_demand", default_value="false", choices=["true", "false"],
+                              description="also bridge every agnoshm topic that has a peer on "
+                                          "the other side of Zenoh (true: whatever config says)"),
         DeclareLaunchArgument(
             "agnoshm_config",
             default_value=EnvironmentVariable("AGNOSHM_CONFIG",

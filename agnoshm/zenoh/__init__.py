@@ -15,8 +15,11 @@ One module per piece of rmw_zenoh's format or of the bridge:
 - :mod:`agnoshm.zenoh.relay`: :class:`TopicRelay`, one topic both ways, no echo;
 - :mod:`agnoshm.zenoh.config`: options, ``--topic`` specs, the YAML file;
 - :mod:`agnoshm.zenoh.session`: opening the Zenoh session, retrying for the router;
+- :mod:`agnoshm.zenoh.demand`: on-demand bridging (which topics have peers; announcing
+  the local endpoints);
 - :mod:`agnoshm.zenoh.bridge`: :class:`ZenohBridge`, the relays of one bridge;
-- :mod:`agnoshm.zenoh.cli`: the program.
+- :mod:`agnoshm.zenoh.cli`: the program;
+- :mod:`agnoshm.zenoh.launching`: what ``launch/zenoh_bridge.launch.py`` starts.
 """
 
 from agnoshm.zenoh.bridge import ZenohBridge

@@ -1,10 +1,12 @@
-"""The running bridge: one Zenoh session, one agnoshm node, one relay per configured topic.
+"""The running bridge: one Zenoh session, one agnoshm node, one relay per bridged topic.
 
 :class:`ZenohBridge` declares the node's liveliness token (``ros2 node list`` on an
 rmw_zenoh machine shows ``/agnoshm_zenoh_bridge``), watches the remote graph, and
 each period (:meth:`ZenohBridge.update`) starts the relays whose type it knows and
 reports what it cannot do: a type nobody names yet, a type this machine does not
 know, remote endpoints whose type hash differs (keys that never meet), no router.
+With ``on_demand`` it also relays, while it lasts, every agnoshm topic that has a
+peer on the other side of Zenoh (:mod:`agnoshm.zenoh.demand`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import logging
 import threading
 
 from agnoshm.errors import AgnoshmError
-from agnoshm.zenoh import liveliness
+from agnoshm.zenoh import demand, liveliness
 from agnoshm.zenoh.config import BridgeOptions, TopicConfig
 from agnoshm.zenoh.graph import RemoteGraph, describe, mismatches
 from agnoshm.zenoh.keyexpr import dds_type_name
@@ -40,12 +42,13 @@ class ZenohBridge:
         self.options = options
         self.stop = stop or threading.Event()
         self.relays: dict[str, TopicRelay] = {}
+        self.on_demand: set[str] = set()  # the relays started on demand
         self.mismatched: dict[str, liveliness.Entity] = {}  # token key -> entity, reported once
         self._reported: dict[str, str] = {}
         self._connected: bool | None = None
         self._owns_session = session is None
         self.session = session or open_session(options, stop=self.stop, attempts=attempts)
-        self.node = self._node_token = self.graph = None
+        self.node = self._node_token = self.graph = self.announcer = None
         if self.session is None:  # stopped while waiting for the router
             return
         try:
@@ -56,6 +59,8 @@ class ZenohBridge:
             self.context = BridgeContext(self.session, self.node, options.domain,
                                          node_token=entity)
             self.graph = RemoteGraph(self.session, options.domain, zid)
+            if options.on_demand:
+                self.announcer = demand.Announcer(self.context)
         except BaseException:
             self.close()
             raise
@@ -104,20 +109,64 @@ class ZenohBridge:
                 continue
             spec = TopicSpec(topic.name, type_name, self.options.depth_of(topic),
                              topic.transient_local)
-            try:
-                relay = self.relays[topic.name] = TopicRelay(self.context, spec)
-            except (AgnoshmError, ValueError, TypeError) as err:  # unknown type, bad definition
-                problems[topic.name] = f"{type(err).__name__}: {err}"
-                continue
-            print(f"bridging {topic.name} [{type_name}] "
-                  f"{'transient_local' if spec.transient_local else 'volatile'} depth {spec.depth} "
-                  f"on Zenoh key {relay.key}", flush=True)
-            self._check_hashes(relay)
+            problem = self._start(spec)
+            if problem:
+                problems[topic.name] = problem
+        if self.options.on_demand:
+            problems.update(self._update_on_demand())
         for name, reason in problems.items():
             if self._reported.get(name) != reason:
                 _logger.warning("not bridging %s yet: %s", name, reason)
         self._reported = problems
         self._check_connection()
+
+    def _start(self, spec: TopicSpec, why: str = "") -> str:
+        """Start the relay of ``spec``; return why it could not start ("" if it did)."""
+        try:
+            relay = self.relays[spec.name] = TopicRelay(self.context, spec)
+        except (AgnoshmError, ValueError, TypeError) as err:  # unknown type, bad definition
+            return f"{type(err).__name__}: {err}"
+        print(f"bridging {spec.name} [{spec.type_name}] "
+              f"{'transient_local' if spec.transient_local else 'volatile'} depth {spec.depth} "
+              f"on Zenoh key {relay.key}{why}", flush=True)
+        self._check_hashes(relay)
+        return ""
+
+    def _update_on_demand(self) -> dict[str, str]:
+        """Announce the local endpoints; start and stop the on-demand relays."""
+        from agnoshm import context
+
+        configured = {t.name for t in self.options.topics}
+        local = demand.local_topics(context.get_runtime().registry)
+        self.announcer.update(local)
+        problems = {}
+        for name in sorted(self.on_demand - set(local)):
+            self._stop(name)
+        for name, topic in local.items():
+            if name in configured:
+                continue
+            endpoints = self.graph.endpoints(name)
+            want = demand.wanted(topic, endpoints)
+            if want and name not in self.relays:
+                spec = TopicSpec(name, topic.type_name, self.options.depth,
+                                 topic.transient_local or demand.remote_transient_local(endpoints))
+                problem = self._start(spec, " (on demand)")
+                if problem:
+                    problems[name] = problem
+                else:
+                    self.on_demand.add(name)
+            elif not want and name in self.on_demand:
+                self._stop(name)
+            elif name in self.relays:
+                self._check_hashes(self.relays[name])
+        return problems
+
+    def _stop(self, name: str) -> None:
+        """Stop an on-demand relay: no publisher on one side with a subscription on the other."""
+        self.relays.pop(name).close()
+        self.on_demand.discard(name)
+        print(f"stopped bridging {name}: no publisher on one side of Zenoh with a subscription "
+              "on the other", flush=True)
 
     def _check_hashes(self, relay: TopicRelay) -> None:
         dds_type = dds_type_name(relay.spec.type_name)
@@ -178,6 +227,8 @@ class ZenohBridge:
         for relay in self.relays.values():
             relay.close()
         self.relays.clear()
+        if self.announcer is not None:
+            self.announcer.close()
         if self.graph is not None:
             self.graph.close()
         for declared in (self._node_token,):

@@ -24,12 +24,16 @@ DESCRIPTION = ("Bridge agnoshm topics to Zenoh in rmw_zenoh's wire format, so RO
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE",
-                        help="YAML file with keys topics, connect, listen, mode, domain, depth "
+                        help="YAML file with keys topics, connect, listen, mode, domain, depth, "
+                             "on_demand "
                              "(see config/zenoh_bridge.yaml)")
     parser.add_argument("--topic", metavar="NAME[:TYPE]", action="append", default=[],
                         help="bridge this topic both ways; TYPE like std_msgs/msg/String (default: "
                              "the agnoshm topic's type, else what remote endpoints announce); "
                              "repeatable")
+    parser.add_argument("--on-demand", action="store_true", default=None,
+                        help="also bridge, while it lasts, every agnoshm topic with a publisher "
+                             "on one side of Zenoh and a subscription on the other")
     parser.add_argument("--connect", metavar="ENDPOINT", action="append", default=None,
                         help="Zenoh endpoint to connect to, e.g. tcp/192.168.1.10:7447 (repeatable; "
                              "default tcp/localhost:7447 when no --connect nor --listen is given)")
@@ -74,7 +78,8 @@ def run(args: argparse.Namespace, prog: str = PROG) -> int:
     try:
         options = load_options(args.config, topics=args.topic, connect=args.connect,
                                listen=args.listen, mode=args.mode, domain=args.domain,
-                               depth=args.depth, default_domain=load_config().domain_id)
+                               depth=args.depth, on_demand=args.on_demand,
+                               default_domain=load_config().domain_id)
         if not 0 < args.period < 3600:
             raise ZenohConfigError(f"--period must be in (0, 3600) seconds, not {args.period}")
     except (ZenohConfigError, ZenohTopicNameError) as err:

@@ -4,8 +4,8 @@ YAML keys (``config/zenoh_bridge.yaml`` documents each): ``topics`` (names,
 ``NAME:TYPE`` strings, or mappings with ``name``, ``type``, ``depth``,
 ``durability``), ``connect`` and ``listen`` (lists of Zenoh endpoints such as
 ``tcp/192.168.1.10:7447``), ``mode`` (``peer`` or ``client``), ``domain`` (the ROS
-domain id in the data keys; default ``ROS_DOMAIN_ID``) and ``depth`` (default KEEP_LAST
-depth).  Command-line options win; a ``--topic`` replaces a YAML entry of the same
+domain id in the data keys; default ``ROS_DOMAIN_ID``), ``depth`` (default KEEP_LAST
+depth) and ``on_demand`` (also relay every agnoshm topic that has a remote peer).  Command-line options win; a ``--topic`` replaces a YAML entry of the same
 name.  With neither ``connect`` nor ``listen`` anywhere, the bridge connects to
 ``tcp/localhost:7447``, where rmw_zenoh's router (``ros2 run rmw_zenoh_cpp rmw_zenohd``)
 listens by default.  Every problem raises :class:`ZenohConfigError` naming the key
@@ -25,7 +25,7 @@ DEFAULT_CONNECT = ("tcp/localhost:7447",)
 DEFAULT_DEPTH = 10
 MODES = ("peer", "client")
 DURABILITIES = ("volatile", "transient_local")
-_YAML_KEYS = ("topics", "connect", "listen", "mode", "domain", "depth")
+_YAML_KEYS = ("topics", "connect", "listen", "mode", "domain", "depth", "on_demand")
 _TOPIC_KEYS = ("name", "type", "depth", "durability")
 
 
@@ -49,6 +49,7 @@ class BridgeOptions:
     listen: tuple = ()
     domain: int = 0
     depth: int = DEFAULT_DEPTH
+    on_demand: bool = False  # also relay every agnoshm topic with a remote peer (demand.py)
 
     def depth_of(self, topic: TopicConfig) -> int:
         return topic.depth or self.depth
@@ -114,7 +115,7 @@ def _endpoints(value, key: str) -> tuple:
 def load_options(path: str | None = None, *, topics: Iterable[str] = (),
                  connect: Iterable[str] | None = None, listen: Iterable[str] | None = None,
                  mode: str | None = None, domain: int | None = None, depth: int | None = None,
-                 default_domain: int = 0) -> BridgeOptions:
+                 on_demand: bool | None = None, default_domain: int = 0) -> BridgeOptions:
     """Merge the YAML file and the command-line values (which win).
 
     :param default_domain: the domain when neither sets one (the caller's ``ROS_DOMAIN_ID``).
@@ -126,9 +127,13 @@ def load_options(path: str | None = None, *, topics: Iterable[str] = (),
         raise ZenohConfigError("`topics` must be a list")
     configured = {c.name: c for c in map(topic_config, entries)}
     configured.update((c.name, c) for c in map(parse_topic, topics))
-    if not configured:
+    on_demand = data.get("on_demand", False) if on_demand is None else on_demand
+    if not isinstance(on_demand, bool):
+        raise ZenohConfigError(f"on_demand must be true or false, not {on_demand!r}")
+    if not configured and not on_demand:
         raise ZenohConfigError("nothing to bridge: name the topics with --topic NAME[:TYPE] "
-                               "(repeatable) or under `topics` in the YAML file")
+                               "(repeatable) or under `topics` in the YAML file, or bridge "
+                               "every topic with a remote peer: --on-demand")
     mode = mode or data.get("mode", "peer")
     if mode not in MODES:
         raise ZenohConfigError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
@@ -145,4 +150,5 @@ def load_options(path: str | None = None, *, topics: Iterable[str] = (),
     if isinstance(domain, bool) or not isinstance(domain, int) or domain < 0:
         raise ZenohConfigError(f"domain must be a non-negative int, not {domain!r}")
     depth = _positive(data.get("depth", DEFAULT_DEPTH) if depth is None else depth, "depth")
-    return BridgeOptions(tuple(configured.values()), mode, connect, listen, domain, depth)
+    return BridgeOptions(tuple(configured.values()), mode, connect, listen, domain, depth,
+                         on_demand)

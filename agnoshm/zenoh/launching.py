@@ -1,7 +1,7 @@
 """What ``launch/zenoh_bridge.launch.py`` starts, kept out of it so that it is testable without ROS.
 
 The launch file's arguments (``config``, ``connect``, ``listen``, ``mode``,
-``topics``, ``agnoshm_config``) become one command line,
+``topics``, ``on_demand``, ``agnoshm_config``) become one command line,
 ``python -m agnoshm.zenoh ...``, by :func:`plan`, which first checks everything
 as the bridge would (the YAML file, the endpoints, the topic names, the agnoshm
 configuration): a problem raises :class:`~agnoshm.zenoh.errors.ZenohConfigError`
@@ -27,7 +27,7 @@ def split_list(text: str) -> list[str]:
 
 
 def plan(config: str | os.PathLike | None = None, *, connect: str = "", listen: str = "",
-         mode: str = "", topics: str = "",
+         mode: str = "", topics: str = "", on_demand: bool = False,
          agnoshm_config: str | os.PathLike | None = None,
          python: str | None = None) -> list[str]:
     """Check the arguments as the bridge would and return its command line.
@@ -44,7 +44,8 @@ def plan(config: str | os.PathLike | None = None, *, connect: str = "", listen: 
     connect_list, listen_list, topic_list = (split_list(connect), split_list(listen),
                                              split_list(topics))
     load_options(config, topics=topic_list, connect=connect_list or None,
-                 listen=listen_list or None, mode=mode or None)
+                 listen=listen_list or None, mode=mode or None,
+                 on_demand=on_demand or None)
     command = [python or sys.executable, "-m", "agnoshm.zenoh"]
     if config:
         command += ["--config", config]
@@ -54,6 +55,8 @@ def plan(config: str | os.PathLike | None = None, *, connect: str = "", listen: 
             command += [flag, value]
     if mode:
         command += ["--mode", mode]
+    if on_demand:
+        command.append("--on-demand")
     return command
 
 
@@ -68,10 +71,13 @@ def launch_setup(context) -> list:
 
     config = context.launch_configurations
     agnoshm_config = config.get("agnoshm_config", "") or None
+    on_demand = config.get("on_demand", "false").strip().lower()
+    if on_demand not in ("true", "false"):
+        raise ConfigError(f"ConfigError: on_demand must be true or false, not {on_demand!r}")
     try:
         command = plan(config.get("config", ""), connect=config.get("connect", ""),
                        listen=config.get("listen", ""), mode=config.get("mode", ""),
-                       topics=config.get("topics", ""),
+                       topics=config.get("topics", ""), on_demand=on_demand == "true",
                        agnoshm_config=agnoshm_config)
     except (ConfigError, ZenohBridgeError) as err:  # launch prints only str(err): name the type
         raise type(err)(f"{type(err).__name__}: {err}") from None

@@ -84,10 +84,15 @@ class BridgeContext:
         self._next_id = node_token.entity_id + 1
         self._lock = threading.Lock()
 
-    def entity(self, kind: str, spec: TopicSpec, type_hash: str) -> liveliness.Entity:
-        """A new publisher or subscription entity of the bridge's node for ``spec``."""
+    def next_id(self) -> int:
+        """A node or entity id not used yet in this session."""
         with self._lock:
             entity_id, self._next_id = self._next_id, self._next_id + 1
+        return entity_id
+
+    def entity(self, kind: str, spec: TopicSpec, type_hash: str) -> liveliness.Entity:
+        """A new publisher or subscription entity of the bridge's node for ``spec``."""
+        entity_id = self.next_id()
         node = self.node_entity
         return liveliness.Entity(
             node.domain, node.zid, node.node_id, entity_id, kind, node.node_name, node.namespace,

@@ -43,6 +43,7 @@ def test_empty_arguments_leave_the_config_file_in_charge():
         "-m", "agnoshm.zenoh", "--config", str(CONFIG / "zenoh_bridge.yaml")]
     assert plan("", topics="/chatter")[1:] == ["-m", "agnoshm.zenoh", "--topic", "/chatter"]
     assert split_list(" a,b  c,, ") == ["a", "b", "c"]
+    assert plan("", on_demand=True)[1:] == ["-m", "agnoshm.zenoh", "--on-demand"]
 
 
 def test_a_bad_configuration_is_refused_before_anything_starts(tmp_path):

@@ -497,3 +497,44 @@ def test_zenoh_ros2_sdk_an_independent_implementation_hears_the_bridge(
     sdk.write("")
     assert sdk.popen.wait(TIMEOUT) == 0 and talker.popen.wait(TIMEOUT) == 0
     assert procs[0].stop() == 0
+
+
+def test_on_demand_bridges_connect_a_topic_neither_was_told_about_while_it_has_peers(
+        isolated_domain, claimed_domains, procs):
+    """Two on-demand bridges, no topic configured: the publisher's topics there have no
+    subscriber until one appears here on /chatter; then both bridges relay /chatter (and
+    only it), and stop when the subscriber goes."""
+    here, there = isolated_domain, claimed_domains()  # subscriber here, publisher there
+    port = free_port()
+    procs.append(bridge(there, here, "--on-demand", "--period", "0.2",
+                        "--listen", f"tcp/127.0.0.1:{port}"))
+    procs.append(bridge(here, here, "--on-demand", "--period", "0.2",
+                        "--connect", f"tcp/127.0.0.1:{port}"))
+    sender, receiver = procs
+    talker = Proc([str(WORKER)], there)
+    procs.append(talker)
+    talker.wait_line("ready")
+
+    node = agnoshm.Node("zenoh_test_listener")
+    strings = Inbox(node, "std_msgs/msg/String", "/chatter", lambda m: str(m.data))
+    spinner = Spinner(node)
+    try:
+        sender.wait_line("bridging /chatter [std_msgs/msg/String]")
+        receiver.wait_line("bridging /chatter [std_msgs/msg/String]")
+        warm_up(talker, strings)
+        talker.send("strings 20 demand")
+        expected = [f"demand {i}" for i in range(20)]
+        assert strings.wait_for(lambda items: items[-1:] == ["demand 19"])
+        assert [s for s in strings.items if s != "warmup"] == expected
+    finally:
+        spinner.close()
+        node.destroy_node()
+    # the subscriber is gone: neither side has a peer for the other any more
+    receiver.wait_line("stopped bridging /chatter")
+    sender.wait_line("stopped bridging /chatter")
+    talker.write("quit")
+    assert talker.popen.wait(TIMEOUT) == 0
+    assert receiver.stop() == 0 and sender.stop() == 0
+    for proc in (sender, receiver):  # /image has a publisher there and no subscriber anywhere
+        assert not any("bridging /image" in ln or "Traceback" in ln for ln in proc.lines), \
+            proc.lines

@@ -151,3 +151,39 @@ def test_the_yaml_file_in_config_loads(tmp_path):
     bad.write_text("topics: [/a]\nrouter: x\n")
     with pytest.raises(ZenohConfigError, match="unknown key"):
         load_options(str(bad))
+
+
+def test_on_demand_wants_a_publisher_on_one_side_and_a_subscription_on_the_other():
+    from agnoshm.zenoh.demand import LocalTopic, remote_transient_local, wanted
+
+    def remote(kind, node, transient_local=False):
+        return liveliness.Entity(0, "abc", 1, 2, kind, node, topic="/t",
+                                 type_name="std_msgs::msg::dds_::String_", type_hash="RIHS01_x",
+                                 qos=liveliness.QoS(transient_local=transient_local))
+
+    pub, sub = liveliness.PUBLISHER, liveliness.SUBSCRIPTION
+    local_pub = LocalTopic("/t", "std_msgs/msg/String", "RIHS01_x", (("/talker", False),))
+    local_sub = LocalTopic("/t", "std_msgs/msg/String", "RIHS01_x", (), ("/listener",))
+    assert wanted(local_pub, [remote(sub, "listener")])
+    assert wanted(local_sub, [remote(pub, "talker")])
+    assert not wanted(local_pub, [remote(pub, "talker")])  # publishers on both sides only
+    assert not wanted(None, [remote(pub, "talker"), remote(sub, "listener")])  # not ours
+    # another bridge's relay (its node is agnoshm_zenoh_bridge*) is no demand
+    assert not wanted(local_pub, [remote(sub, "agnoshm_zenoh_bridge")])
+    assert not wanted(local_sub, [remote(pub, "agnoshm_zenoh_bridge_2")])
+    assert remote_transient_local([remote(pub, "a", True), remote(sub, "b")])
+    assert not remote_transient_local([remote(pub, "a", True), remote(pub, "b")])
+    assert not remote_transient_local([remote(pub, "agnoshm_zenoh_bridge", True)])
+
+
+def test_on_demand_needs_no_topic_and_is_a_bool(tmp_path):
+    options = load_options(None, on_demand=True)
+    assert options.on_demand and options.topics == ()
+    config = tmp_path / "bridge.yaml"
+    config.write_text("on_demand: true\n")
+    assert load_options(str(config)).on_demand
+    config.write_text("on_demand: yes please\n")
+    with pytest.raises(ZenohConfigError, match="on_demand must be true or false"):
+        load_options(str(config))
+    with pytest.raises(ZenohConfigError, match="--on-demand"):
+        load_options(None)
