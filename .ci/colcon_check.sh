@@ -21,8 +21,8 @@ OUT="${AGNOSHM_COLCON_OUT:-$(mktemp -d "${TMPDIR:-/tmp}/agnoshm-colcon.XXXXXX")}
 COLCON="${COLCON:-colcon}"
 PREFIX="$OUT/install/agnoshm"
 SCRIPTS="talker listener image_publisher image_processor image_subscriber latency_ping latency_pong"
-LAUNCH_FILES="talker_listener image_pipeline latency_bench"
-CONFIGS="agnoshm image_pipeline latency_bench talker_listener"
+LAUNCH_FILES="talker_listener image_pipeline latency_bench zenoh_bridge"
+CONFIGS="agnoshm image_pipeline latency_bench talker_listener zenoh_bridge"
 # the tests `colcon test` runs: short, and never this check itself
 TESTS="test/test_demo.py test/launch/test_talker_listener_processes.py test/launch/test_talker_listener_launch.py"
 
