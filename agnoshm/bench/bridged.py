@@ -21,7 +21,7 @@ import threading
 import time
 from typing import Callable
 
-from agnoshm.bench import summarize
+from agnoshm.bench import BenchError, summarize
 
 #: the pong process: answers each ``{ping}`` message with a copy on ``{pong}`` (``str.format``)
 PONG = """
@@ -80,7 +80,8 @@ def wait_line(proc: subprocess.Popen, text: str) -> None:
                              daemon=True).start()
             return
         sys.stderr.write(line)
-    raise RuntimeError(f"process {proc.args[:3]} ended before printing {text!r}")
+    raise BenchError(f"a child process ({' '.join(proc.args[1:3])[:60]}…) ended before "
+                     f"printing {text!r}: its output is above")
 
 
 def stop(children: list[subprocess.Popen], timeout: float) -> None:
@@ -155,7 +156,7 @@ def ping(sizes: list[int], rounds: int, type_name: str, ping_topic: str, pong_to
             send(64, 0)
             arrived.wait(0.5)
         if seen[0] < 0:
-            raise RuntimeError("no pong came back through the bridges")
+            raise BenchError("no pong came back through the bridges")
         tag = 0
         for size in sizes:
             samples = []
@@ -166,7 +167,7 @@ def ping(sizes: list[int], rounds: int, type_name: str, ping_topic: str, pong_to
                 send(size, tag)
                 while seen[0] != tag:
                     if not arrived.wait(timeout):
-                        raise RuntimeError(f"ping {tag} of {size} B never came back")
+                        raise BenchError(f"ping {tag} of {size} B never came back")
                     arrived.clear()
                 samples.append((time.perf_counter_ns() - begin) // 2)
             summary = summarize(samples)
@@ -183,18 +184,26 @@ def ping(sizes: list[int], rounds: int, type_name: str, ping_topic: str, pong_to
     return results
 
 
-def main(prog: str, doc: str, measure: Callable[[list[int], int], list[dict]],
-         argv: list[str] | None = None) -> int:
-    """The command line both benchmarks share: ``--sizes``, ``--rounds``, ``--json``."""
+def parser(prog: str, doc: str) -> argparse.ArgumentParser:
+    """The options both benchmarks share: ``--sizes``, ``--rounds``, ``--json``."""
     parser = argparse.ArgumentParser(prog=prog, description=doc,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="64,1048576,6000000")
     parser.add_argument("--rounds", type=int, default=200,
                         help="round trips at sizes up to 64 KiB (a tenth above)")
     parser.add_argument("--json", metavar="FILE")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def run(args: argparse.Namespace, measure: Callable[[list[int], int], list[dict]]) -> int:
+    """Print the load average, measure, save ``--json``; return the exit status (1 and a
+    one-line error when a process or a pong failed)."""
     print(f"load average {os.getloadavg()[0]:.1f}", flush=True)
-    results = measure([int(s) for s in args.sizes.split(",")], args.rounds)
+    try:
+        results = measure([int(s) for s in args.sizes.split(",")], args.rounds)
+    except BenchError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

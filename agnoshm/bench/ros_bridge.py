@@ -20,7 +20,7 @@ The messages are ``std_msgs/msg/UInt8MultiArray`` (the bridge needs a ROS type;
 
 from __future__ import annotations
 
-import argparse
+import importlib.util
 import random
 import subprocess
 import sys
@@ -70,16 +70,20 @@ def alternate(repeat: int, argv: list[str], json_stem: str | None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--with-zenoh", type=int, metavar="N", default=0,
-                     help="run the Zenoh and the ROS row alternately, N times each")
-    pre.add_argument("--json", metavar="FILE")
-    known, rest = pre.parse_known_args(argv)
-    if known.with_zenoh:
-        return alternate(known.with_zenoh, rest, known.json and known.json.removesuffix(".json"))
-    rest += ["--json", known.json] if known.json else []
-    return bridged.main("python -m agnoshm.bench.ros_bridge", __doc__, measure, rest)
+    parser = bridged.parser("python -m agnoshm.bench.ros_bridge", __doc__)
+    parser.add_argument("--with-zenoh", type=int, metavar="N", default=0,
+                        help="run the Zenoh row and this one alternately, N times each")
+    args = parser.parse_args(argv)
+    missing = [name for name in ("rclpy", "std_msgs") if importlib.util.find_spec(name) is None]
+    if missing:
+        print(f"error: {', '.join(missing)} not importable: the ROS 2 bridge row needs ROS 2 "
+              "(source its setup, or pip install ros-rclpy ros-std-msgs ros-rmw-fastrtps-cpp "
+              "and set AMENT_PREFIX_PATH)", file=sys.stderr)
+        return 2
+    if args.with_zenoh:
+        own = ["--sizes", args.sizes, "--rounds", str(args.rounds)]
+        return alternate(args.with_zenoh, own, args.json and args.json.removesuffix(".json"))
+    return bridged.run(args, measure)
 
 
 if __name__ == "__main__":

@@ -44,7 +44,8 @@ def measure(sizes: list[int], rounds: int, timeout: float = 60.0) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return bridged.main("python -m agnoshm.bench.zenoh_bridge", __doc__, measure, argv)
+    args = bridged.parser("python -m agnoshm.bench.zenoh_bridge", __doc__).parse_args(argv)
+    return bridged.run(args, measure)
 
 
 if __name__ == "__main__":
