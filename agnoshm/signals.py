@@ -91,8 +91,13 @@ def install_signal_handlers(options: SignalHandlerOptions = SignalHandlerOptions
 
 
 def uninstall_signal_handlers() -> None:
-    """Put back the handlers agnoshm's replaced, where agnoshm's are still the current ones."""
-    if not _main_thread():
+    """Put back the handlers agnoshm's replaced, where agnoshm's are still the current ones.
+
+    Not where rclpy took the signals over after agnoshm: rclpy's C handler sits on top and
+    chains to ours (Python does not see it), so ``signal.signal`` would remove rclpy's.
+    Ours stays in that chain and only passes the signal on (agnoshm is stopped by then).
+    """
+    if not _main_thread() or _rclpy_handles_signals():
         return
     for signum, previous in list(_replaced.items()):
         del _replaced[signum]
@@ -144,9 +149,23 @@ def held() -> Iterator[None]:
                 _saved[signum] = signal.signal(signum, _hold)
         yield
     finally:
-        for signum, handler in _saved.items():
-            signal.signal(signum, handler)
-        _saved.clear()
-        arrived, _held = _held, None
-        for signum in dict.fromkeys(arrived):
+        try:  # no signal is delivered while the handlers go back: _hold only notes it
+            for signum, handler in _saved.items():
+                signal.signal(signum, handler)
+        finally:
+            _saved.clear()
+            arrived, _held = _held, None
+        _deliver(dict.fromkeys(arrived))
+
+
+def _deliver(signums) -> None:
+    """Raise each signal in turn; a handler's exception (``KeyboardInterrupt``) is raised
+    once every signal has been delivered, so a SIGTERM after a SIGINT is not lost."""
+    first: BaseException | None = None
+    for signum in signums:
+        try:
             signal.raise_signal(signum)
+        except BaseException as err:  # noqa: BLE001  re-raised below
+            first = first or err
+    if first is not None:
+        raise first

@@ -149,3 +149,19 @@ def test_shutdown_finishes_before_a_ctrl_c_that_arrives_during_it(isolated_domai
     assert runtime.closed and not agnoshm.ok()
     assert not os.path.exists(f"/dev/shm/agnocast@{os.getpid()}")
     assert not os.path.exists(f"/dev/shm/agnoshm-registry-domain{isolated_domain}")
+
+
+def test_a_sigterm_after_a_sigint_inside_held_is_delivered_too(isolated_domain):
+    # SIGINT's handler raises KeyboardInterrupt; the SIGTERM held behind it still reaches
+    # the program's handler, and then the KeyboardInterrupt is raised
+    seen = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with signals.held():
+                os.kill(os.getpid(), signal.SIGINT)
+                os.kill(os.getpid(), signal.SIGTERM)
+        assert seen == [signal.SIGTERM]
+        assert not signals._saved and signals._held is None  # nothing still held
+    finally:
+        signal.signal(signal.SIGTERM, previous)
