@@ -26,7 +26,9 @@ CONFIGS="agnoshm image_pipeline latency_bench talker_listener zenoh_bridge"
 # the tests `colcon test` runs: short, and never this check itself
 TESTS="test/test_demo.py test/launch/test_talker_listener_processes.py test/launch/test_talker_listener_launch.py"
 
-fail() { echo "colcon_check: FAILED: $*" >&2; exit 1; }
+listener=""
+# a failed step also ends the installed listener it may have started
+fail() { echo "colcon_check: FAILED: $*" >&2; [ -z "$listener" ] || kill "$listener" 2>/dev/null; exit 1; }
 command -v "$COLCON" >/dev/null || fail "no colcon ($COLCON): pip install colcon-core colcon-ros colcon-python-setup-py"
 SECONDS=0
 rm -rf "$OUT"

@@ -73,20 +73,34 @@ def _commands(argv: list[str]) -> list[list[str]]:
 def main(argv: list[str]) -> int:
     commands = _commands(argv)
     mounted = _mqueue_mounted()
+    planted = _plant_dead_pool()
     talker = subprocess.Popen([sys.executable, "-m", "agnoshm.demo.talker", "--rate", "5"],
                               env=dict(os.environ, ROS_DOMAIN_ID="0"),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    planted = _plant_dead_pool()
+    runs: list[subprocess.Popen] = []
     outputs = [tempfile.NamedTemporaryFile("w+", prefix=f"hermetic-run{i}-", suffix=".log",
                                            delete=False) for i in range(1, len(commands) + 1)]
     try:
-        runs = [subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-                for command, out in zip(commands, outputs)]
+        runs += [subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+                 for command, out in zip(commands, outputs)]
         codes = [run.wait() for run in runs]
         talker_ran = talker.poll() is None
     finally:
+        for run in runs:  # interrupted (Ctrl-C, a CI timeout): the runs end with this script
+            if run.poll() is None:
+                run.send_signal(signal.SIGINT)
+        for run in runs:
+            try:
+                run.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                run.kill()
+                run.wait()
         talker.send_signal(signal.SIGINT)
-        talker.wait()
+        try:
+            talker.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            talker.kill()
+            talker.wait()
         _remove_planted(planted)
     ok = True
     for i, (out, code) in enumerate(zip(outputs, codes), 1):
