@@ -23,11 +23,13 @@ subscription works too, but then do not also spin its node.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 
 from agnoshm import context
 from agnoshm.errors import InvalidHandleError, NotInitializedError
 from agnoshm.executors.gate import _gate
+from agnoshm.transport.waiting import wait_for_work
 
 
 async def receive(subscription, timeout: float | None = None):
@@ -149,36 +151,37 @@ class _Watcher:
 
     def _run(self) -> None:
         runtime = self.runtime
-        doorbell = runtime.doorbell
-        gate = _gate
-        ticket = gate.new_pass()
+        ticket = _gate.new_pass()
+        wait = functools.partial(wait_for_work, runtime.doorbell, self._look,
+                                 stop=lambda: self.stopped or not context.running(runtime),
+                                 enter=functools.partial(_gate.enter, ticket, runtime),
+                                 leave=functools.partial(_gate.leave, ticket))
         while True:
             with self._cond:
                 while not self._waiters and not self.stopped:
                     self._cond.wait()
                 if self.stopped:
                     break
-            if not gate.enter(ticket, runtime):
+            ready = wait()
+            if ready is None:  # stopped, or agnoshm is closing
                 break
-            try:
-                seen = doorbell.value()
-                with self._cond:
-                    waiters = list(self._waiters)
-                ready = [w for w in waiters if w.ready()]
-                if not ready and not self.stopped and context.running(runtime):
-                    doorbell.wait(seen, None)
-            finally:
-                gate.leave(ticket)
-            if ready:
-                with self._cond:
-                    self._waiters.difference_update(ready)
-                for waiter in ready:
-                    waiter.wake()
+            with self._cond:
+                self._waiters.difference_update(ready)
+            for waiter in ready:
+                waiter.wake()
         with self._cond:
             self.stopped = True
             waiters, self._waiters = list(self._waiters), set()
         for waiter in waiters:  # they wake up, take() and raise or end their iteration
             waiter.wake()
+
+    def _look(self) -> tuple:
+        """The wake-up loop's look: the waiters whose subscription is ready; an empty list
+        once nobody waits (the thread then sleeps on the condition, not the doorbell)."""
+        with self._cond:
+            waiters = list(self._waiters)
+        ready = [w for w in waiters if w.ready()]
+        return (ready if ready or not waiters else None), None
 
 
 _watcher: _Watcher | None = None

@@ -22,6 +22,7 @@ topic, and the executor carries on.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import threading
@@ -31,11 +32,15 @@ from collections import deque
 
 from agnoshm import context
 from agnoshm.errors import NotInitializedError
+from agnoshm.executors.gate import _gate
 from agnoshm.subscription import Subscription
 from agnoshm.task import Future, Task
+from agnoshm.transport.waiting import wait_for_work
 
 _logger = logging.getLogger("agnoshm.executor")
 
+#: What a look returns to go round its caller's loop at once (a task came, a claim was lost).
+_AGAIN = object()
 
 
 class Executor:
@@ -249,25 +254,17 @@ class Executor:
         self._turn = start + 1
         return ready, wait
 
-    def _sleep(self, runtime, seen: int, wait: float | None, deadline: float | None,
-               condition) -> bool:
-        """Nothing is ready: sleep on the doorbell (read as ``seen``) until a ring, the
-        next timer (``wait`` seconds) or the deadline.  Return False when the spin must
-        return instead: ``condition()`` holds, the deadline passed or agnoshm is closing."""
-        if condition is not None and condition():
-            return False
-        if deadline is not None:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            if wait is None or left < wait:
-                wait = left
-        if not context.running(runtime):  # closing or stopped: its ring may be behind us
-            return False
-        if self._tasks:  # scheduled after the check above: its ring may precede ``seen``
-            return True
-        runtime.doorbell.wait(seen, wait)
-        return True
+    def _waiter(self, runtime, ticket, look, deadline: float | None, condition):
+        """A no-argument callable: the next work ``look`` finds (the doorbell's wake-up loop,
+        :func:`~agnoshm.transport.waiting.wait_for_work`, inside the gate with ``ticket``),
+        or None when the spin must return: ``condition()`` holds, the deadline passed, the
+        executor is shut down or agnoshm is closing."""
+        def stop() -> bool:
+            return (self._is_shutdown or (condition is not None and condition())
+                    or not context.running(runtime))  # closing: its ring may be behind us
+        return functools.partial(wait_for_work, runtime.doorbell, look, deadline=deadline,
+                                 stop=stop, enter=functools.partial(_gate.enter, ticket, runtime),
+                                 leave=functools.partial(_gate.leave, ticket))
 
     # running callbacks -----------------------------------------------------------------------
     def _finish(self, entity, group, result) -> None:

@@ -5,6 +5,7 @@ Its workers and what they share live in :mod:`agnoshm.executors.crew`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -12,7 +13,7 @@ import time
 import weakref
 
 from agnoshm import context
-from agnoshm.executors.base import Executor, _deadline, _log_failure, _take
+from agnoshm.executors.base import _AGAIN, Executor, _deadline, _log_failure, _take
 from agnoshm.executors.crew import _Crew, _work
 from agnoshm.executors.gate import _CLOSE_TIMEOUT, _gate, _Pass
 from agnoshm.task import Task
@@ -101,35 +102,29 @@ class MultiThreadedExecutor(Executor):
     def _run_once(self, runtime, deadline, condition) -> bool:
         """spin_once: claim what is ready here and hand it to the workers; return once
         something started, or when ``condition()`` holds or the deadline passes."""
-        doorbell = runtime.doorbell
-        gate = _gate
-        ticket = self._pass
+        if self._is_shutdown:
+            return False
+        look = functools.partial(self._look_all, runtime)
+        claimed = self._waiter(runtime, self._pass, look, deadline, condition)()
+        return claimed is not None and self._hand_over(claimed)
+
+    def _look_all(self, runtime) -> tuple:
+        """spin_once's look: claim every queued task and executable ready entity; return
+        ``(claimed, None)``, or ``(None, seconds until the next timer)`` if there is none."""
         tasks = self._tasks
-        while not self._is_shutdown:
-            claimed = []
-            while tasks:
-                try:
-                    claimed.append((self._run_task, (tasks.popleft(),)))
-                except IndexError:
-                    break
-            if not gate.enter(ticket, runtime):
-                self._hand_over(claimed)
-                return bool(claimed)
+        claimed = []
+        while tasks:
             try:
-                seen = doorbell.value()
-                ready, wait = self._ready(False)
-                for entity in ready:
-                    group = entity.callback_group
-                    if group.beginning_execution(entity):
-                        entity._executor_event = True
-                        claimed.append((self._execute, (runtime, entity, group)))
-                if claimed:
-                    return self._hand_over(claimed)
-                if not self._sleep(runtime, seen, wait, deadline, condition):
-                    return False
-            finally:
-                gate.leave(ticket)
-        return False
+                claimed.append((self._run_task, (tasks.popleft(),)))
+            except IndexError:
+                break
+        ready, wait = self._ready(False)
+        for entity in ready:
+            group = entity.callback_group
+            if group.beginning_execution(entity):
+                entity._executor_event = True
+                claimed.append((self._execute, (runtime, entity, group)))
+        return (claimed or None), wait
 
     def _hand_over(self, claimed: list) -> bool:
         """Queue claimed work for the idle workers; False if the executor is stopped."""
@@ -190,47 +185,51 @@ class MultiThreadedExecutor(Executor):
         return item
 
     def _claim(self, ticket: _Pass):
-        crew = self._crew
-        tasks = self._tasks
-        # Step down for queued work (spin_once's): a worker runs it before leading again.
-        while crew.active and not crew.queue and not crew.stopped and not self._is_shutdown:
+        while True:
             runtime = context._runtime
-            if runtime is None or not _gate.enter(ticket, runtime):
+            if runtime is None:
                 return None
+            item = self._waiter(runtime, ticket, self._look_one, None, self._steps_down)()
+            if item is not _AGAIN:
+                return item
+
+    def _steps_down(self) -> bool:
+        """The leader leaves the lead: the spin ended, or spin_once queued work (a worker
+        runs it before leading again)."""
+        crew = self._crew
+        return not crew.active or bool(crew.queue) or crew.stopped or self._is_shutdown
+
+    def _look_one(self) -> tuple:
+        """The leader's look: claim one task or ready entity and take its message; return
+        ``((fn, args), None)``, ``(_AGAIN, None)`` if the claim was lost, or ``(None, seconds
+        until the next timer)``."""
+        if self._steps_down():
+            return None, None  # the loop's stop() says so too
+        tasks = self._tasks
+        if tasks:
             try:
-                doorbell = runtime.doorbell
-                seen = doorbell.value()
-                if tasks:
-                    try:
-                        return self._run_task, (tasks.popleft(),)
-                    except IndexError:
-                        pass
-                ready, wait = self._ready(True)
-                if ready:
-                    entity = ready[0]
-                    group = entity.callback_group
-                    if group.beginning_execution(entity):
-                        # Take before handing the lead on: the next leader then sees
-                        # what is left, and does not compete for the GIL meanwhile.
-                        try:
-                            if isinstance(entity, Timer):
-                                entity._advance()
-                                msg = None
-                            else:
-                                msg = _take(entity)
-                        except BaseException:
-                            group.ending_execution(entity)
-                            raise
-                        return self._deliver, (entity, group, msg)
-                    continue
-                if not context.running(runtime):
-                    return None
-                if tasks:
-                    continue
-                doorbell.wait(seen, wait)
-            finally:
-                _gate.leave(ticket)
-        return None
+                return (self._run_task, (tasks.popleft(),)), None
+            except IndexError:
+                pass
+        ready, wait = self._ready(True)
+        if not ready:
+            return None, wait
+        entity = ready[0]
+        group = entity.callback_group
+        if not group.beginning_execution(entity):
+            return _AGAIN, None
+        # Take before handing the lead on: the next leader then sees what is left, and
+        # does not compete for the GIL meanwhile.
+        try:
+            if isinstance(entity, Timer):
+                entity._advance()
+                msg = None
+            else:
+                msg = _take(entity)
+        except BaseException:
+            group.ending_execution(entity)
+            raise
+        return (self._deliver, (entity, group, msg)), None
 
     def _tracked(self, fn, args) -> None:
         local = self._crew.local

@@ -5,11 +5,9 @@ from __future__ import annotations
 import time
 
 from agnoshm import context
-from agnoshm.executors.base import Executor, _deadline, _log_failure, _take
+from agnoshm.executors.base import _AGAIN, Executor, _deadline, _log_failure, _take
 from agnoshm.executors.gate import _gate
 from agnoshm.timer import Timer
-
-_STOP = object()  # _pick: return from _run
 
 
 class SingleThreadedExecutor(Executor):
@@ -23,6 +21,7 @@ class SingleThreadedExecutor(Executor):
         runtime = context.require_runtime()
         deadline = _deadline(timeout_sec)
         tasks = self._tasks
+        pick = self._waiter(runtime, self._pass, self._look, deadline, condition)
         ran = False
         burst = None  # the lone subscription, when messages it took are left to deliver
         while not self._is_shutdown:
@@ -38,12 +37,13 @@ class SingleThreadedExecutor(Executor):
                 picked = _claim_taken(burst)
                 burst = None
             else:
-                picked = self._pick(runtime, deadline, condition)
-                if picked is _STOP:
+                picked = pick()
+                if picked is None:
                     return ran
-            if picked is None:
+            if picked is None or picked is _AGAIN:
                 continue
             entity, group, msg = picked
+            picked = None  # holds the message too: not while waiting again
             try:
                 result = entity.callback() if msg is None else entity.callback(msg)
             except Exception as exc:
@@ -67,34 +67,29 @@ class SingleThreadedExecutor(Executor):
                 return True
         return ran
 
-    def _pick(self, runtime, deadline, condition):
-        """Claim the next ready entity and take its message, or sleep until one may be ready.
+    def _look(self) -> tuple:
+        """One look of the wake-up loop (in the gate, after the doorbell was read): claim the
+        next ready entity and take its message.
 
-        Return ``(entity, group, message or None)``, None to look again, or
-        :data:`_STOP` when ``_run`` must return (condition met, deadline passed,
-        agnoshm closing).
+        Return ``((entity, group, message or None), None)``, ``(_AGAIN, None)`` when a
+        task is queued or the claim was lost, or ``(None, seconds until the next timer)``.
         """
-        ticket = self._pass
-        if not _gate.enter(ticket, runtime):
-            return _STOP
-        try:
-            seen = runtime.doorbell.value()
-            entity, wait = self._next_ready()
-            if entity is None:
-                return None if self._sleep(runtime, seen, wait, deadline, condition) else _STOP
-            group = entity.callback_group
-            if not group.beginning_execution(entity):
-                return None
-            if isinstance(entity, Timer):
-                entity._advance()
-                return entity, group, None
-            msg = _take(entity)
-            if msg is None:
-                group.ending_execution(entity)
-                return None
-            return entity, group, msg
-        finally:
-            _gate.leave(ticket)
+        if self._tasks:
+            return _AGAIN, None
+        entity, wait = self._next_ready()
+        if entity is None:
+            return None, wait
+        group = entity.callback_group
+        if not group.beginning_execution(entity):
+            return _AGAIN, None
+        if isinstance(entity, Timer):
+            entity._advance()
+            return (entity, group, None), None
+        msg = _take(entity)
+        if msg is None:
+            group.ending_execution(entity)
+            return _AGAIN, None
+        return (entity, group, msg), None
 
 
 def _claim_taken(sub):

@@ -21,6 +21,7 @@ import threading
 import time
 
 from agnoshm import context
+from agnoshm.transport.waiting import wait_for_work
 
 _logger = logging.getLogger("agnoshm.ros")
 
@@ -91,10 +92,11 @@ class Dispatcher:
             thread.join()
 
     def _run(self, stop: threading.Event) -> None:
-        doorbell = self.runtime.doorbell
         next_sweep = time.monotonic() + SWEEP_PERIOD
-        while not stop.is_set():
-            seen = doorbell.value()  # read before checking: no ring is missed
+
+        def look() -> tuple:
+            """Poke every subscription (sweep them when due); never finds work to return."""
+            nonlocal next_sweep
             for sub in self._subs:
                 try:
                     sub._poke()
@@ -107,9 +109,10 @@ class Dispatcher:
                     except Exception:
                         _logger.exception("checking subscription on %s failed", sub.topic_name)
                 next_sweep = time.monotonic() + SWEEP_PERIOD
-            if stop.is_set():
-                return
-            doorbell.wait(seen, max(0.0, next_sweep - time.monotonic()))
+            return None, max(0.0, next_sweep - time.monotonic())
+
+        # Returns once stopped: _join sets ``stop``, then rings.
+        wait_for_work(self.runtime.doorbell, look, stop=stop.is_set)
 
 
 def current() -> Dispatcher | None:

@@ -1,0 +1,107 @@
+"""The wake-up loop: look for work, and sleep on the doorbell only while nothing rang.
+
+Every thread that waits for messages (the executors, :mod:`agnoshm.aio`'s
+helper, the ROS dispatcher) runs :func:`wait_for_work`.  One round:
+``enter()``, read the doorbell's word as ``seen``, ``look()``; return what it
+found, else return None if ``stop()`` holds or the deadline passed, else
+``doorbell.wait(seen, timeout)``; ``leave()``; next round.  It uses only
+``doorbell.value()`` and ``doorbell.wait()``; producers use ``doorbell.ring()``.
+
+**No lost wake-up.**  A ring adds one to the word (an atomic add in the
+kernel), and ``FUTEX_WAIT`` compares the word with ``seen`` atomically with
+respect to that ring (both under the futex's hash-bucket lock): a ring after
+the read of ``seen`` either makes the wait return at once or wakes it.  Every
+producer makes its work visible first and rings after: a publisher commits its
+message, then rings; ``Executor.wake`` queues the task, then rings; whoever
+makes ``stop()`` true (``Executor.shutdown``, ``agnoshm.shutdown``, a signal,
+a stop event) sets its flag, then rings.  So work (or a stop) made visible
+after ``seen`` was read is followed by a ring the wait cannot sleep through,
+and work made visible before it is found by ``look()`` or ``stop()``, which
+run after the read.  That needs the word's load to stay ahead of their loads:
+x86 never reorders loads with older loads; elsewhere :data:`ORDERED_LOADS` is
+false and a full barrier (a ``FUTEX_WAKE_OP`` on a private word) separates
+them.  Deadlines and the caller's timers (``look()``'s timeout) only shorten
+the sleep; nothing relies on them for correctness.
+
+**Look once more.**  ``doorbell.wait`` may return without sleeping: the first
+time a waiter calls it, it only sets the process's ``sleeping`` flag, from
+which on publishers ring, and returns so that the caller looks once more (a
+message committed before the flag was set rang nobody).  It may also return
+early, spuriously or after its busy poll.  So a return from ``wait`` only
+means "look again": the loop always goes round again, it never takes a return
+for work.
+
+**The executors' gate** (:mod:`agnoshm.executors.gate`): the word lives in
+shared memory, so a round reads it only between ``enter()`` and ``leave()``,
+and sleeps inside them.  ``agnoshm.shutdown()`` drops the runtime, then rings
+and waits until every pass has left.  ``stop()`` checks the runtime after the
+word was read: it sees the runtime dropped, or the word was read before the
+closer's ring, which then wakes the sleeper.  Either way the thread leaves
+promptly and touches nothing once ``enter()`` refuses.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import platform
+import time
+
+from agnoshm import _libc
+
+#: Loads are never reordered with older loads here (x86), so no barrier is needed
+#: between reading the word and looking (see the module doc).
+ORDERED_LOADS = platform.machine() in ("x86_64", "AMD64")
+
+
+def _make_fence():
+    """A full memory barrier: an atomic store to a private word (``FUTEX_WAKE_OP``)."""
+    word = ctypes.c_uint32()
+    setter = _libc.futex_setter(ctypes.addressof(word), 0)
+
+    def fence() -> None:
+        setter()
+        word  # noqa: B018  keeps the word alive as long as the fence
+    return fence
+
+
+_fence = None if ORDERED_LOADS else _make_fence()
+
+
+def wait_for_work(doorbell, look, *, deadline: float | None = None, stop=None, enter=None,
+                  leave=None):
+    """Return the first work ``look()`` finds; None once ``stop()`` holds, the deadline
+    passes or ``enter()`` refuses.
+
+    :param doorbell: the process's doorbell (``value()``, ``wait(seen, timeout_sec)``).
+    :param look: ``look() -> (work, timeout_sec)``: work (anything but None) to return,
+        or None and how long the loop may sleep at most (None: until a ring; a timer's
+        due time, say).  It runs after the word was read and must not block.
+    :param deadline: a ``time.monotonic()`` time after which to return None (None: never).
+    :param stop: checked after each look that found nothing, before sleeping; whoever
+        makes it true must ring the doorbell afterwards.
+    :param enter: called before each round; False: return None without touching the
+        doorbell.  ``leave()`` is called after each round that ``enter()`` admitted.
+    """
+    fence = _fence
+    while True:
+        if enter is not None and not enter():
+            return None
+        try:
+            seen = doorbell.value()
+            if fence is not None:
+                fence()
+            work, timeout = look()
+            if work is not None:
+                return work
+            if stop is not None and stop():
+                return None
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                if timeout is None or left < timeout:
+                    timeout = left
+            doorbell.wait(seen, timeout)
+        finally:
+            if leave is not None:
+                leave()
