@@ -79,3 +79,13 @@ class PoolAccessError(AgnoshmError, PermissionError):
 
 class NotInitializedError(AgnoshmError, RuntimeError):
     """Raised when agnoshm is used after ``shutdown()`` (call ``agnoshm.init()`` again)."""
+
+
+class InvalidSynchronizerError(AgnoshmError, ValueError):
+    """Raised when a message synchronizer (:mod:`agnoshm.message_filters`) gets inputs, a
+    queue size or a slop it cannot work with."""
+
+
+class HeaderlessMessageError(AgnoshmError, TypeError):
+    """Raised when a synchronizer input carries messages without ``header.stamp`` and
+    ``allow_headerless`` is off."""
