@@ -39,6 +39,7 @@ from agnoshm.callback_groups import (
     ReentrantCallbackGroup,
 )
 from agnoshm.executor import (
+    CallbackIsolatedExecutor,
     Executor,
     MultiThreadedExecutor,
     SingleThreadedExecutor,
@@ -47,6 +48,7 @@ from agnoshm.executor import (
     spin_once,
     spin_until_future_complete,
 )
+from agnoshm.executors.thread_config import ThreadConfigError, ThreadSettingError
 from agnoshm.task import Future
 from agnoshm.msg import MessageDefinitionError, get_message, register_msg, register_package
 from agnoshm.node import Node
@@ -55,7 +57,8 @@ from agnoshm.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, Reliability
 __version__ = "0.1.0"
 
 __all__ = [
-    "CallbackGroup", "Future", "MultiThreadedExecutor", "MutuallyExclusiveCallbackGroup",
+    "CallbackGroup", "CallbackIsolatedExecutor", "ThreadConfigError", "ThreadSettingError",
+    "Future", "MultiThreadedExecutor", "MutuallyExclusiveCallbackGroup",
     "ReentrantCallbackGroup", "create_polling_subscription", "get_global_executor",
     "spin_until_future_complete",
     "AddressRangeInUseError", "AgnoshmError", "Bytes", "DurabilityPolicy", "Executor",

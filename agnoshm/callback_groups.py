@@ -2,7 +2,9 @@
 
 Every subscription and timer belongs to one group; ``Node`` puts it in the
 node's default group (mutually exclusive) unless ``callback_group=`` names
-another.  An executor asks :meth:`CallbackGroup.can_execute` whether an
+another.  A group may carry a ``name`` (unique within its node), by which
+:class:`~agnoshm.executors.callback_isolated.CallbackIsolatedExecutor` configures
+its thread.  An executor asks :meth:`CallbackGroup.can_execute` whether an
 entity may start, claims the group with :meth:`~CallbackGroup.beginning_execution`
 (which may refuse) and releases it with :meth:`~CallbackGroup.ending_execution`
 when the callback, or the coroutine it returned, has finished.
@@ -10,8 +12,11 @@ when the callback, or the coroutine it returned, has finished.
 
 from __future__ import annotations
 
+import re
 import threading
 import weakref
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 class CallbackGroup:
@@ -21,7 +26,14 @@ class CallbackGroup:
     :meth:`ending_execution`; all three must be thread-safe.
     """
 
-    def __init__(self):
+    def __init__(self, *, name: str | None = None):
+        """:param name: letters, digits and ``_``, unique within the node (see
+            :class:`~agnoshm.executors.callback_isolated.CallbackIsolatedExecutor`)."""
+        if name is not None and not (isinstance(name, str) and _NAME.match(name)):
+            raise ValueError(f"callback group name {name!r} must be letters, digits and '_', "
+                             "not starting with a digit (it names the group's thread in a "
+                             "thread configuration: <node>/<name>)")
+        self.name = name
         self.entities: set = set()  # weak references: a group never keeps an entity alive
 
     def add_entity(self, entity) -> None:
@@ -61,8 +73,8 @@ class ReentrantCallbackGroup(CallbackGroup):
 class MutuallyExclusiveCallbackGroup(CallbackGroup):
     """At most one callback of this group runs at a time (the default group of a node)."""
 
-    def __init__(self):
-        super().__init__()
+    def __init__(self, *, name: str | None = None):
+        super().__init__(name=name)
         self._active_entity = None
         self._token = threading.Lock()  # held from beginning to ending, by any thread
 

@@ -5,6 +5,7 @@ This is the public import path; the implementation lives in :mod:`agnoshm.execut
 """
 
 from agnoshm.executors.base import Executor
+from agnoshm.executors.callback_isolated import CallbackIsolatedExecutor
 from agnoshm.executors.global_executor import (
     get_global_executor,
     spin,
@@ -17,6 +18,7 @@ from agnoshm.subscription import TAKE_BATCH
 from agnoshm.task import Future, Task
 
 __all__ = [
-    "TAKE_BATCH", "Executor", "Future", "MultiThreadedExecutor", "SingleThreadedExecutor",
-    "Task", "get_global_executor", "spin", "spin_once", "spin_until_future_complete",
+    "TAKE_BATCH", "CallbackIsolatedExecutor", "Executor", "Future", "MultiThreadedExecutor",
+    "SingleThreadedExecutor", "Task", "get_global_executor", "spin", "spin_once",
+    "spin_until_future_complete",
 ]

@@ -3,7 +3,8 @@
     main([VARIANT, "--catch", "--own-sigterm", "--ignore-sigint"])  # flags optional
 
 ``VARIANT`` is the call that blocks: spin, spin_once, spin_until_future_complete,
-single (SingleThreadedExecutor.spin), multi (MultiThreadedExecutor.spin), aio
+single (SingleThreadedExecutor.spin), multi (MultiThreadedExecutor.spin), isolated
+(CallbackIsolatedExecutor.spin), aio
 (``await agnoshm.aio.receive`` in ``asyncio.run``), or thread (spin in a second
 thread while the main thread waits for it).  With
 ``--catch`` the program ends as ROS 2 programs do, ``except (KeyboardInterrupt,
@@ -32,9 +33,10 @@ def _spin(variant: str, node) -> None:
 
         sub = node.create_polling_subscription(agnoshm.Bytes, "/nobody_publishes", 1)
         asyncio.run(agnoshm.aio.receive(sub))
-    elif variant in ("single", "multi"):
-        executor = (agnoshm.SingleThreadedExecutor() if variant == "single"
-                    else agnoshm.MultiThreadedExecutor(num_threads=2))
+    elif variant in ("single", "multi", "isolated"):
+        executor = {"single": agnoshm.SingleThreadedExecutor,
+                    "multi": lambda: agnoshm.MultiThreadedExecutor(num_threads=2),
+                    "isolated": agnoshm.CallbackIsolatedExecutor}[variant]()
         executor.add_node(node)
         executor.spin()
     else:

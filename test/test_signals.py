@@ -22,7 +22,8 @@ from workers import wait_until
 TEST_DIR = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TEST_DIR)
 TIMEOUT = 120
-VARIANTS = ["spin", "spin_once", "spin_until_future_complete", "single", "multi", "aio"]
+VARIANTS = ["spin", "spin_once", "spin_until_future_complete", "single", "multi", "isolated",
+            "aio"]
 
 
 def _start(*args: str) -> subprocess.Popen:
