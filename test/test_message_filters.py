@@ -279,6 +279,22 @@ class Camera:
 
 
 @pytest.fixture
+def start_camera(isolated_domain):
+    """``start_camera(inputs, spin_until, depth=50) -> Camera``; stopped after the test."""
+    cameras: list[Camera] = []
+
+    def start(inputs, spin_until, depth: int = 50) -> Camera:
+        cameras.append(Camera(inputs, spin_until, depth))
+        return cameras[-1]
+
+    yield start
+    for camera in cameras:  # a test that failed half way
+        if camera.process.exitcode is None:
+            camera._commands.put(("stop",))
+            camera.process.join(TIMEOUT)
+
+
+@pytest.fixture
 def node(isolated_domain):
     sut = agnoshm.Node("sync")
     executor = agnoshm.SingleThreadedExecutor()
@@ -315,11 +331,11 @@ def _held(topic: str) -> int:
     return sum(s.held for s in found.subscriptions)
 
 
-def test_exact_sync_outputs_image_and_camera_info_published_by_another_process(node):
+def test_exact_sync_outputs_image_and_camera_info_published_by_another_process(node, start_camera):
     inputs = _camera_inputs(node)
     sut = TimeSynchronizer([inputs["image"], inputs["info"]], 10)
     pairs = _image_pairs(sut)
-    camera = Camera(inputs, node.spin_until)
+    camera = start_camera(inputs, node.spin_until)
     camera.send("image", 1 * SEC)
     camera.send("info", 1 * SEC)
     camera.send("image", 2 * SEC)  # its camera_info is lost
@@ -333,11 +349,11 @@ def test_exact_sync_outputs_image_and_camera_info_published_by_another_process(n
     assert _held(TOPICS["image"][1]) == 0 and _held(TOPICS["info"][1]) == 0
 
 
-def test_approximate_sync_pairs_stamps_within_slop_across_processes(node):
+def test_approximate_sync_pairs_stamps_within_slop_across_processes(node, start_camera):
     inputs = _camera_inputs(node)
     sut = ApproximateTimeSynchronizer([inputs["image"], inputs["info"]], 10, slop=0.02)
     pairs = _image_pairs(sut)
-    camera = Camera(inputs, node.spin_until)
+    camera = start_camera(inputs, node.spin_until)
     camera.send("image", 1000 * MS)
     camera.send("info", 1015 * MS)   # 15 ms: a pair
     camera.send("image", 1100 * MS)
@@ -354,12 +370,13 @@ def test_approximate_sync_pairs_stamps_within_slop_across_processes(node):
     assert [r() is not None for r in camera.arrived["image"]] == [False] * 3 + [True, False]
 
 
-def test_the_synchronizer_holds_at_most_queue_size_messages_and_releases_what_it_drops(node):
+def test_the_synchronizer_holds_at_most_queue_size_messages_and_releases_what_it_drops(
+        node, start_camera):
     inputs = _camera_inputs(node)
     image_topic = TOPICS["image"][1]
     sut = ApproximateTimeSynchronizer([inputs["image"], inputs["info"]], 3, slop=0.01)
     pairs = _image_pairs(sut)
-    camera = Camera(inputs, node.spin_until)
+    camera = start_camera(inputs, node.spin_until)
     for t in range(10):  # no camera_info yet: the queue keeps the 3 newest images
         camera.send("image", t * SEC)
         gc.collect()
@@ -373,7 +390,7 @@ def test_the_synchronizer_holds_at_most_queue_size_messages_and_releases_what_it
 
 
 def test_a_publisher_with_few_entries_keeps_publishing_while_the_synchronizer_waits(
-        isolated_domain, monkeypatch):
+        isolated_domain, start_camera, monkeypatch):
     # 4 live messages per publisher in this domain: a synchronizer that pinned more than
     # queue_size images would make the camera's publish raise LimitReachedError
     monkeypatch.setenv("AGNOSHM_MAX_ENTRIES", "4")
@@ -383,7 +400,7 @@ def test_a_publisher_with_few_entries_keeps_publishing_while_the_synchronizer_wa
     inputs = _camera_inputs(sut_node, qos_profile=1)
     sut = ApproximateTimeSynchronizer([inputs["image"], inputs["info"]], 2, slop=0.01)
     pairs = _image_pairs(sut)
-    camera = Camera(inputs, lambda p: executor.spin_until(p, TIMEOUT), depth=1)
+    camera = start_camera(inputs, lambda p: executor.spin_until(p, TIMEOUT), depth=1)
     for t in range(20):
         camera.send("image", t * SEC)
     camera.send("info", 19 * SEC)
@@ -408,7 +425,7 @@ def test_a_subscriber_of_a_headerless_type_is_refused_naming_topic_type_and_fix(
     assert not message_filters.has_stamp("std_msgs/msg/Header")  # a header, but no header field
 
 
-def test_allow_headerless_pairs_a_string_by_its_receive_time_across_processes(node):
+def test_allow_headerless_pairs_a_string_by_its_receive_time_across_processes(node, start_camera):
     inputs = {"image": Subscriber(node, *TOPICS["image"], 50),
               "text": Subscriber(node, *TOPICS["text"], 50)}
     # the image is stamped when the camera publishes it, the string when it arrives here:
@@ -418,7 +435,7 @@ def test_allow_headerless_pairs_a_string_by_its_receive_time_across_processes(no
     got = []
     sut.registerCallback(lambda image, text: got.append((message_filters.stamp_of(image),
                                                          text.data)))
-    camera = Camera(inputs, node.spin_until)
+    camera = start_camera(inputs, node.spin_until)
     before = time.time_ns()
     stamp = camera.send("image", None)
     text_stamp = camera.send("text", 0)
@@ -469,7 +486,8 @@ def rclpy_node(isolated_domain, ros_domain_id):
 
 @pytest.mark.ros
 @ros_packages.needs("sensor_msgs.msg")
-def test_approximate_sync_on_an_rclpy_node_gets_views_published_by_another_process(rclpy_node):
+def test_approximate_sync_on_an_rclpy_node_gets_views_published_by_another_process(
+        rclpy_node, start_camera):
     from sensor_msgs.msg import CameraInfo, Image
 
     from agnoshm.ros import RosSubscription
@@ -480,7 +498,7 @@ def test_approximate_sync_on_an_rclpy_node_gets_views_published_by_another_proce
     assert isinstance(inputs["image"].sub, RosSubscription)
     sut = ApproximateTimeSynchronizer([inputs["image"], inputs["info"]], 10, slop=0.02)
     pairs = _image_pairs(sut)
-    camera = Camera(inputs, spin_until)
+    camera = start_camera(inputs, spin_until)
     camera.send("image", 1000 * MS)
     camera.send("info", 1010 * MS)
     camera.send("image", 1100 * MS)
