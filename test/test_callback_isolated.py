@@ -159,6 +159,23 @@ def test_groups_created_while_spinning_get_a_thread_and_gone_groups_lose_it(make
     assert not os.path.exists(f"/proc/self/task/{threads['/later/late']}"), "its thread ended"
 
 
+def test_a_spin_without_groups_starts_one_for_the_first_timer_and_runs_tasks(make_executor):
+    sut = make_executor()
+    node = agnoshm.Node("empty")
+    sut.add_node(node)
+    task = sut.create_task(threading.get_native_id)
+    sut.spin_until_future_complete(task, TIMEOUT)  # no group thread: the spinner runs tasks
+    assert task.result() == threading.get_native_id() and sut.threads() == {}
+    spinning = Spinning(sut)
+    try:
+        ticked = threading.Event()
+        node.create_timer(0.01, ticked.set)  # wakes the spinning thread, asleep on the doorbell
+        assert ticked.wait(TIMEOUT)
+        assert list(sut.threads()) == ["/empty/default"]
+    finally:
+        spinning.stop()
+
+
 def test_spin_once_runs_the_groups_until_a_callback_ran_and_tasks_run_in_the_spinning_thread(
         make_executor):
     sut = make_executor()

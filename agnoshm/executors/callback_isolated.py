@@ -81,35 +81,28 @@ class CallbackIsolatedExecutor(Executor):
                     return True
                 if condition is not None and condition():
                     return ran
-                left = None
-                if deadline is not None:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        return ran
-                self._wait(runtime, signals, left)
+                if deadline is not None and deadline <= time.monotonic():
+                    return ran
+                self._wait(runtime, signals, deadline, condition)
             return ran or board.ran != ran_before
         finally:
             board.deactivate()
             Executor.wake(self)  # group threads leave their loop and wait for the next spin
 
-    def _wait(self, runtime, signals: int, left: float | None) -> None:
-        """Sleep until :meth:`wake`, a group thread ends or reports, or ``left`` seconds."""
+    def _wait(self, runtime, signals: int, deadline: float | None, condition) -> None:
+        """Sleep until :meth:`wake`, a group thread ends or reports, or the deadline."""
         board = self._board
         if any(w.thread.is_alive() for w in self._workers.values()):
             # A signal or shutdown rings the doorbell; the group threads notice and end.
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
             with board.lock:
                 if board.signals == signals and not self._is_shutdown:
                     board.spinner.wait(left)
             return
-        ticket = self._pass  # no group thread yet: watch the doorbell ourselves
-        if not _gate.enter(ticket, runtime):
-            return
-        try:
-            seen = runtime.doorbell.value()
-            if board.signals == signals and not self._tasks and not self._is_shutdown:
-                runtime.doorbell.wait(seen, left)
-        finally:
-            _gate.leave(ticket)
+        # No group thread yet: watch the doorbell ourselves (wake() rings it too).
+        def look():
+            return (True if board.signals != signals or self._tasks else None), None
+        self._waiter(runtime, self._pass, look, deadline, condition)()
 
     def _refresh(self) -> None:
         """Start a configured thread for every new group, retire those of groups gone."""
