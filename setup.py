@@ -43,7 +43,9 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["agnoshm", "agnoshm.*", "heaphook", "heaphook.*"]),
-    package_data={"agnoshm": ["py.typed"]},
+    # the .srv (and service_msgs) definitions agnoshm knows without ROS (agnoshm/msg/srv.py)
+    package_data={"agnoshm": ["py.typed", "msg/interfaces/*/srv/*.srv",
+                              "msg/interfaces/*/msg/*.msg"]},
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
         ("share/" + package_name, ["package.xml"]),

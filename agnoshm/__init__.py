@@ -30,6 +30,11 @@ from agnoshm.errors import (
     RegistryCorruptedError,
     RegistryError,
     RegistryVersionError,
+    ServiceCallbackError,
+    ServiceError,
+    ServiceExistsError,
+    ServiceTimeoutError,
+    ServiceUnavailableError,
     TypeMismatchError,
     UnknownFieldError,
 )
@@ -51,6 +56,7 @@ from agnoshm.executor import (
 from agnoshm.executors.thread_config import ThreadConfigError, ThreadSettingError
 from agnoshm.task import Future
 from agnoshm.msg import MessageDefinitionError, get_message, register_msg, register_package
+from agnoshm.msg.srv import get_service, register_srv
 from agnoshm.node import Node
 from agnoshm.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
@@ -68,6 +74,8 @@ __all__ = [
     "NotInitializedError",
     "PoolAccessError", "PoolExhaustedError", "QoSProfile", "RegistryCorruptedError",
     "RegistryError", "RegistryVersionError", "ReliabilityPolicy", "SingleThreadedExecutor",
+    "ServiceCallbackError", "ServiceError", "ServiceExistsError", "ServiceTimeoutError",
+    "ServiceUnavailableError", "get_service", "register_srv",
     "TypeMismatchError", "UnknownFieldError", "create_publisher", "get_message", "register_msg", "register_package", "create_subscription", "init", "ok", "shutdown",
     "spin", "spin_once",
 ]

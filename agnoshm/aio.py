@@ -199,3 +199,24 @@ def _watcher_for(runtime) -> _Watcher:
             watcher = _watcher = _Watcher(runtime)
             context.on_shutdown(watcher.stop)
         return watcher
+
+
+async def result(future, timeout: float | None = None):
+    """Await an agnoshm :class:`~agnoshm.Future` (e.g. ``client.call_async(request)``) from
+    asyncio; return its result, or raise its exception.
+
+    :param timeout: seconds; None waits until it is done.
+    :raises asyncio.TimeoutError: if ``timeout`` passed first (the future goes on).
+    """
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+
+    def finished(_future) -> None:
+        try:
+            loop.call_soon_threadsafe(_set_done, done)
+        except RuntimeError:  # the loop is closed: nobody waits any more
+            pass
+
+    future._add_waker(finished)
+    await asyncio.wait_for(asyncio.shield(done), timeout)
+    return future.result()

@@ -89,3 +89,25 @@ class InvalidSynchronizerError(AgnoshmError, ValueError):
 class HeaderlessMessageError(AgnoshmError, TypeError):
     """Raised when a synchronizer input carries messages without ``header.stamp`` and
     ``allow_headerless`` is off."""
+
+
+class ServiceError(AgnoshmError):
+    """Base class of the errors of services and clients."""
+
+
+class ServiceExistsError(ServiceError, RuntimeError):
+    """Raised when a second server is created for a service name that has one."""
+
+
+class ServiceUnavailableError(ServiceError, RuntimeError):
+    """Raised (or set on a call's future) when no server runs, or the server went away
+    before it answered."""
+
+
+class ServiceTimeoutError(ServiceError, TimeoutError):
+    """Raised when a call or ``wait_for_service`` runs out of time."""
+
+
+class ServiceCallbackError(ServiceError, RuntimeError):
+    """Set on a call's future when the server's callback raised or returned no valid
+    response; the message names the service and the server's exception."""

@@ -6,11 +6,18 @@ from agnoshm import context
 from agnoshm.callback_groups import CallbackGroup, MutuallyExclusiveCallbackGroup
 from agnoshm.errors import InvalidHandleError
 from agnoshm.msg import get_message
+from agnoshm.msg.srv import get_service
 from agnoshm.publisher import Publisher
 from agnoshm.qos import resolve_qos
 from agnoshm.subscription import PollingSubscription, Subscription
 from agnoshm.timer import Timer
 from agnoshm.topic_name import expand_topic_name, validate_namespace, validate_node_name
+
+#: Default depth of services' requests and replies.  Higher than rclpy's 10: a reply waits
+#: in its server's pool (no reader-side buffer as in DDS) until every client took it, and
+#: the replies to all of a service's clients count against one depth.
+SERVICE_DEPTH = 64
+
 
 
 class Node:
@@ -27,6 +34,8 @@ class Node:
         self.publishers: list[Publisher] = []
         self.subscriptions: list[PollingSubscription] = []
         self.timers: list[Timer] = []
+        self.services: list = []  # agnoshm.service.Service
+        self.clients: list = []  # agnoshm.client.Client
         self._destroyed = False
         self._executor = None
         self._default_callback_group = MutuallyExclusiveCallbackGroup()
@@ -133,6 +142,67 @@ class Node:
         self._wake_executor()
         return timer
 
+    def create_service(self, srv_type, srv_name: str, callback, *, qos_profile=None,
+                       callback_group=None):
+        """Create the server of a service; ``callback(request, response)`` returns the response.
+
+        ``request`` is a read-only view in the client's pool, ``response`` a writable loan in
+        this process's pool: fill it and return it (or return a dict or an rclpy response to
+        copy it in).  ``callback`` may be ``async def``.  See :mod:`agnoshm.service`.
+
+        :param srv_type: ``"pkg/srv/Name"``, an rclpy service class or ``agnoshm.get_service(...)``.
+        :param qos_profile: depth (or QoSProfile): how many of its latest replies the server
+            keeps in its pool until clients take them (default ``SERVICE_DEPTH``, 64; a
+            server of large responses keeps depth × their size).
+        :raises ServiceExistsError: the service has a server already.
+        :raises TypeMismatchError: the service's clients use another service type.
+        """
+        from agnoshm.service import Service  # services load on first use, like agnoshm.aio
+
+        self._check()
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, not {type(callback).__name__}")
+        srv_type = get_service(srv_type)
+        name = self.resolve_topic_name(srv_name)
+        depth, _ = resolve_qos(SERVICE_DEPTH if qos_profile is None else qos_profile)
+        service = Service(self, srv_type, name, callback, depth,
+                          callback_group or self._default_callback_group)
+        self.services.append(service)
+        return service
+
+    def create_client(self, srv_type, srv_name: str, *, qos_profile=None, callback_group=None):
+        """Create a client of a service: ``call``, ``call_async``, ``wait_for_service``.
+
+        :param qos_profile: depth (or QoSProfile) of the requests kept until the server takes
+            them: the most calls of this client in flight at once (default ``SERVICE_DEPTH``).
+        :raises TypeMismatchError: the service's server uses another service type.
+        """
+        from agnoshm.client import Client  # imports asyncio (agnoshm.aio): on first use only
+
+        self._check()
+        srv_type = get_service(srv_type)
+        name = self.resolve_topic_name(srv_name)
+        depth, _ = resolve_qos(SERVICE_DEPTH if qos_profile is None else qos_profile)
+        client = Client(self, srv_type, name, depth, callback_group or self._default_callback_group)
+        self.clients.append(client)
+        return client
+
+    def destroy_service(self, service) -> bool:
+        if service in self.services:
+            self.services.remove(service)
+            service._release()
+            return True
+        return False
+
+    def destroy_client(self, client) -> bool:
+        if client in self.clients:
+            self.clients.remove(client)
+            client._close()
+            self.destroy_publisher(client._requests)
+            self.destroy_subscription(client._replies)
+            return True
+        return False
+
     def count_subscribers(self, topic: str) -> int:
         return self._runtime.registry.endpoint_counts(self.resolve_topic_name(topic))[1]
 
@@ -170,6 +240,9 @@ class Node:
         if self._destroyed:
             return
         self._destroyed = True
+        for entity in self.services + self.clients:
+            entity._close()  # their endpoints are in the lists below
+        self.services, self.clients = [], []
         if not self._runtime.closed:
             for entity in self.publishers + self.subscriptions:
                 entity.destroy()

@@ -30,6 +30,9 @@ PACKAGE_RE = re.compile(r"^(?!.*__)(?!.*_$)[a-z][a-z0-9_]*$")
 FIELD_RE = PACKAGE_RE
 MESSAGE_RE = re.compile(r"^[A-Z][A-Za-z0-9]*$")
 CONSTANT_RE = re.compile(r"^[A-Z]([A-Z0-9_]?[A-Z0-9]+)*$")
+#: The messages of a service ``pkg/srv/Name``: ``Name_Request``, ``Name_Response``,
+#: ``Name_Event`` (rosidl's), and agnoshm's envelopes (:mod:`agnoshm.msg.srv`).
+SERVICE_PART_RE = re.compile(r"^[A-Z][A-Za-z0-9]*_[A-Z][A-Za-z0-9]*$")
 
 Value = Union[bool, int, float, str]
 
@@ -64,7 +67,7 @@ class FieldType:
     sequence_bound: int = 0
 
     def __post_init__(self) -> None:
-        if not (self.base in PRIMITIVES or self.base in (STRING, WSTRING) or "/msg/" in self.base):
+        if not (self.base in PRIMITIVES or self.base in (STRING, WSTRING) or _is_type_name(self.base)):
             raise ValueError(f"not a field type: {self.base!r}")
         if self.string_bound and self.base not in (STRING, WSTRING):
             raise ValueError(f"only strings have a bound, not {self.base!r}")
@@ -84,7 +87,7 @@ class FieldType:
 
     @property
     def is_message(self) -> bool:
-        return "/msg/" in self.base
+        return _is_type_name(self.base)
 
     @property
     def is_array(self) -> bool:
@@ -201,11 +204,20 @@ def _format_value(value: Any, base: str) -> str:
     return repr(value)
 
 
+def _is_type_name(base: str) -> bool:
+    return "/msg/" in base or "/srv/" in base
+
+
 def normalize_type_name(name: str) -> str:
-    """``"pkg/Name"`` or ``"pkg/msg/Name"`` → ``"pkg/msg/Name"``; anything else raises ValueError."""
+    """``"pkg/Name"`` or ``"pkg/msg/Name"`` → ``"pkg/msg/Name"``; a service's message
+    ``"pkg/srv/Name_Request"`` (``_Response``, ``_Event`` ...) stays as it is; anything else
+    raises ValueError."""
     parts = name.split("/") if isinstance(name, str) else []
     if len(parts) == 2:
         parts = [parts[0], "msg", parts[1]]
+    if len(parts) == 3 and parts[1] == "srv" and PACKAGE_RE.match(parts[0]) \
+            and SERVICE_PART_RE.match(parts[2]):
+        return name
     if len(parts) != 3 or parts[1] != "msg" or not PACKAGE_RE.match(parts[0]) \
             or not MESSAGE_RE.match(parts[2]):
         raise ValueError(f"invalid message type name {name!r}: expected 'pkg/msg/Name' "

@@ -50,6 +50,12 @@ def _parse_type(text: str, package: str) -> FieldType:
         base = _COMPAT_TYPES[base]
     elif base not in MSG_PRIMITIVES and base not in (STRING, WSTRING):
         parts = base.split("/")
+        if len(parts) == 3 and parts[1] == "srv":  # a service's message (agnoshm's envelopes)
+            try:
+                return FieldType(normalize_type_name(base), string_bound, array_size, sequence,
+                                 sequence_bound)
+            except ValueError as exc:
+                raise _LineError(str(exc)) from None
         if len(parts) == 1:
             parts = [package, parts[0]]
         elif len(parts) == 3 and parts[1] == "msg":
