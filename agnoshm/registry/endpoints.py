@@ -251,6 +251,7 @@ class Endpoints:
         with self.topic_lock(topic):
             if r.held and not force:
                 r.state = L.DRAINING  # keeps its bit until its last view is released
+                self.header.generation += 1  # it no longer counts (endpoint_counts)
                 return
             self._unlist_subscription_topic_locked(index)
         self._free_topic_if_unused_locked(topic)
@@ -272,3 +273,34 @@ class Endpoints:
             t.n_subscriptions -= 1
         r.state = L.FREE
         t.generation += 1
+
+    # -- relayed endpoints ----------------------------------------------------------------
+
+    def set_relayed(self, kind: str, index: int, count: int | None) -> bool:
+        """Make endpoint ``index`` of this process count as ``count`` endpoints beyond a
+        bridge (None: as itself again); return whether the count changed.
+
+        A bridge calls it for the agnoshm endpoints it relays through, so that
+        :meth:`endpoint_counts` counts the ROS 2 (or Zenoh) endpoints they stand for.
+
+        :param kind: ``"publishers"`` or ``"subscriptions"``.
+        :raises ValueError: for an endpoint this process does not own, or a bad count.
+        """
+        table = getattr(self, kind) if kind in ("publishers", "subscriptions") else None
+        if table is None or not 0 <= index < len(table):
+            raise ValueError(f"no {kind} record {index}")
+        if count is not None and not 0 <= count < 0xFFFFFFFF:
+            raise ValueError(f"relayed count {count} is out of range")
+        value = L.NOT_RELAYED if count is None else count + 1
+        with self.lock:
+            r = table[index]
+            if r.state != L.USED or r.process != self.own_slot or \
+                    r.incarnation != self.processes[self.own_slot].incarnation:
+                raise ValueError(f"{kind} record {index} is not an endpoint of this process")
+            if r.relayed == value:
+                return False
+            with self.topic_lock(r.topic):
+                r.relayed = value
+                self.topics[r.topic].generation += 1
+            self.header.generation += 1
+        return True

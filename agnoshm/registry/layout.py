@@ -40,9 +40,13 @@ from agnoshm._libc import SIZEOF_PTHREAD_MUTEX_T
 from agnoshm.config import MAX_PER_TOPIC  # TopicRecord.n_publishers / n_subscriptions: 16-bit
 
 MAGIC = int.from_bytes(b"AGNOSHM1", "little")
-LAYOUT_VERSION = 4  # 2: 256 subscriptions per topic (Entry.refs is four words, Entry.holders)
+LAYOUT_VERSION = 5  # 2: 256 subscriptions per topic (Entry.refs is four words, Entry.holders)
 #                     3: ProcessRecord.sleeping (publishers ring only a process that may sleep)
 #                     4: per-topic capacities in the header; endpoint lists and refs sized by them
+#                     5: PublisherRecord.relayed (a new field: the record grew by 8 bytes, so
+#                        an older process would read every later publisher record shifted) and
+#                        SubscriptionRecord.relayed (was _pad0): a bridge's endpoint counts as
+#                        the endpoints it relays
 WORD_MASK = (1 << 64) - 1
 NAME_LEN = 256
 TYPE_NAME_LEN = 256
@@ -67,6 +71,10 @@ DRAINING = 2  # subscription destroyed while views still hold its messages
 TRANSIENT_LOCAL = 1
 VOLATILE = 2
 BEST_AVAILABLE = 4  # asked for, never stored: settled when the endpoint is created
+
+# PublisherRecord.relayed / SubscriptionRecord.relayed
+NOT_RELAYED = 0  # an ordinary endpoint: it counts as itself; n + 1: a bridge's endpoint
+#                  standing for n endpoints beyond the bridge (ROS 2, Zenoh), counted as n
 
 
 class RobustMutex(Structure):
@@ -168,6 +176,8 @@ class PublisherRecord(Structure):
         ("durability", c_uint32),
         ("newest", c_uint32),  # entry index + 1 of the newest entry, 0 = none
         ("published", c_uint64),
+        ("relayed", c_uint32),  # NOT_RELAYED, or 1 + the endpoints a bridge's publisher relays
+        ("_pad0", c_uint32),
         ("node_name", c_char * NODE_NAME_LEN),
     ]
 
@@ -186,7 +196,7 @@ class SubscriptionRecord(Structure):
         ("last_seq", c_uint64),  # topic seq of the newest entry it took
         ("received", c_uint64),
         ("held", c_uint32),  # entries it currently references
-        ("_pad0", c_uint32),
+        ("relayed", c_uint32),  # NOT_RELAYED, or 1 + the endpoints a bridge's subscription relays
         ("node_name", c_char * NODE_NAME_LEN),
     ]
 

@@ -347,13 +347,25 @@ class Reads:
                     if t.state == L.USED]
 
     def endpoint_counts(self, name: str) -> tuple[int, int]:
-        """``(publishers, subscriptions)`` of topic ``name``, draining ones included;
-        ``(0, 0)`` for a topic that does not exist."""
+        """``(publishers, subscriptions)`` of topic ``name``; ``(0, 0)`` for a topic that does
+        not exist.
+
+        A draining subscription (destroyed, its views still held) does not count; a bridge's
+        endpoint counts as the endpoints it relays (``relayed``, set by
+        :meth:`~agnoshm.registry.endpoints.Endpoints.set_relayed`), not as itself.  Read
+        without the global lock: while endpoints come and go the answer may lag, never harm.
+        """
         index = self.find_topic(name)
         if index < 0:
             return 0, 0
-        t = self.topics[index]
-        return t.n_publishers, t.n_subscriptions
+        publishers, subscriptions = self.publishers, self.subscriptions
+        return (sum(_weight(publishers[i]) for i in self.publisher_indices(index)),
+                sum(_weight(subscriptions[i]) for i in self.subscription_indices(index)))
+
+    def generation(self) -> int:
+        """A number that changes whenever a process, topic or endpoint comes or goes (or a
+        bridge's relayed count changes): a cheap test whether counts may have changed."""
+        return self.header.generation
 
     def publisher_node_name(self, index: int) -> str:
         """The fully qualified node name of publisher record ``index`` (e.g. the one a
@@ -367,3 +379,10 @@ class Reads:
 
         return _topic(index, self.topics[index], used(self.publishers),
                       used(self.subscriptions), lambda _slot: None, lambda _pub: [])
+
+
+def _weight(record) -> int:
+    """What one endpoint record adds to :meth:`Reads.endpoint_counts`."""
+    if record.state != L.USED:
+        return 0
+    return 1 if record.relayed == L.NOT_RELAYED else record.relayed - 1
