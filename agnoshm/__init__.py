@@ -55,6 +55,12 @@ from agnoshm.executor import (
 )
 from agnoshm.executors.thread_config import ThreadConfigError, ThreadSettingError
 from agnoshm.task import Future
+from agnoshm.events import (
+    MatchedInfo,
+    PublisherEventCallbacks,
+    SubscriptionEventCallbacks,
+    UnsupportedEventTypeError,
+)
 from agnoshm.msg import MessageDefinitionError, get_message, register_msg, register_package
 from agnoshm.msg.srv import get_service, register_srv
 from agnoshm.node import Node
@@ -78,6 +84,8 @@ __all__ = [
     "ServiceUnavailableError", "get_service", "register_srv",
     "TypeMismatchError", "UnknownFieldError", "create_publisher", "get_message", "register_msg", "register_package", "create_subscription", "init", "ok", "shutdown",
     "spin", "spin_once",
+    "MatchedInfo", "PublisherEventCallbacks", "SubscriptionEventCallbacks",
+    "UnsupportedEventTypeError",
 ]
 
 
@@ -97,43 +105,49 @@ def _is_rclpy_node(node) -> bool:
     return any(cls.__module__.startswith("rclpy.") for cls in type(node).__mro__)
 
 
-def create_publisher(node, msg_type, topic, qos_profile):
+def create_publisher(node, msg_type, topic, qos_profile, **options):
     """Create a zero-copy publisher on an ``agnoshm.Node`` or an ``rclpy.node.Node``.
+
+    ``options``: ``event_callbacks`` (docs/events.md).
 
     :raises TypeError: if ``node`` is neither.
     """
     if isinstance(node, Node):
-        return node.create_publisher(msg_type, topic, qos_profile)
+        return node.create_publisher(msg_type, topic, qos_profile, **options)
     if _is_rclpy_node(node):
         from agnoshm import ros
 
-        return ros.create_publisher(node, msg_type, topic, qos_profile)
+        return ros.create_publisher(node, msg_type, topic, qos_profile, **options)
     raise TypeError(f"expected an agnoshm.Node or an rclpy.node.Node, got {type(node).__name__}")
 
 
-def create_subscription(node, msg_type, topic, callback, qos_profile, *, callback_group=None):
+def create_subscription(node, msg_type, topic, callback, qos_profile, *, callback_group=None,
+                        **options):
     """Create a zero-copy subscription on an ``agnoshm.Node`` or an ``rclpy.node.Node``;
     on an rclpy node the callback runs in whatever executor spins that node.
+
+    ``options``: ``event_callbacks``, ``ignore_local_publications`` (docs/events.md).
 
     :raises TypeError: if ``node`` is neither.
     """
     if isinstance(node, Node):
         return node.create_subscription(msg_type, topic, callback, qos_profile,
-                                        callback_group=callback_group)
+                                        callback_group=callback_group, **options)
     if _is_rclpy_node(node):
         from agnoshm import ros
 
         return ros.create_subscription(node, msg_type, topic, callback, qos_profile,
-                                       callback_group=callback_group)
+                                       callback_group=callback_group, **options)
     raise TypeError(f"expected an agnoshm.Node or an rclpy.node.Node, got {type(node).__name__}")
 
 
-def create_polling_subscription(node, msg_type, topic, qos_profile):
-    """Create a polling subscription (``take()``) on an ``agnoshm.Node`` or an rclpy node."""
+def create_polling_subscription(node, msg_type, topic, qos_profile, **options):
+    """Create a polling subscription (``take()``) on an ``agnoshm.Node`` or an rclpy node;
+    ``options``: ``ignore_local_publications``."""
     if isinstance(node, Node):
-        return node.create_polling_subscription(msg_type, topic, qos_profile)
+        return node.create_polling_subscription(msg_type, topic, qos_profile, **options)
     if _is_rclpy_node(node):
         from agnoshm import ros
 
-        return ros.create_polling_subscription(node, msg_type, topic, qos_profile)
+        return ros.create_polling_subscription(node, msg_type, topic, qos_profile, **options)
     raise TypeError(f"expected an agnoshm.Node or an rclpy.node.Node, got {type(node).__name__}")

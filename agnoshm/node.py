@@ -5,6 +5,8 @@ from __future__ import annotations
 from agnoshm import context
 from agnoshm.callback_groups import CallbackGroup, MutuallyExclusiveCallbackGroup
 from agnoshm.errors import InvalidHandleError
+from agnoshm.events import matched_callback
+from agnoshm.matched import get_watcher
 from agnoshm.msg import get_message
 from agnoshm.msg.srv import get_service
 from agnoshm.publisher import Publisher
@@ -17,7 +19,6 @@ from agnoshm.topic_name import expand_topic_name, validate_namespace, validate_n
 #: in its server's pool (no reader-side buffer as in DDS) until every client took it, and
 #: the replies to all of a service's clients count against one depth.
 SERVICE_DEPTH = 64
-
 
 
 class Node:
@@ -74,37 +75,49 @@ class Node:
         if self._executor is not None:
             self._executor.wake()
 
-    def create_publisher(self, msg_type, topic: str, qos_profile) -> Publisher:
+    def create_publisher(self, msg_type, topic: str, qos_profile, *,
+                         event_callbacks=None) -> Publisher:
         """Create a zero-copy publisher.
 
         :param msg_type: a ROS 2 message type: ``"pkg/msg/Name"``, an rclpy or rosbags
             class, ``agnoshm.get_message(...)``, or ``agnoshm.Bytes``.
         :param topic: topic name, relative names expand against the node.
         :param qos_profile: an int depth or a ``QoSProfile`` (agnoshm's or rclpy's).
+        :param event_callbacks: ``PublisherEventCallbacks(matched=cb)`` (agnoshm's or rclpy's):
+            ``cb(MatchedInfo)`` runs in this node's executor when subscriptions come or go.
         :raises InvalidTopicNameError: for a bad name.
         :raises TypeMismatchError: if the topic carries another type.
+        :raises UnsupportedEventTypeError: for an event agnoshm does not have.
         """
         self._check()
         msg_type = get_message(msg_type)
         topic_name = self.resolve_topic_name(topic)
+        matched = matched_callback(event_callbacks, topic_name)
         depth, durability = resolve_qos(qos_profile)
         port = self._runtime.create_publisher_port(topic_name, msg_type.type_name, msg_type.type_hash,
                                                    depth, durability, self.get_fully_qualified_name())
         publisher = Publisher(self, port, msg_type, topic_name, qos_profile)
         self.publishers.append(publisher)
+        if matched is not None:
+            get_watcher(self._runtime).watch(publisher, matched)
         return publisher
 
-    def _create_subscriber_port(self, msg_type, topic: str, qos_profile):
+    def _create_subscriber_port(self, msg_type, topic: str, qos_profile, event_callbacks=None,
+                                ignore_local_publications: bool = False):
         self._check()
         msg_type = get_message(msg_type)
         topic_name = self.resolve_topic_name(topic)
+        matched = matched_callback(event_callbacks, topic_name)
         depth, durability = resolve_qos(qos_profile)
+        options = {"ignore_local": True} if ignore_local_publications else {}
         port = self._runtime.create_subscriber_port(topic_name, msg_type.type_name, msg_type.type_hash,
-                                                    depth, durability, self.get_fully_qualified_name())
-        return port, msg_type, topic_name
+                                                    depth, durability, self.get_fully_qualified_name(),
+                                                    **options)
+        return port, msg_type, topic_name, matched
 
     def create_subscription(self, msg_type, topic: str, callback, qos_profile, *,
-                            callback_group=None) -> Subscription:
+                            callback_group=None, event_callbacks=None,
+                            ignore_local_publications: bool = False) -> Subscription:
         """Create a subscription whose ``callback(msg)`` runs when this node is spun.
 
         ``msg`` is a read-only view over the publisher's pool; keeping it (or any
@@ -112,21 +125,34 @@ class Node:
         ``async def``; the executor then drives the coroutine.
 
         :param callback_group: default: the node's mutually exclusive default group.
+        :param event_callbacks: ``SubscriptionEventCallbacks(matched=cb)`` (agnoshm's or
+            rclpy's): ``cb(MatchedInfo)`` runs in this node's executor when publishers come or go.
+        :param ignore_local_publications: skip messages published by this process (rclcpp's
+            ``SubscriptionOptions.ignore_local_publications``).
         """
         if not callable(callback):
             raise TypeError(f"callback must be callable, not {type(callback).__name__}")
-        port, msg_type, topic_name = self._create_subscriber_port(msg_type, topic, qos_profile)
+        port, msg_type, topic_name, matched = self._create_subscriber_port(
+            msg_type, topic, qos_profile, event_callbacks, ignore_local_publications)
         if callback_group is None:
             callback_group = self._default_callback_group
         sub = Subscription(self, port, msg_type, topic_name, callback, qos_profile, callback_group)
         callback_group.add_entity(sub)
         self.subscriptions.append(sub)
+        if matched is not None:
+            get_watcher(self._runtime).watch(sub, matched)
         self._wake_executor()
         return sub
 
-    def create_polling_subscription(self, msg_type, topic: str, qos_profile) -> PollingSubscription:
-        """Create a subscription read with ``take()``; it never runs callbacks."""
-        port, msg_type, topic_name = self._create_subscriber_port(msg_type, topic, qos_profile)
+    def create_polling_subscription(self, msg_type, topic: str, qos_profile, *,
+                                    ignore_local_publications: bool = False
+                                    ) -> PollingSubscription:
+        """Create a subscription read with ``take()``; it never runs callbacks.
+
+        :param ignore_local_publications: skip messages published by this process.
+        """
+        port, msg_type, topic_name, _ = self._create_subscriber_port(
+            msg_type, topic, qos_profile, None, ignore_local_publications)
         sub = PollingSubscription(self, port, msg_type, topic_name, qos_profile)
         self.subscriptions.append(sub)
         return sub

@@ -67,6 +67,21 @@ class Publisher(Endpoint):
             raise
         port.publish(loaned._owner)
 
+    _matched_side = 1  # subscriptions
+
     def get_subscription_count(self) -> int:
-        """Return how many subscriptions (in any process) listen on this topic."""
-        return self._live_port().subscription_count()
+        """Return how many subscriptions listen on this topic: in every process of the
+        domain, plus the ROS 2 or Zenoh subscriptions a bridge relays it to."""
+        return self._matched_count()
+
+    def wait_for_subscription(self, timeout_sec: float | None = None) -> bool:
+        """Wait until the topic has a subscription (:meth:`get_subscription_count` > 0).
+
+        agnoshm's own (rclpy has no such call; it is shaped like ``Client.wait_for_service``).
+        Event-driven within :data:`agnoshm.matched.POLL_SEC`: no sleep loop in the caller.
+
+        :param timeout_sec: give up after this long; None or negative waits forever.
+        :returns: True if there is one, False after the timeout or at shutdown.
+        :raises InvalidHandleError: if the publisher was destroyed.
+        """
+        return self._wait_for_match(timeout_sec)

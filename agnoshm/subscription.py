@@ -62,6 +62,19 @@ class PollingSubscription(Endpoint):
             return None
         return self.msg_type.received(lease)
 
+    def get_publisher_count(self) -> int:
+        """Return how many publishers publish on this topic: in every process of the
+        domain, plus the ROS 2 or Zenoh publishers a bridge relays from."""
+        return self._matched_count()
+
+    def wait_for_publisher(self, timeout_sec: float | None = None) -> bool:
+        """Wait until the topic has a publisher (:meth:`get_publisher_count` > 0); see
+        :meth:`agnoshm.publisher.Publisher.wait_for_subscription`.
+
+        :returns: True if there is one, False after ``timeout_sec`` or at shutdown.
+        """
+        return self._wait_for_match(timeout_sec)
+
     def has_data(self) -> bool:
         port = self._port
         return port is not None and (bool(self._inbox) or port.has_data())

@@ -19,6 +19,8 @@ Every check runs before anything is created (as rclpy validates in
 from __future__ import annotations
 
 from agnoshm.errors import InvalidHandleError
+from agnoshm.events import matched_callback
+from agnoshm.matched import get_watcher
 from agnoshm.msg import get_message
 from agnoshm.node import Node
 from agnoshm.qos import resolve_qos
@@ -38,29 +40,36 @@ __all__ = ["create_publisher", "create_subscription", "create_polling_subscripti
            "resolve_topic_name", "destroy_endpoints"]
 
 
-def create_publisher(node, msg_type, topic: str, qos_profile) -> RosPublisher:
+def create_publisher(node, msg_type, topic: str, qos_profile, *,
+                     event_callbacks=None) -> RosPublisher:
     """Create a zero-copy publisher on an rclpy node (or an ``agnoshm.Node``).
 
     :param node: an ``rclpy.node.Node``; its name, namespace and remappings apply.
     :param msg_type: an rclpy message class, ``"pkg/msg/Name"`` or an agnoshm type.
     :param topic: topic name, resolved with ``node.resolve_topic_name`` (remaps apply).
     :param qos_profile: an int depth or a ``QoSProfile`` (rclpy's or agnoshm's).
+    :param event_callbacks: ``PublisherEventCallbacks(matched=cb)`` (rclpy's or agnoshm's):
+        ``cb`` runs in the node's rclpy executor (docs/events.md).
     :raises ImportError: if rclpy is not importable (source ROS 2).
     :raises TypeError: if ``node`` is not an rclpy or agnoshm node.
     :raises InvalidQoSError: for a QoS setting agnoshm cannot honour.
     """
     if isinstance(node, Node):
-        return node.create_publisher(msg_type, topic, qos_profile)
+        return node.create_publisher(msg_type, topic, qos_profile, event_callbacks=event_callbacks)
     binding, msg_type, topic_name, depth, durability = _prepare(node, msg_type, topic, qos_profile)
+    matched = matched_callback(event_callbacks, topic_name)
     port = binding.runtime.create_publisher_port(topic_name, msg_type.type_name, msg_type.type_hash,
                                                  depth, durability, binding.name)
     publisher = RosPublisher(binding, port, msg_type, topic_name, qos_profile)
     binding.add(publisher)
+    if matched is not None:
+        get_watcher(binding.runtime).watch(publisher, matched)
     return publisher
 
 
 def create_subscription(node, msg_type, topic: str, callback, qos_profile, *,
-                        callback_group=None) -> RosSubscription:
+                        callback_group=None, event_callbacks=None,
+                        ignore_local_publications: bool = False) -> RosSubscription:
     """Create a zero-copy subscription whose callback runs in the node's rclpy executor.
 
     ``callback(msg)`` receives a read-only view of the message in the
@@ -72,6 +81,8 @@ def create_subscription(node, msg_type, topic: str, callback, qos_profile, *,
     awaited by the executor.
 
     :param callback_group: an rclpy callback group; default the node's default group.
+    :param event_callbacks: ``SubscriptionEventCallbacks(matched=cb)`` (rclpy's or agnoshm's).
+    :param ignore_local_publications: skip messages published by this process.
     :raises ImportError: if rclpy is not importable (source ROS 2).
     :raises TypeError: if ``node`` is not a node or ``callback`` is not callable
         with one or two arguments.
@@ -79,17 +90,21 @@ def create_subscription(node, msg_type, topic: str, callback, qos_profile, *,
     """
     if isinstance(node, Node):
         return node.create_subscription(msg_type, topic, callback, qos_profile,
-                                        callback_group=callback_group)
+                                        callback_group=callback_group,
+                                        event_callbacks=event_callbacks,
+                                        ignore_local_publications=ignore_local_publications)
     if not callable(callback):
         raise TypeError(f"callback must be callable, not {type(callback).__name__}")
     with_info = wants_message_info(callback)
     binding, msg_type, topic_name, depth, durability = _prepare(node, msg_type, topic, qos_profile)
+    matched = matched_callback(event_callbacks, topic_name)
     executor = node.executor
     # rclpy's EventsExecutor (C++, not an rclpy.executors.Executor) refuses guard conditions
     use_tasks = executor is not None and hasattr(executor, "create_task") \
         and not isinstance(executor, binding.rclpy.executors.Executor)
     port = binding.runtime.create_subscriber_port(topic_name, msg_type.type_name,
-                                                  msg_type.type_hash, depth, durability, binding.name)
+                                                  msg_type.type_hash, depth, durability, binding.name,
+                                                  **_port_options(ignore_local_publications))
     try:
         sub = RosSubscription(binding, port, msg_type, topic_name, callback, qos_profile,
                               callback_group, with_info)
@@ -100,23 +115,35 @@ def create_subscription(node, msg_type, topic: str, callback, qos_profile, *,
         raise
     binding.add(sub)
     get_dispatcher(binding.runtime).add(sub)
+    if matched is not None:
+        get_watcher(binding.runtime).watch(sub, matched)
     return sub
 
 
-def create_polling_subscription(node, msg_type, topic: str, qos_profile) -> RosPollingSubscription:
+def create_polling_subscription(node, msg_type, topic: str, qos_profile, *,
+                                ignore_local_publications: bool = False
+                                ) -> RosPollingSubscription:
     """Create a subscription read with ``take()`` (a view, or None); it never runs callbacks.
 
+    :param ignore_local_publications: skip messages published by this process.
     :raises ImportError: if rclpy is not importable (source ROS 2).
     :raises TypeError: if ``node`` is not an rclpy or agnoshm node.
     """
     if isinstance(node, Node):
-        return node.create_polling_subscription(msg_type, topic, qos_profile)
+        return node.create_polling_subscription(
+            msg_type, topic, qos_profile, ignore_local_publications=ignore_local_publications)
     binding, msg_type, topic_name, depth, durability = _prepare(node, msg_type, topic, qos_profile)
     port = binding.runtime.create_subscriber_port(topic_name, msg_type.type_name,
-                                                  msg_type.type_hash, depth, durability, binding.name)
+                                                  msg_type.type_hash, depth, durability, binding.name,
+                                                  **_port_options(ignore_local_publications))
     sub = RosPollingSubscription(binding, port, msg_type, topic_name, qos_profile)
     binding.add(sub)
     return sub
+
+
+def _port_options(ignore_local_publications: bool) -> dict:
+    # only when asked: the data plane takes ignore_local from the lean rewrite (issue 16) on
+    return {"ignore_local": True} if ignore_local_publications else {}
 
 
 def resolve_topic_name(node, topic: str) -> str:

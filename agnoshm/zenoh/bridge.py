@@ -114,6 +114,9 @@ class ZenohBridge:
                 problems[topic.name] = problem
         if self.options.on_demand:
             problems.update(self._update_on_demand())
+        for name, relay in self.relays.items():
+            publishers, subscriptions = demand.remote_peers(self.graph.endpoints(name))
+            relay.count_relayed(len(publishers), len(subscriptions))
         for name, reason in problems.items():
             if self._reported.get(name) != reason:
                 _logger.warning("not bridging %s yet: %s", name, reason)

@@ -193,6 +193,13 @@ class TopicRelay:
             history=ext.HistoryConfig(detect_late_publishers=True, max_samples=self.spec.depth),
             recovery=ext.RecoveryConfig(heartbeat=True))
 
+    def count_relayed(self, publishers: int, subscriptions: int) -> None:
+        """Make the relay's agnoshm endpoints count as the remote endpoints they stand for
+        (``get_subscription_count()``, ``get_publisher_count()``), not as themselves."""
+        for endpoint, count in ((self._agnoshm_pub, publishers), (self._agnoshm_sub, subscriptions)):
+            if endpoint is not None:
+                endpoint._set_relayed(count)
+
     # -- agnoshm → Zenoh (an executor thread) ----------------------------------------------------
     def _from_agnoshm(self, view) -> None:
         if is_bridge_message(view):

@@ -374,7 +374,7 @@ def started(monkeypatch):
 
     def start(bridge, route):
         routes.append(route.topic)
-        return SimpleNamespace(route=route, close=lambda: None)
+        return SimpleNamespace(route=route, close=lambda: None, count_relayed=lambda ros: None)
 
     monkeypatch.setattr(relay, "_TopicBridge", start)
     return routes
@@ -690,3 +690,49 @@ def test_real_remap_rules_never_apply_twice(ros):
     _wait(lambda: bridge_node.count_publishers("/y") == 1, "the ROS publisher on /y")
     assert bridge_node.count_publishers("/c") == bridge_node.count_publishers("/e") == 0
     sut_bridge.close()
+
+
+class _Matched:
+    """A matched callback keeping each MatchedInfo and the thread it ran in."""
+
+    def __init__(self):
+        self.infos: list = []
+        self.threads: set[int] = set()
+
+    def __call__(self, info) -> None:
+        self.infos.append(info)
+        self.threads.add(threading.get_ident())
+
+
+@pytest.mark.ros
+def test_ros_bridge_counts_plain_ros_endpoints_and_rclpy_event_classes_work(ros):
+    """rclpy's own PublisherEventCallbacks on an agnoshm publisher of an rclpy node; the
+    matched callback runs in rclpy's executor and counts the plain ROS 2 subscriptions the
+    bridge relays to, not the bridge."""
+    from rclpy.event_handler import PublisherEventCallbacks as RclpyPublisherEventCallbacks
+    from std_msgs.msg import String
+
+    bridge = sut.Bridge(ros.node("agnoshm_bridge"))
+    app = ros.node("app")
+    on_pub = _Matched()
+    pub = agnoshm.create_publisher(app, String, "/chatter", 10, event_callbacks=(
+        RclpyPublisherEventCallbacks(matched=on_pub)))
+    listeners = [ros.node(f"ros_listener{i}") for i in range(2)]
+    subscriptions = [n.create_subscription(String, "/chatter", lambda msg: None, 10)
+                     for n in listeners]
+
+    def counted(n: int) -> bool:
+        bridge.update()  # what its timer does each period
+        return pub.get_subscription_count() == n
+
+    _wait(lambda: counted(2), what="the two ROS subscriptions")
+    assert pub.wait_for_subscription(timeout_sec=0) is True
+    _wait(lambda: on_pub.infos and on_pub.infos[-1].current_count == 2, "the matched callback")
+    assert threading.get_ident() not in on_pub.threads  # rclpy's executor thread, not ours
+    listeners[0].destroy_subscription(subscriptions[0])
+    _wait(lambda: counted(1), "one ROS subscription gone")
+    _wait(lambda: on_pub.infos[-1].current_count == 1, "the matched callback")
+    assert on_pub.infos[-1].total_count == 2
+    bridge.close()
+    assert pub.get_subscription_count() == 0
+    pub.destroy()

@@ -77,6 +77,15 @@ class _TopicBridge:
             self.close()
             raise
 
+    def count_relayed(self, ros: RosTopic | None) -> None:
+        """Make this route's agnoshm endpoints count, in ``get_subscription_count()`` and
+        ``get_publisher_count()``, as the ROS 2 endpoints they stand for (not themselves):
+        its publisher as the ROS publishers, its subscription as the ROS subscribers."""
+        if self._agnoshm_pub is not None:
+            self._agnoshm_pub._set_relayed(ros.publishers if ros is not None else 0)
+        if self._agnoshm_sub is not None:
+            self._agnoshm_sub._set_relayed(ros.subscribers if ros is not None else 0)
+
     def _from_agnoshm(self, view) -> None:
         """agnoshm → ROS 2: skip what a bridge published, publish a copy of the rest."""
         if is_bridged_message(view, self._bridge.registry, self._bridge.own_name):
@@ -196,6 +205,8 @@ class Bridge:
                 skipped[name] = reason
                 continue
             _logger.info("bridging %s [%s] %s", name, route.type_name, route.direction)
+        for name, running in self.routes.items():
+            running.count_relayed(ros.get(name))
         for name, reason in skipped.items():
             if self._reported.get(name) != reason:
                 _logger.warning("not bridging %s: %s", name, reason)
