@@ -11,7 +11,7 @@ from agnoshm.cli import CommandError
 from agnoshm.errors import AgnoshmError
 
 #: Subcommand modules under ``agnoshm.cli``; each provides ``register(subparsers)``.
-SUBCOMMANDS: tuple[str, ...] = ("bench", "topic", "node", "bag", "bridge", "doctor", "clean")
+SUBCOMMANDS: tuple[str, ...] = ("bench", "topic", "service", "node", "bag", "bridge", "doctor", "clean")
 
 
 def build_parser() -> argparse.ArgumentParser:

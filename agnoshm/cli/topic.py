@@ -23,6 +23,7 @@ from agnoshm.cli.rates import run_bw, run_hz
 from agnoshm.cli.render import Format, field_lines, raw_lines, render
 from agnoshm.cli.session import listen, resolve_topic
 from agnoshm.memory import BACKENDS
+from agnoshm.msg.srv import service_of_topic
 
 DEFAULT_TRUNCATE = 16
 
@@ -37,6 +38,8 @@ def register(subparsers) -> None:
     v.add_argument("-t", "--show-types", action="store_true", help="also print each topic's type")
     v.add_argument("-v", "--verbose", action="store_true",
                    help="group by published/subscribed, with endpoint counts")
+    v.add_argument("--include-hidden-topics", action="store_true",
+                   help="also print the topics of services (/rq/..Request, /rr/..Reply)")
     v.set_defaults(run=run_list)
 
     v = verbs.add_parser("info", help="print a topic's type, QoS, endpoints, pools and live messages")
@@ -93,6 +96,8 @@ def _add_subscriber_arguments(v) -> None:
 
 def run_list(args) -> int:
     snap = S.read()
+    if not args.include_hidden_topics:  # as ros2 topic list hides services' topics
+        snap.topics = [t for t in snap.topics if service_of_topic(t.name, t.type_name) is None]
     if not args.verbose:
         for t in snap.topics:
             print(f"{t.name} [{t.type_name}]" if args.show_types else t.name)
