@@ -17,6 +17,7 @@ from agnoshm.errors import AgnoshmError
 
 _SUFFIXES = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 MAX_PER_TOPIC = 0xFFFF  # the registry counts a topic's publishers and subscriptions in 16 bits
+MAX_ENTRIES = 0xFFFF  # a channel's log word keeps the entry index in 16 bits
 
 
 class ConfigError(AgnoshmError, ValueError):
@@ -66,6 +67,8 @@ class Config:
         for name in ("max_publishers_per_topic", "max_subscriptions_per_topic"):
             if not 1 <= getattr(self, name) <= MAX_PER_TOPIC:
                 raise ConfigError(f"{name} must be 1..{MAX_PER_TOPIC}, not {getattr(self, name)}")
+        if self.max_entries > MAX_ENTRIES:
+            raise ConfigError(f"max_entries must be at most {MAX_ENTRIES}, not {self.max_entries}")
         if self.max_processes > 4096:
             raise ConfigError(f"max_processes must be at most 4096, not {self.max_processes}")
         if not 0 <= self.mode <= 0o777:

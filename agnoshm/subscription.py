@@ -14,10 +14,9 @@ TAKE_BATCH = 16  # messages a subscription takes at once (never more than its de
 class PollingSubscription(Endpoint):
     """A subscription read by calling :meth:`take`; no executor needed.
 
-    A take references up to :data:`TAKE_BATCH` new messages at once (at most the
-    depth) and hands them out one by one, oldest first: finding the oldest new
-    message walks the publisher's entries back from the newest, so one message per
-    walk would cost O(backlog) each.
+    A take holds up to :data:`TAKE_BATCH` new messages at once (at most the
+    depth) and hands them out one by one, oldest first: one pass over the
+    publishers' channels serves a backlog.
 
     .. warning:: Users should not create one with this constructor, instead they
        should call :meth:`agnoshm.Node.create_polling_subscription`.
@@ -46,8 +45,6 @@ class PollingSubscription(Endpoint):
             if port is None:
                 return None
             if not port.has_data():
-                if port.pending:
-                    port.flush_releases()  # a poll that finds nothing writes dropped messages
                 return None
             try:
                 leases = port.take(min(port.depth, TAKE_BATCH))

@@ -125,15 +125,6 @@ def ros_domain_id(claimed_domains):
     return claimed_domains(ROS_DOMAIN_RANGE)
 
 
-@pytest.fixture
-def flush_releases():
-    """Write this process's batched releases to the registry now, as its next take, an
-    executor about to sleep or the listener's housekeeping would."""
-    import agnoshm
-
-    return lambda: agnoshm.context.get_runtime().flush_releases()
-
-
 @pytest.fixture(params=list(BACKENDS))
 def backend(request, monkeypatch):
     """Run the test once per pool backend of the table (set for this process and its children)."""

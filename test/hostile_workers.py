@@ -82,7 +82,7 @@ def registry_fuzz(examples: int) -> None:
                 targets.append((ctypes.addressof(record) + field.offset, ctype))
 
         for t in range(h.max_topics):
-            for name in ("state", "n_publishers", "n_subscriptions", "seq", "generation"):
+            for name in ("state", "n_publishers", "n_subscriptions", "generation"):
                 add(registry.topics[t], name)
             base = ctypes.addressof(registry.topics[t])
             topic_record = registry.offsets.topic_record
@@ -92,16 +92,26 @@ def registry_fuzz(examples: int) -> None:
                 targets.append((base + topic_record.subscriptions.offset + 4 * pos,
                                 ctypes.c_uint32))
         for r in list(registry.publishers)[:4]:
-            for name in ("state", "topic", "process", "depth", "incarnation", "newest"):
+            for name in ("state", "topic", "process", "depth", "incarnation", "position"):
                 add(r, name)
         for r in list(registry.subscriptions)[:4]:
-            for name in ("state", "topic", "process", "depth", "bit", "last_seq", "held",
-                         "incarnation"):
+            for name in ("state", "topic", "process", "depth", "bit", "held", "incarnation"):
                 add(r, name)
         for p in range(2):
-            for e in registry.entries_of(p)[:6]:
-                for name in ("seq", "address", "size", "refs", "prev", "holders"):
+            channel = registry.channel(p)
+            for name in ("ident", "head"):
+                add(channel.start, name)
+            for i in range(6):
+                targets.append((ctypes.addressof(channel.log) + 8 * i, ctypes.c_uint64))
+            for e in channel.entries[:6]:
+                for name in ("seq", "address", "size"):
                     add(e, name)
+        for s in range(2):
+            receipts = registry.receipts(s)
+            for i in range(3):
+                targets.append((ctypes.addressof(receipts.cursors) + 8 * i, ctypes.c_uint64))
+            for i in range(6):
+                targets.append((ctypes.addressof(receipts.holds) + i, ctypes.c_uint8))
         for p in list(registry.processes)[:3]:
             # not pid: reaping a "dead" record unlinks the objects named after its pid
             for name in ("state", "incarnation", "backend", "pool_address", "pool_size"):

@@ -136,7 +136,7 @@ def run_info(args) -> int:
     print(f"Topic: {t.name}")
     print(f"Type: {t.type_name}")
     print(f"Type hash: {t.type_hash}")
-    print(f"Messages published: {t.seq}")
+    print(f"Messages published: {t.published}")
     print(f"Publisher count: {len(t.publishers)}")
     print(f"Subscription count: {len(t.subscriptions)}")
     for pub in t.publishers:
@@ -164,7 +164,7 @@ def run_info(args) -> int:
         print(f"Subscription: {sub.node_name}" + (" (destroyed, draining)" if sub.draining else ""))
         print(f"  Process: {_process_text(sub.process)}")
         print(f"  QoS: KEEP_LAST depth {sub.depth}, {sub.durability}, RELIABLE")
-        print(f"  Received: {sub.received} (up to seq {sub.last_seq}), holding {sub.held}")
+        print(f"  Received: {sub.received}, holding {sub.held}")
     return 0
 
 

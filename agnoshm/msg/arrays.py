@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from agnoshm.transport.receive import BATCHED_RELEASE_MAX_BYTES
 
 __all__ = ["pool_array"]
 
@@ -39,8 +38,6 @@ def pool_array(address: int, nbytes: int, dtype, count: int, *, writable: bool, 
         return array
     holder = _PoolBytes()
     holder.owner = owner
-    if nbytes > BATCHED_RELEASE_MAX_BYTES and not writable:
-        owner.release_at_once = True  # a big frame: its release must not wait for a batch
     if dtype.names:  # structured: numpy builds it from the bytes with its own layout
         holder.__array_interface__ = {"data": (address, not writable), "shape": (nbytes,),
                                       "typestr": "|u1", "version": 3}

@@ -135,12 +135,15 @@ class Endpoints:
                 f"depth {depth} exceeds the {self.header.max_entries} live messages a publisher may "
                 "have: lower the depth or raise max_entries (AGNOSHM_MAX_ENTRIES)")
 
-        def fill(r, index: int, _pos: int, _topic: int) -> None:
-            self._commit(self.offsets.entries + index * self._entry_row_bytes,
-                         self._entry_row_bytes, f"the entry row of publisher {index}")
-            ctypes.memset(ctypes.addressof(self.entries_of(index)), 0, self._entry_row_bytes)
+        def fill(r, index: int, pos: int, _topic: int) -> None:
+            offset = self.channel_offset(index)
+            self._commit(offset, self.channel_size, f"the channel of publisher {index}")
+            ctypes.memset(self.address + offset, 0, self.channel_size)
+            self.header.incarnations += 1
+            self.channel(index).start.ident = self.header.incarnations  # unique per publisher
             # rmw: a publisher offers the most
             r.durability = L.TRANSIENT_LOCAL if durability == L.BEST_AVAILABLE else durability
+            r.position = pos
 
         return self._add_endpoint("publishers", topic_name, type_name, type_hash, depth,
                                   node_name, fill, "publisher.registered")
@@ -149,17 +152,18 @@ class Endpoints:
                          durability: int, node_name: str) -> tuple[int, int]:
         """Register a subscription of this process; return ``(subscription, topic)`` indices.
 
-        A VOLATILE subscription starts after the newest message; a
-        TRANSIENT_LOCAL one before the oldest retained message.
+        Where it starts reading is the data plane's choice (``transport/receive.py``).
         """
-        def fill(r, _index: int, pos: int, topic: int) -> None:
+        def fill(r, index: int, pos: int, topic: int) -> None:
+            offset = self.receipts_offset(index)
+            self._commit(offset, self.receipts_size, f"the receipts of subscription {index}")
+            ctypes.memset(self.address + offset, 0, self.receipts_size)
             r.durability = durability
             if durability == L.BEST_AVAILABLE:
                 r.durability = L.TRANSIENT_LOCAL if all_transient_local(
                     self.publishers[p].durability for p in self.publisher_indices(topic)) \
                     else L.VOLATILE
             r.bit = pos
-            r.last_seq = 0 if r.durability == L.TRANSIENT_LOCAL else self.topics[topic].seq
 
         return self._add_endpoint("subscriptions", topic_name, type_name, type_hash, depth,
                                   node_name, fill, "subscription.registered")
@@ -233,7 +237,9 @@ class Endpoints:
                 if t.publishers[pos] == index + 1:
                     t.publishers[pos] = 0
                     t.n_publishers -= 1
-            for e in self.entries_of(index):
+            channel = self.channel(index)
+            channel.start.ident = 0  # subscribers that still know it see it is gone
+            for e in channel.entries:
                 e.seq = 0
             r.state = L.FREE
             t.generation += 1
@@ -257,17 +263,25 @@ class Endpoints:
         self._free_topic_if_unused_locked(topic)
         self.header.generation += 1
 
+    def finish_draining(self, index: int) -> None:
+        """Unlist a draining subscription whose last view is gone (its process calls it)."""
+        with self.lock:
+            r = self.subscriptions[index]
+            if r.state == L.DRAINING and r.process == self.own_slot:
+                topic = r.topic
+                with self.topic_lock(topic):
+                    self._unlist_subscription_topic_locked(index)
+                self._free_topic_if_unused_locked(topic)
+                self.header.generation += 1
+
     def _unlist_subscription_topic_locked(self, index: int) -> None:
-        """Drop a subscription from its topic and clear its references (topic lock held)."""
+        """Drop a subscription from its topic and clear its holds (topic lock held): a
+        dead process's holds go with it."""
         r = self.subscriptions[index]
         t = self.topics[r.topic]
         bit = r.bit
         listed = bit < len(t.subscriptions)
-        if listed:
-            for pub in self.publisher_indices(r.topic):
-                for e in self.entries_of(pub):
-                    if e.holders:
-                        L.clear_ref(e, bit)
+        ctypes.memset(self.address + self.receipts_offset(index), 0, self.receipts_size)
         if listed and t.subscriptions[bit] == index + 1:
             t.subscriptions[bit] = 0
             t.n_subscriptions -= 1

@@ -14,15 +14,25 @@ offset                     content
 ``topics_offset``          ``max_topics`` x :class:`TopicRecord`
 ``publishers_offset``      ``max_publishers`` x :class:`PublisherRecord`
 ``subscriptions_offset``   ``max_subscriptions`` x :class:`SubscriptionRecord`
-``entries_offset``         ``max_publishers * max_entries`` x :class:`Entry`
+``channels_offset``        ``max_publishers`` x :class:`Channel` (the message path)
+``receipts_offset``        ``max_subscriptions`` x :class:`Receipts` (the message path)
 =========================  ==========================================
 
-Two records end in arrays sized by the per-topic capacities in the header: a
-topic lists ``max_publishers_per_topic`` publishers and
-``max_subscriptions_per_topic`` subscriptions, and an entry carries one
-reference bit per subscription position (``ref_words`` 64-bit words).
-:class:`Offsets` builds those record types (:func:`topic_record_type`,
-:func:`entry_type`) along with the offsets.
+The first tables are the control plane: written under the global and topic
+locks.  The last two are the message path (``agnoshm/transport/``), which
+takes no lock: every word in them has one writer.  A publisher's
+:class:`Channel` (its head, its log of sequence numbers and its entries) is
+written only by the publisher; a subscription's :class:`Receipts` (how far it
+read each publisher of its topic, and the messages it holds) only by the
+subscribing process.  ``agnoshm/transport/ring.py`` gives the memory-ordering
+argument.
+
+A topic record ends in arrays sized by the per-topic capacities in the
+header: it lists ``max_publishers_per_topic`` publishers and
+``max_subscriptions_per_topic`` subscriptions.  A channel has
+``max_entries`` entries; receipts have one cursor per publisher position and
+``max_publishers_per_topic * max_entries`` hold counts.  :class:`Offsets`
+builds those record types along with the offsets.
 
 Byte ``LIVENESS_LOCK_BASE + i`` of the object carries an open-file-description
 lock held by the live process in slot ``i`` for its whole life; the kernel
@@ -37,16 +47,18 @@ import functools
 from ctypes import Structure, c_char, c_int32, c_uint8, c_uint16, c_uint32, c_uint64
 
 from agnoshm._libc import SIZEOF_PTHREAD_MUTEX_T
-from agnoshm.config import MAX_PER_TOPIC  # TopicRecord.n_publishers / n_subscriptions: 16-bit
+from agnoshm.config import MAX_ENTRIES, MAX_PER_TOPIC
 
 MAGIC = int.from_bytes(b"AGNOSHM1", "little")
-LAYOUT_VERSION = 5  # 2: 256 subscriptions per topic (Entry.refs is four words, Entry.holders)
+LAYOUT_VERSION = 6  # 2: 256 subscriptions per topic (Entry.refs is four words, Entry.holders)
 #                     3: ProcessRecord.sleeping (publishers ring only a process that may sleep)
 #                     4: per-topic capacities in the header; endpoint lists and refs sized by them
 #                     5: PublisherRecord.relayed (a new field: the record grew by 8 bytes, so
 #                        an older process would read every later publisher record shifted) and
 #                        SubscriptionRecord.relayed (was _pad0): a bridge's endpoint counts as
 #                        the endpoints it relays
+#                     6: the lock-free message path: per-publisher channels and per-subscription
+#                        receipts replace entry rows with reference bits; no topic seq
 WORD_MASK = (1 << 64) - 1
 NAME_LEN = 256
 TYPE_NAME_LEN = 256
@@ -125,8 +137,8 @@ class ProcessRecord(Structure):
         ("pool_size", c_uint64),
         ("left_at_ns", c_uint64),  # CLOCK_MONOTONIC when the slot was freed (reuse oldest)
         ("_pad0", c_uint64),
-        ("doorbell", c_uint32),  # futex word, own cache line: "look at the registry"
-        ("sleeping", c_uint32),  # 1: a thread of the process may sleep on the doorbell
+        ("doorbell", c_uint32),  # futex word, own cache line; publishers add 1 (FUTEX_WAKE_OP)
+        ("sleeping", c_uint32),  # written by this process only: 1 while a thread may sleep
         ("_pad1", c_uint8 * 56),
         ("name", c_char * 64),
     ]
@@ -139,7 +151,7 @@ class TopicRecord(Structure):
         ("state", c_uint32),
         ("n_publishers", c_uint16),
         ("n_subscriptions", c_uint16),
-        ("seq", c_uint64),  # topic-wide sequence number of the newest entry
+        ("_pad0", c_uint64),
         ("generation", c_uint64),  # bumped when an endpoint comes or goes
         ("lock", RobustMutex),
         ("name", c_char * NAME_LEN),
@@ -153,7 +165,7 @@ def topic_record_type(publishers_per_topic: int, subscriptions_per_topic: int) -
     """The :class:`TopicRecord` of a registry with these per-topic capacities.
 
     ``publishers[i]`` / ``subscriptions[i]`` hold a record index + 1 (0: free
-    position); a subscription's position is its bit in ``Entry.refs``.  Records
+    position); an endpoint's position indexes the receipts.  Records
     are padded to whole cache lines, so topic locks never share one.
     """
     fields = [("publishers", c_uint32 * publishers_per_topic),
@@ -165,7 +177,7 @@ def topic_record_type(publishers_per_topic: int, subscriptions_per_topic: int) -
 
 
 class PublisherRecord(Structure):
-    """A publisher; its entries live in its own row of the entry table."""
+    """A publisher; its messages go through its :class:`Channel` (same index)."""
 
     _fields_ = [
         ("state", c_uint32),
@@ -174,7 +186,7 @@ class PublisherRecord(Structure):
         ("depth", c_uint32),
         ("incarnation", c_uint64),  # of the owning process
         ("durability", c_uint32),
-        ("newest", c_uint32),  # entry index + 1 of the newest entry, 0 = none
+        ("position", c_uint32),  # its place in the topic's publisher list
         ("published", c_uint64),
         ("relayed", c_uint32),  # NOT_RELAYED, or 1 + the endpoints a bridge's publisher relays
         ("_pad0", c_uint32),
@@ -192,8 +204,8 @@ class SubscriptionRecord(Structure):
         ("depth", c_uint32),
         ("incarnation", c_uint64),
         ("durability", c_uint32),
-        ("bit", c_uint32),  # its bit in Entry.refs (= its position in the topic list)
-        ("last_seq", c_uint64),  # topic seq of the newest entry it took
+        ("bit", c_uint32),  # its position in the topic's subscription list
+        ("_pad1", c_uint64),
         ("received", c_uint64),
         ("held", c_uint32),  # entries it currently references
         ("relayed", c_uint32),  # NOT_RELAYED, or 1 + the endpoints a bridge's subscription relays
@@ -202,52 +214,53 @@ class SubscriptionRecord(Structure):
 
 
 class Entry(Structure):
-    """One published message; ``seq == 0`` marks a free entry. :func:`entry_type` adds ``refs``."""
+    """One published message in a :class:`Channel`; ``seq == 0`` marks a withdrawn entry."""
 
     _fields_ = [
-        ("seq", c_uint64),
+        ("seq", c_uint64),  # the publisher's sequence number, written last
         ("address", c_uint64),
         ("size", c_uint64),
         ("timestamp_ns", c_uint64),
-        ("prev", c_uint32),  # entry index + 1 of the previous message of this publisher
-        ("holders", c_uint32),  # bits set in refs: the owner's cheap "is it held?"
     ]
 
 
-def ref_words(subscriptions_per_topic: int) -> int:
-    """64-bit words of ``Entry.refs``: one bit per subscription position."""
-    return (subscriptions_per_topic + 63) // 64
+class ChannelHead(Structure):
+    """The start of a :class:`Channel`: who owns it and how far it has published."""
+
+    _fields_ = [
+        ("ident", c_uint64),  # unique per publisher (from Header.incarnations); 0: none
+        ("head", c_uint64),  # sequence number of the newest published message, 0: none
+        ("_pad", c_uint8 * 48),
+    ]
+
+
+#: A log word is ``seq << LOG_SHIFT | entry index``: one aligned store says both.
+LOG_SHIFT = 16
+assert MAX_ENTRIES < 1 << LOG_SHIFT
 
 
 @functools.cache
-def entry_type(words: int) -> type[Entry]:
-    """The :class:`Entry` whose ``refs`` has ``words`` words (bit i: the subscription
-    at position i of the topic holds the message)."""
-    return type("Entry", (Entry,), {"_fields_": [("refs", c_uint64 * words)],
-                                    "__doc__": Entry.__doc__})
+def channel_type(entries: int) -> type[Structure]:
+    """A publisher's channel with ``entries`` entries, written only by the publisher:
+    ``log[seq % entries]`` names the entry that carries ``seq``."""
+    return type("Channel", (Structure,), {
+        "_fields_": [("start", ChannelHead), ("log", c_uint64 * entries),
+                     ("entries", Entry * entries)],
+        "__doc__": "A publisher's channel, written only by the publisher (see ring.py)."})
 
 
-def ref_word_and_mask(bit: int) -> tuple[int, int]:
-    """Where subscription position ``bit`` lives in ``Entry.refs``: (word index, mask)."""
-    return bit >> 6, 1 << (bit & 63)
-
-
-def refs_value(entry: Entry) -> int:
-    """``entry.refs`` as one integer: bit i set while subscription position i holds it."""
-    value = 0
-    for word in reversed(entry.refs):
-        value = value << 64 | word
-    return value
-
-
-def clear_ref(entry: Entry, bit: int) -> bool:
-    """Drop subscription position ``bit``'s reference; return whether it had one."""
-    word, mask = ref_word_and_mask(bit)
-    if entry.refs[word] & mask:
-        entry.refs[word] &= ~mask & WORD_MASK
-        entry.holders = max(entry.holders - 1, 0)
-        return True
-    return False
+@functools.cache
+def receipts_type(publishers_per_topic: int, entries: int) -> type[Structure]:
+    """A subscription's receipts, written only by the subscribing process: per publisher
+    position the newest sequence number taken, and per (position, entry) how many of
+    the subscription's received messages hold that entry (the publisher reuses an
+    entry only while every count on it is 0)."""
+    holds = publishers_per_topic * entries
+    pad = -(8 * publishers_per_topic + holds) % 64
+    fields = [("cursors", c_uint64 * publishers_per_topic), ("holds", c_uint8 * holds)]
+    if pad:
+        fields.append(("_pad", c_uint8 * pad))
+    return type("Receipts", (Structure,), {"_fields_": fields, "__doc__": receipts_type.__doc__})
 
 
 PER_TOPIC_CAPACITIES = ("max_publishers_per_topic", "max_subscriptions_per_topic")
@@ -262,6 +275,8 @@ def bad_per_topic_capacity(capacities) -> str | None:
     for key in PER_TOPIC_CAPACITIES:
         if not 1 <= getattr(capacities, key) <= MAX_PER_TOPIC:
             return f"{key} is {getattr(capacities, key)}"
+    if not 1 <= capacities.max_entries <= MAX_ENTRIES:
+        return f"max_entries is {capacities.max_entries}"
     return None
 
 
@@ -276,15 +291,15 @@ class Offsets:
     (a header, or the configuration that will write one).
     """
 
-    __slots__ = ("processes", "topics", "publishers", "subscriptions", "entries", "total_size",
-                 "topic_record", "entry", "ref_words")
+    __slots__ = ("processes", "topics", "publishers", "subscriptions", "channels", "receipts",
+                 "total_size", "topic_record", "channel", "receipt")
 
     def __init__(self, capacities):
         c = capacities
         self.topic_record = topic_record_type(c.max_publishers_per_topic,
                                               c.max_subscriptions_per_topic)
-        self.ref_words = ref_words(c.max_subscriptions_per_topic)
-        self.entry = entry_type(self.ref_words)
+        self.channel = channel_type(c.max_entries)
+        self.receipt = receipts_type(c.max_publishers_per_topic, c.max_entries)
         max_publishers, max_subscriptions = c.max_publishers, c.max_subscriptions
         self.processes = PAGE
         self.topics = _align(self.processes + c.max_processes * ctypes.sizeof(ProcessRecord), PAGE)
@@ -293,13 +308,15 @@ class Offsets:
         self.subscriptions = _align(
             self.publishers + max_publishers * ctypes.sizeof(PublisherRecord), PAGE
         )
-        self.entries = _align(
+        self.channels = _align(
             self.subscriptions + max_subscriptions * ctypes.sizeof(SubscriptionRecord), PAGE
         )
+        self.receipts = _align(
+            self.channels + max_publishers * ctypes.sizeof(self.channel), PAGE)
         self.total_size = _align(
-            self.entries + max_publishers * c.max_entries * ctypes.sizeof(self.entry), PAGE
-        )
+            self.receipts + max_subscriptions * ctypes.sizeof(self.receipt), PAGE)
 
 
 assert ctypes.sizeof(Header) <= PAGE
 assert ctypes.sizeof(ProcessRecord) % 64 == 0 and ProcessRecord.doorbell.offset % 64 == 0
+assert ctypes.sizeof(ChannelHead) == 64

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import threading
 from typing import Callable
 
 from agnoshm import _libc
@@ -46,18 +47,20 @@ class RobustLock:
         holding it; it must leave the protected data consistent.
     """
 
-    __slots__ = ("address", "_repair", "_trylock", "_unlock")
+    __slots__ = ("address", "_repair", "_trylock", "_unlock", "owner")
 
     def __init__(self, address: int, repair: Callable[[], None]):
         self.address = address
         self._repair = repair
         self._trylock = _libc.mutex_trylocker(address)  # keeps the GIL: no round trip
         self._unlock = _libc.mutex_unlocker(address)
+        self.owner = 0  # ident of the thread of this process holding it, 0: none
 
     def acquire(self) -> None:
         result = self._trylock()
         if result:
             self._acquire_contended(result)
+        self.owner = threading.get_ident()
 
     def _acquire_contended(self, result: int) -> None:
         if result == errno.EBUSY:
@@ -80,7 +83,13 @@ class RobustLock:
                 raise
             _libc.pthread_mutex_consistent(self.address)
 
+    def held_here(self) -> bool:
+        """Whether the calling thread holds it (a release run by the garbage collector
+        inside a registry update must not lock again)."""
+        return self.owner == threading.get_ident()
+
     def release(self, *_exc) -> None:
+        self.owner = 0
         result = self._unlock()
         if result:
             raise OSError(result, os.strerror(result), "pthread_mutex_unlock")
@@ -89,6 +98,7 @@ class RobustLock:
         result = self._trylock()  # acquire(), inlined: every registry operation passes here
         if result:
             self._acquire_contended(result)
+        self.owner = threading.get_ident()
         return self
 
     __exit__ = release

@@ -108,9 +108,9 @@ class Opening:
                 offsets = L.Offsets(config)
                 size = offsets.total_size
                 os.ftruncate(self._fd, size)
-                # Back every table but the entry rows now: a page of a sparse shm object
+                # Back every table but the channels and receipts now: a page of a sparse shm object
                 # first touched on a full /dev/shm is a SIGBUS, and scans read them all.
-                self._commit(0, offsets.entries, "the registry's tables")
+                self._commit(0, offsets.channels, "the registry's tables")
                 self._write_header(config, size)
                 return size
             validate_header(header, size, self.name, joining=True)

@@ -74,8 +74,12 @@ class Registry(Opening, Processes, Endpoints, Repair, Reads):
         self.publishers = (L.PublisherRecord * h.max_publishers).from_address(a + off.publishers)
         self.subscriptions = (L.SubscriptionRecord * h.max_subscriptions).from_address(
             a + off.subscriptions)
-        self._entry_row = off.entry * h.max_entries
-        self._entry_row_bytes = ctypes.sizeof(self._entry_row)
+        self.channel_size = ctypes.sizeof(off.channel)
+        self.receipts_size = ctypes.sizeof(off.receipt)
+        #: The whole object as bytes and as u64 words (``words[offset >> 3]``): the message
+        #: path reads and writes single bytes and aligned words through these.
+        self.memory = memoryview((ctypes.c_char * self._size).from_address(a)).cast("B")
+        self.words = self.memory.cast("Q")
         self.lock = RobustLock(a + L.Header.lock.offset, self.repair)
         self._topic_locks: dict[int, RobustLock] = {}
         self.own_slot = -1
@@ -90,10 +94,22 @@ class Registry(Opening, Processes, Endpoints, Repair, Reads):
     def size(self) -> int:
         return self._size
 
-    def entries_of(self, publisher: int):
-        """The entry row (a ctypes array of :class:`Entry`) of publisher record ``publisher``."""
-        return self._entry_row.from_address(
-            self._address + self.offsets.entries + publisher * self._entry_row_bytes)
+    def channel_offset(self, publisher: int) -> int:
+        """Where publisher record ``publisher``'s :class:`~layout.Channel` starts."""
+        return self.offsets.channels + publisher * self.channel_size
+
+    def channel(self, publisher: int):
+        """Publisher record ``publisher``'s channel (a ctypes ``Channel``)."""
+        return self.offsets.channel.from_address(self._address + self.channel_offset(publisher))
+
+    def receipts_offset(self, subscription: int) -> int:
+        """Where subscription record ``subscription``'s :class:`~layout.Receipts` start."""
+        return self.offsets.receipts + subscription * self.receipts_size
+
+    def receipts(self, subscription: int):
+        """Subscription record ``subscription``'s receipts (a ctypes ``Receipts``)."""
+        return self.offsets.receipt.from_address(
+            self._address + self.receipts_offset(subscription))
 
     def topic_lock(self, topic: int) -> RobustLock:
         lock = self._topic_locks.get(topic)
@@ -116,6 +132,11 @@ class Registry(Opening, Processes, Endpoints, Repair, Reads):
             self._topic_locks.clear()
             for attr in ("header", "processes", "topics", "publishers", "subscriptions"):
                 self.__dict__.pop(attr, None)
+            for view in (self.words, self.memory):  # later use raises instead of faulting
+                try:
+                    view.release()
+                except BufferError:  # a numpy array still exports it: the unmap decides
+                    pass
             _libc.munmap(self._address, self._size)
             self._address = 0
         if self._fd >= 0:

@@ -36,22 +36,10 @@ class Repair:
         self._reap_dead_locked()
 
     def _repair_topic(self, topic: int) -> None:
-        """A process died holding a topic lock: entries are written seq-last, so
-        half-written ones are free; the dead process's endpoints are reaped at the
-        next registry operation.  A publisher that died between committing an entry
-        and advancing the topic's sequence number leaves an entry newer than the
-        topic: the topic's number moves past it, so no later message reuses it."""
+        """A process died holding a topic lock.  Only endpoint changes take it, and
+        they write the topic's lists before the counts :meth:`repair` recounts; the
+        dead process's endpoints are reaped at the next registry operation."""
         self.header.repairs += 1
-        t = self.topics[topic]
-        newest = t.seq
-        for pub in self.publisher_indices(topic):
-            if pub < len(self.publishers):
-                for e in self.entries_of(pub):
-                    if e.seq > newest:
-                        newest = e.seq
-                    # a reference taken or dropped mid-way: the bits are the truth
-                    e.holders = L.refs_value(e).bit_count()
-        t.seq = newest
 
     def check_consistency(self) -> list[str]:
         """Return a list of problems found (empty when the registry is consistent)."""
@@ -75,7 +63,7 @@ class Repair:
                 problems.append(f"live_processes is {self.header.live_processes}, counted {live}")
             for topic, t in enumerate(self.topics):
                 if t.state == L.USED:
-                    with self.topic_lock(topic):  # publishers and takers write under it
+                    with self.topic_lock(topic):  # endpoint changes write under it
                         problems += self._check_topic_locked(topic)
             for table, kind in ((self.publishers, "publisher"), (self.subscriptions, "subscription")):
                 for i, r in enumerate(table):
@@ -84,7 +72,7 @@ class Repair:
         return problems
 
     def _check_topic_locked(self, topic: int) -> list[str]:
-        """Problems of one topic: its endpoint lists and its publishers' entries."""
+        """Problems of one topic: its endpoint lists and its publishers' channels."""
         problems = []
         t = self.topics[topic]
         pubs = self.publisher_indices(topic)
@@ -94,28 +82,21 @@ class Repair:
             problems.append(f"topic {t.name!r} lists endpoints past the registry's tables")
         if len(pubs) != t.n_publishers or len(subs) != t.n_subscriptions:
             problems.append(f"topic {t.name.decode()} endpoint counts disagree with lists")
-        valid_bits = 0
         for pos, ref in enumerate(t.subscriptions):
             if 0 < ref <= len(self.subscriptions):  # those past the table: reported above
                 s = self.subscriptions[ref - 1]
                 if s.state == L.FREE or s.topic != topic or s.bit != pos:
                     problems.append(f"topic {t.name.decode()} lists bad subscription {ref - 1}")
-                valid_bits |= 1 << pos
+        for pos, ref in enumerate(t.publishers):
+            if 0 < ref <= len(self.publishers) and self.publishers[ref - 1].position != pos:
+                problems.append(f"publisher {ref - 1} of topic {t.name.decode()} is listed at "
+                                f"position {pos}, not its own")
         for pub in pubs:
             r = self.publishers[pub]
             if r.state != L.USED or r.topic != topic:
                 problems.append(f"topic {t.name.decode()} lists bad publisher {pub}")
             if self.processes[r.process].state != L.USED:
                 problems.append(f"publisher {pub} belongs to a free process slot")
-            for e in self.entries_of(pub):
-                refs = L.refs_value(e)
-                if e.seq and refs & ~valid_bits:
-                    problems.append(f"entry seq {e.seq} of publisher {pub} is referenced "
-                                    "by a subscription that is gone")
-                if e.seq and e.holders != refs.bit_count():
-                    problems.append(f"entry seq {e.seq} of publisher {pub} counts "
-                                    f"{e.holders} holders for {refs.bit_count()} "
-                                    "references")
-                if e.seq > t.seq:
-                    problems.append(f"entry seq {e.seq} is newer than topic seq {t.seq}")
+            if r.state == L.USED and not self.channel(pub).start.ident:
+                problems.append(f"publisher {pub} of topic {t.name.decode()} has no channel")
         return problems

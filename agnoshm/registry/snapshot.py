@@ -101,7 +101,6 @@ class Publisher(Endpoint):
 @dataclass
 class Subscription(Endpoint):
     bit: int
-    last_seq: int
     received: int
     held: int
     draining: bool  # destroyed, kept only while views still hold its messages
@@ -113,7 +112,7 @@ class Topic:
     name: str
     type_name: str
     type_hash: str
-    seq: int
+    published: int  # messages its publishers published
     publishers: list[Publisher] = field(default_factory=list)
     subscriptions: list[Subscription] = field(default_factory=list)
 
@@ -254,13 +253,16 @@ class RegistryFile:
             publishers = dict(_used(mm, off.publishers, L.PublisherRecord, header.max_publishers))
             subscriptions = dict(_used(mm, off.subscriptions, L.SubscriptionRecord,
                                        header.max_subscriptions))
-            row = ctypes.sizeof(off.entry) * header.max_entries
+            channel_size = ctypes.sizeof(off.channel)
+            receipts_size = ctypes.sizeof(off.receipt)
 
-            def entries(publisher: int) -> list[Entry]:
-                found = (off.entry * header.max_entries).from_buffer_copy(
-                    mm, off.entries + publisher * row)
-                return sorted((Entry(e.seq, e.address, e.size, e.timestamp_ns, L.refs_value(e))
-                               for e in found if e.seq), key=lambda e: e.seq)
+            def channel(publisher: int):
+                return off.channel.from_buffer_copy(mm, off.channels + publisher * channel_size)
+
+            def receipts(subscription: int):
+                return off.receipt.from_buffer_copy(mm, off.receipts + subscription * receipts_size)
+
+            entries = _entries_reader(channel, receipts, header.max_entries)
 
             topics = [_topic(index, t, publishers.get, subscriptions.get, by_slot.get, entries)
                       for index, t in _used(mm, off.topics, off.topic_record, header.max_topics)]
@@ -283,6 +285,23 @@ class RegistryFile:
         self.close()
 
 
+def _entries_reader(channel, receipts, max_entries: int):
+    """``entries(publisher, position, subscriptions)``: the live entries of publisher record
+    ``publisher`` at ``position`` in its topic, with the subscriptions (``(bit, record
+    index)`` pairs) holding each, read from channel and receipts copies."""
+    def entries(publisher: int, position: int, subscriptions) -> list[Entry]:
+        found = channel(publisher).entries
+        holds = [(bit, receipts(sub).holds) for bit, sub in subscriptions]
+        base = position * max_entries
+        live = []
+        for index, e in enumerate(found):
+            if e.seq:
+                refs = sum(1 << bit for bit, h in holds if h[base + index])
+                live.append(Entry(e.seq, e.address, e.size, e.timestamp_ns, refs))
+        return sorted(live, key=lambda e: e.seq)
+    return entries
+
+
 def _used(mm, offset: int, record, count: int):
     """``(index, record copy)`` of every record whose state (its first u32) is not FREE."""
     size = ctypes.sizeof(record)
@@ -297,23 +316,27 @@ def _topic(index: int, t, publisher, subscription, process, entries) -> Topic:
     :param publisher: record index -> the publisher record in use, or None (so
         for ``subscription``); references to records of another topic are skipped.
     :param process: slot -> :class:`Process` or None.
-    :param entries: publisher index -> its live entries.
+    :param entries: ``(publisher index, its position, subscriptions)`` -> its live entries
+        (see :func:`_entries_reader`).
     """
-    topic = Topic(index, _text(t.name), _text(t.type_name), _text(t.type_hash), t.seq)
-    for ref in t.publishers:
+    topic = Topic(index, _text(t.name), _text(t.type_name), _text(t.type_hash), 0)
+    listed = []
+    for pos, ref in enumerate(t.subscriptions):
+        r = subscription(ref - 1) if ref else None
+        if r is None or r.topic != index:
+            continue
+        listed.append((pos, ref - 1))
+        topic.subscriptions.append(Subscription(
+            ref - 1, topic.name, _text(r.node_name), r.depth, _durability(r.durability),
+            process(r.process), pos, r.received, r.held, r.state == L.DRAINING))
+    for pos, ref in enumerate(t.publishers):
         r = publisher(ref - 1) if ref else None
         if r is None or r.topic != index:
             continue
         topic.publishers.append(Publisher(
             ref - 1, topic.name, _text(r.node_name), r.depth, _durability(r.durability),
-            process(r.process), r.published, entries(ref - 1)))
-    for pos, ref in enumerate(t.subscriptions):
-        r = subscription(ref - 1) if ref else None
-        if r is None or r.topic != index:
-            continue
-        topic.subscriptions.append(Subscription(
-            ref - 1, topic.name, _text(r.node_name), r.depth, _durability(r.durability),
-            process(r.process), pos, r.last_seq, r.received, r.held, r.state == L.DRAINING))
+            process(r.process), r.published, entries(ref - 1, pos, listed)))
+        topic.published += r.published
     return topic
 
 
@@ -378,7 +401,8 @@ class Reads:
             return lambda i: table[i] if 0 <= i < n and table[i].state != L.FREE else None
 
         return _topic(index, self.topics[index], used(self.publishers),
-                      used(self.subscriptions), lambda _slot: None, lambda _pub: [])
+                      used(self.subscriptions), lambda _slot: None,
+                      lambda _pub, _pos, _subs: [])
 
 
 def _weight(record) -> int:

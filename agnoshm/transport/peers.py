@@ -89,17 +89,27 @@ class PeerPools:
         except (OSError, PoolAccessError):
             pass
 
-    def acquire_all(self, mappings: list) -> None:
-        """Count one more received message pointing into each of ``mappings``."""
-        with self._lock:
-            for m in mappings:
-                m.leases += 1
+    def acquire(self, slot: int, incarnation: int) -> PeerMapping | None:
+        """The mapping of ``slot`` for process ``incarnation`` with one more received
+        message counted in it (mapped now if needed), or None if that process is gone
+        or its pool may not be read."""
+        m = self._mappings.get(slot)
+        if m is None or m.incarnation != incarnation:
+            try:
+                self.mapping(slot, incarnation)
+            except (OSError, PoolAccessError):
+                return None
+        with self._lock:  # counted under the lock drop_stale unmaps under
+            m = self._mappings.get(slot)
+            if m is None or m.incarnation != incarnation:
+                return None
+            m.leases += 1
+            return m
 
-    def release_all(self, mappings: list) -> None:
-        """Count one received message fewer pointing into each of ``mappings``."""
+    def release(self, mapping: PeerMapping) -> None:
+        """Count one received message fewer pointing into ``mapping``."""
         with self._lock:
-            for m in mappings:
-                m.leases -= 1
+            mapping.leases -= 1
 
     def drop_stale(self) -> None:
         """Unmap pools of processes that are gone once nothing here points into them."""

@@ -1,21 +1,24 @@
-"""The publish path: loan blocks in the owner's pool, record an entry, ring doorbells.
+"""The publish path: loan blocks in the owner's pool, write the entry, ring sleepers.
 
-Steps follow the data flow of one message in docs/design.md: (1) ``loan`` hands out pool blocks;
-(2) ``publish`` records the entry under the topic's lock and reclaims what
-fell out of depth and is unreferenced; (3) it rings each subscribing
-process once.  Only the owner frees its memory (``reclaim``), on publish,
-on a failed loan, and on the listener's idle pass.
+Steps follow the data flow of one message in docs/design.md: (1) ``loan``
+hands out pool blocks; (2) ``publish`` writes the message's entry, log word
+and head into this publisher's channel, with no lock and no registry walk
+(the protocol and its memory-ordering argument are in :mod:`ring`), and
+withdraws the message that left the depth; (3) it rings each subscribing
+process that sleeps.  Only the owner frees its memory, once no subscription
+holds it: on publish, on a loan, and on the listener's idle pass.
 """
 
 from __future__ import annotations
 
 import ctypes
 import struct
+import threading
 import time
 import weakref
 from collections import deque
 
-from agnoshm import faults
+from agnoshm import _libc, faults
 from agnoshm.errors import (
     InvalidHandleError,
     LimitReachedError,
@@ -23,21 +26,19 @@ from agnoshm.errors import (
     PoolExhaustedError,
 )
 from agnoshm.registry import layout as L
-from agnoshm.transport.doorbell import publisher_ringer
+from agnoshm.transport.ring import full_fence, store_fence
 
-
-_ENTRY_BODY_OFFSET = L.Entry.address.offset
-
-
-def _entry_body(entry_type: type[L.Entry]) -> struct.Struct:
-    """An entry after its seq: address, size, timestamp_ns, prev, holders, refs words."""
-    body = struct.Struct(f"=QQQII{entry_type.refs.size // 8}Q")
-    assert _ENTRY_BODY_OFFSET + body.size == ctypes.sizeof(entry_type)
-    return body
+#: An entry after its seq: address, size, timestamp_ns (one write; seq is written last).
+_ENTRY_BODY = struct.Struct("=QQQ")
+_ENTRY_SIZE = ctypes.sizeof(L.Entry)
+assert _ENTRY_BODY.size + 8 == _ENTRY_SIZE and L.Entry.address.offset == 8
 
 
 class Loan:
-    """The pool blocks of one message being written; invalid after publish."""
+    """The pool blocks of one message being written; invalid after publish.
+
+    The owner of a loaned view (:class:`agnoshm.msg.owner.MessageOwner`).
+    """
 
     __slots__ = ("port", "address", "size", "blocks", "valid", "arrays", "pinned", "__weakref__")
 
@@ -49,6 +50,16 @@ class Loan:
         self.valid = True
         self.arrays: list[weakref.ref] = []  # writable numpy arrays handed out over the blocks
         self.pinned = False  # published while such arrays lived: the blocks wait for this loan
+
+    @property
+    def closed(self) -> bool:
+        """Whether agnoshm shut down in this process (the pool is gone)."""
+        return self.port.runtime.closed
+
+    @property
+    def pool(self):
+        """This process's pool, which holds the message."""
+        return self.port.runtime.pool
 
     def track(self, array) -> None:
         """Remember a writable array over this message; publishing makes it read-only."""
@@ -98,7 +109,7 @@ class Loan:
 
 
 class PublisherPort:
-    """The data-plane side of one publisher.
+    """The data-plane side of one publisher: its channel in the registry.
 
     .. warning:: Users do not create ports; ``Node.create_publisher`` does.
     """
@@ -110,21 +121,37 @@ class PublisherPort:
         self.depth = depth
         self.allocator = runtime.allocator
         self.record = registry.publishers[index]
+        self.position = self.record.position
         self.topic = registry.topics[topic]
         self.topic_index = topic
-        self.lock = registry.topic_lock(topic)
-        self.entries = registry.entries_of(index)
-        self._entry_bytes = memoryview(self.entries).cast("B")
-        self._entry_size = ctypes.sizeof(registry.offsets.entry)
-        self._entry_body = _entry_body(registry.offsets.entry)
-        self._no_refs = (0,) * registry.offsets.ref_words
-        self._free_entries = list(range(len(self.entries) - 1, -1, -1))
+        self._registry = registry
+        self._lock = threading.Lock()  # publish and reclaim from several threads
+        self._words = registry.words
+        self._memory = registry.memory
+        self._capacity = capacity = registry.header.max_entries
+        channel = registry.channel_offset(index)
+        channel_type = registry.offsets.channel
+        self._head_word = (channel + L.ChannelHead.head.offset) >> 3
+        self._log_word = (channel + channel_type.log.offset) >> 3
+        self._entries = channel + channel_type.entries.offset
+        self._published_word = (ctypes.addressof(self.record) + L.PublisherRecord.published.offset
+                                - registry.address) >> 3
+        self._generation_word = (ctypes.addressof(self.topic) + L.TopicRecord.generation.offset
+                                 - registry.address) >> 3
+        # Subscriptions keep their holds on our entries at this offset of their receipts.
+        self._holds_in_receipts = (registry.offsets.receipt.holds.offset
+                                   + self.position * capacity)
+        self._cursor_in_receipts = (registry.offsets.receipt.cursors.offset + 8 * self.position)
+        self._seq = 0
+        self._free_entries = list(range(capacity - 1, -1, -1))
         self._live: deque[int] = deque()  # entry indices in publish order
-        self._held: list[int] = []  # out of depth, still referenced
+        self._held: list[int] = []  # withdrawn, still held by a subscription
         self._blocks: dict[int, list[int]] = {}
         self._withdrawn: list[list[int]] = []  # blocks of withdrawn entries, not yet freed
         self._generation = -1
-        self._rings: list = []  # ring() per subscribing process's doorbell
+        self._hold_offsets: list[int] = []  # where each listed subscription counts its holds
+        self._cursor_words: list[int] = []  # where each live subscription says how far it read
+        self._sleepers: list = []  # (word of doorbell and sleeping flag, ring) per process
         # Root structs all have one size: reclaimed ones are kept here for the next
         # loan, which then costs a list pop instead of a trip through the allocator.
         self._spare_roots: list[int] = []
@@ -142,19 +169,17 @@ class PublisherPort:
         """Loan ``size`` bytes for a message's root struct.
 
         ``publish()`` withdraws the message that falls out of depth and the loan
-        frees its blocks, so neither ``publish()`` nor a loan touches the registry
-        for it again; a loan locks only when messages that subscribers held are
-        waiting to be reclaimed.
+        frees its blocks, so neither touches shared memory again for it; a loan
+        reads the holds only when messages that subscribers held wait to be freed.
         """
         if self.destroyed:
             raise InvalidHandleError("publisher was destroyed; create a new one")
-        if self.unpinned:
-            self._free_unpinned()
-        if self._withdrawn:
-            self._free_withdrawn()
-        if len(self._live) >= self.depth + 1 or self._held:  # publish() normally did it
-            with self.lock:
-                self._reclaim_locked(self.depth - 1)
+        if self.unpinned or self._withdrawn or self._held:
+            with self._lock:
+                self._free_unpinned()
+                self._free_withdrawn()
+                if self._held:
+                    self._free_released()
         if size == self._root_size and self._spare_roots:
             loan = Loan(self, self._spare_roots.pop(), size)
         else:
@@ -174,13 +199,13 @@ class PublisherPort:
         try:
             return self.allocator.allocate(nbytes)
         except PoolExhaustedError:
-            self.runtime.flush_releases()  # this process's own subscriptions first
             self.runtime.reclaim_all()
             return self.allocator.allocate(nbytes)
 
     # (2) + (3) publish -----------------------------------------------------------
     def publish(self, loan: Loan) -> int:
-        """Hand a loaned message to the subscribers; return its topic sequence number.
+        """Hand a loaned message to the subscribers; return its sequence number (this
+        publisher's count, from 1).
 
         :raises MessageInvalidatedError: if the loan was published already or is not ours.
         :raises LimitReachedError: if subscribers hold all of this publisher's entries.
@@ -191,109 +216,131 @@ class PublisherPort:
                 "borrow a new one with borrow_loaned_message()")
         if self.destroyed:
             raise InvalidHandleError("publisher was destroyed; create a new one")
-        entries = self.entries
         if faults.ARMED:
             faults.hit("publish.before")
-        if not self._free_entries:
-            self.runtime.flush_releases()  # before the lock: they may be on this topic
-        with self.lock:
+        words = self._words
+        with self._lock:
             if not self._free_entries:
                 self._reclaim_locked(self.depth - 1)
                 if not self._free_entries:
                     raise LimitReachedError(
-                        f"subscribers hold all {len(entries)} messages of this publisher: release "
-                        "received messages (drop views and arrays) or raise max_entries")
+                        f"subscribers hold all {self._capacity} messages of this publisher: "
+                        "release received messages (drop views and arrays) or raise max_entries")
             loan.valid = False
-            index = self._free_entries.pop()
-            record = self.record
-            topic = self.topic
-            # Everything but seq in one write: address, size, timestamp, prev, no
-            # holders, no refs.
-            self._entry_body.pack_into(
-                self._entry_bytes, index * self._entry_size + _ENTRY_BODY_OFFSET,
-                loan.address, loan.size, time.monotonic_ns(), record.newest, 0, *self._no_refs)
-            seq = topic.seq + 1
-            entries[index].seq = seq  # commit: a reader only sees entries whose seq is set
+            entry = self._free_entries.pop()
+            seq = self._seq + 1
+            offset = self._entries + entry * _ENTRY_SIZE
+            _ENTRY_BODY.pack_into(self._memory, offset + 8, loan.address, loan.size,
+                                  time.monotonic_ns())
+            store_fence()
+            words[offset >> 3] = seq  # (a) the entry is complete
             if faults.ARMED:
                 faults.hit("publish.inside")
-            record.newest = index + 1
-            topic.seq = seq
-            record.published += 1
-            self._live.append(index)
-            self._blocks[index] = loan.blocks
-            if topic.generation != self._generation:
-                self._refresh_doorbells_locked()
-            rings = self._rings
-            if len(self._live) > self.depth:  # the oldest fell out of depth: withdraw it
-                # Its blocks are freed by the next loan (or reclaim): off the latency path.
-                self._withdrawn += self._withdraw_locked(self.depth)
+            words[self._log_word + seq % self._capacity] = seq << L.LOG_SHIFT | entry
+            if faults.ARMED:
+                faults.hit("publish.logged")
+            words[self._head_word] = seq  # (b) subscribers may take it from here on
+            words[self._published_word] = self._seq = seq
+            live = self._live
+            live.append(entry)
+            self._blocks[entry] = loan.blocks
+            withdrawn = -1
+            if len(live) > self.depth:  # (c) the oldest left the depth
+                withdrawn = live.popleft()
+                words[(self._entries + withdrawn * _ENTRY_SIZE) >> 3] = 0
+            full_fence()  # (d)
+            if words[self._generation_word] != self._generation:
+                self._refresh_subscriptions()
+            if faults.ARMED:
+                faults.hit("publish.after")
+            for word, ring in self._sleepers:  # (e)
+                if words[word] >> 32:  # the process's sleeping flag
+                    ring()
+            if withdrawn >= 0:  # (f) freed by the next loan when no subscription holds it
+                if self._is_held(withdrawn):
+                    self._held.append(withdrawn)
+                else:
+                    self._withdraw(withdrawn)
         if loan._freeze_arrays():
             loan.pinned = True
             self._pinned.add(loan.address)
-        if faults.ARMED:
-            faults.hit("publish.after")
-        for ring in rings:
-            ring()
         return seq
 
-    def _refresh_doorbells_locked(self) -> None:
-        registry = self.runtime.registry
-        self._rings = [publisher_ringer(registry.doorbell_address(s), registry.sleeping_address(s))
-                       for s in registry.subscriber_slots(self.topic_index)]
-        self._generation = self.topic.generation
+    def _refresh_subscriptions(self) -> None:
+        """Re-read the topic's subscriptions (its ``generation`` moved)."""
+        registry = self._registry
+        generation = self._words[self._generation_word]  # before the lists (ring.py)
+        hold_offsets, cursor_words = [], []
+        for s in registry.subscription_indices(self.topic_index):
+            state = registry.subscriptions[s].state
+            if state != L.FREE:
+                receipts = registry.receipts_offset(s)
+                hold_offsets.append(receipts + self._holds_in_receipts)
+                if state == L.USED:
+                    cursor_words.append((receipts + self._cursor_in_receipts) >> 3)
+        sleepers = []
+        for slot in registry.subscriber_slots(self.topic_index):
+            doorbell = registry.doorbell_address(slot)
+            sleepers.append(((doorbell - registry.address) >> 3, _libc.futex_ringer(doorbell)))
+        self._hold_offsets, self._cursor_words, self._sleepers = hold_offsets, cursor_words, sleepers
+        self._generation = generation
+
+    def _is_held(self, entry: int) -> bool:
+        memory = self._memory
+        for offset in self._hold_offsets:
+            if memory[offset + entry]:
+                return True
+        return False
+
+    def _withdraw(self, entry: int) -> None:
+        """Forget a withdrawn, unheld entry; its blocks are freed by the next loan."""
+        self._withdrawn.append(self._blocks.pop(entry))
+        self._free_entries.append(entry)
 
     def subscription_count(self) -> int:
         return self.topic.n_subscriptions
 
     # reclaim -----------------------------------------------------------------------
     def reclaim(self) -> None:
-        """Free every message that is out of depth and unreferenced."""
-        if self.unpinned:
+        """Free every message that is out of depth and unheld."""
+        with self._lock:
             self._free_unpinned()
-        if self._withdrawn:
             self._free_withdrawn()
-        if self._held or len(self._live) > self.depth:
-            with self.lock:
+            if self._held or len(self._live) > self.depth:
                 self._reclaim_locked(self.depth)
 
+    def _reclaim_locked(self, keep: int) -> None:
+        """Withdraw what lies beyond the newest ``keep`` messages, then free what no
+        subscription holds (own lock held)."""
+        words = self._words
+        live = self._live
+        while len(live) > keep:
+            entry = live.popleft()
+            words[(self._entries + entry * _ENTRY_SIZE) >> 3] = 0
+            if faults.ARMED:
+                faults.hit("reclaim.inside")
+            self._held.append(entry)
+        full_fence()  # the withdrawals before reading the holds (ring.py)
+        if words[self._generation_word] != self._generation:
+            self._refresh_subscriptions()
+        self._free_released()
+        self._free_withdrawn()
+
+    def _free_released(self) -> None:
+        """Withdraw the held entries whose holds are all gone (own lock held)."""
+        still = []
+        for entry in self._held:
+            if self._is_held(entry):
+                still.append(entry)
+            else:
+                self._withdraw(entry)
+        self._held = still
+
     def _free_withdrawn(self) -> None:
-        """Free the blocks of entries ``publish()`` withdrew (only this process uses them)."""
+        """Free the blocks of withdrawn entries (only this process uses them)."""
         withdrawn, self._withdrawn = self._withdrawn, []
         for blocks in withdrawn:
             self._free_blocks(blocks)
-
-    def _reclaim_locked(self, keep: int) -> None:
-        """Free what is unreferenced beyond the newest ``keep`` messages (topic lock held)."""
-        for blocks in self._withdraw_locked(keep):
-            self._free_blocks(blocks)
-
-    def _withdraw_locked(self, keep: int) -> list[list[int]]:
-        """Withdraw the entries that are unreferenced beyond the newest ``keep`` messages and
-        return their blocks, to be freed by the caller (topic lock held)."""
-        entries = self.entries
-        freed = []
-        while len(self._live) > keep:
-            index = self._live.popleft()
-            if entries[index].holders:
-                self._held.append(index)
-            else:
-                freed.append(self._withdraw_entry(index))
-        if self._held:
-            still = []
-            for index in self._held:
-                if entries[index].holders:
-                    still.append(index)
-                else:
-                    freed.append(self._withdraw_entry(index))
-            self._held = still
-        return freed
-
-    def _withdraw_entry(self, index: int) -> list[int]:
-        self.entries[index].seq = 0
-        if faults.ARMED:
-            faults.hit("reclaim.inside")
-        self._free_entries.append(index)
-        return self._blocks.pop(index)
 
     def _free_blocks(self, blocks: list[int]) -> None:
         root, *rest = blocks
@@ -317,21 +364,18 @@ class PublisherPort:
         return len(self._held)
 
     def unread_subscriptions(self) -> int:
-        """Subscriptions that have not yet taken this publisher's newest message."""
-        registry = self.runtime.registry
-        with self.lock:
-            newest = self.record.newest
-            if not newest:
-                return 0
-            seq = self.entries[newest - 1].seq
-            return sum(1 for i in registry.subscription_indices(self.topic_index)
-                       if registry.subscriptions[i].state == L.USED
-                       and registry.subscriptions[i].last_seq < seq)
+        """Live subscriptions that have not yet taken this publisher's newest message."""
+        with self._lock:
+            if self._words[self._generation_word] != self._generation:
+                self._refresh_subscriptions()
+            seq = self._seq
+            words = self._words
+            return sum(1 for word in self._cursor_words if words[word] < seq)
 
     def _linger(self, timeout: float) -> None:
         """Give live subscribers up to ``timeout`` seconds to take what was published."""
         deadline = time.monotonic() + timeout
-        while self.unread_subscriptions() and time.monotonic() < deadline:
+        while self._seq and self.unread_subscriptions() and time.monotonic() < deadline:
             time.sleep(0.001)
 
     def destroy(self) -> None:
@@ -339,30 +383,23 @@ class PublisherPort:
 
         Messages that subscribers still hold, or that arrays this process kept from
         its loans still read, stay readable: their blocks are never reused while
-        this process lives (the registry forgets the entries, so nothing would tell
-        when the last subscriber let go).
+        this process lives (the publisher is gone, so nothing would tell when the
+        last subscriber let go).
         """
         if self.destroyed:
             return
         self._linger(self.runtime.config.linger_sec)
-        self.runtime.flush_releases()  # what this process dropped is not held any more
-        self._free_unpinned()
-        self.destroyed = True
-        entries = self.entries
-        with self.lock:
-            held = {i: self._blocks[i] for i in list(self._live) + self._held
-                    if entries[i].holders}
-            # Withdraw every entry before freeing blocks: between this lock and
-            # remove_publisher's, a subscriber could otherwise still take an entry
-            # whose memory the next loan of this process reuses.
-            for e in entries:
-                e.seq = 0
-            self.record.newest = 0
-            for i, blocks in self._blocks.items():
-                if i not in held and blocks[0] not in self._pinned:
+        with self._lock:
+            self._free_unpinned()
+            self.destroyed = True
+            # Withdraw every entry before reading the holds (ring.py): after this no
+            # subscriber can take one, and those held keep their blocks.
+            self._reclaim_locked(0)
+            held = {entry: self._blocks[entry] for entry in self._held}
+            for entry, blocks in self._blocks.items():
+                if entry not in held and blocks[0] not in self._pinned:
                     for address in blocks:
                         self.allocator.free(address)
-            self._free_withdrawn()  # (their roots join the spares freed next)
             for address in self._spare_roots:
                 self.allocator.free(address)
             self._spare_roots = []

@@ -1,59 +1,65 @@
-"""The receive path: find new entries, reference them, hand out leases.
+"""The receive path: find new messages, hold them, hand out leases.
 
-A receive delivers, in publish order, the topic's entries newer than the
-last one this subscription took, at most ``depth`` of them (the newest).
-Under the topic's lock it sets this subscription's bit on each entry it
-takes; the owner never reuses a referenced entry.  Outside the lock it makes
-sure each publisher's pool is mapped here (by slot incarnation) before
-anything dereferences the entry.  A :class:`Lease` clears the bit when the
-last Python object derived from the message dies.
-
-Releases of small messages are batched: the lease goes on its port's
-``pending`` list and its bit is cleared with the next take (under the lock
-that take holds anyway), when :data:`PENDING_MAX` wait, before an executor
-sleeps, or by the listener's housekeeping (at most ``Listener.PERIOD`` later).
-A message is only ever held longer, never freed early (invariant 3), and a
-message with an array over :data:`BATCHED_RELEASE_MAX_BYTES` is released at
-once (the view marks its lease ``release_at_once``), so a big frame is never
-held for the sake of batching.
+A take delivers, per publisher in publish order, the messages newer than the
+last one this subscription took, at most ``depth`` of them (the newest; with
+several publishers, the newest ``depth`` by publish time).  It reads each
+publisher's channel and counts its holds in its own receipts, with no lock
+shared with another process (the protocol is in :mod:`ring`).  Before
+anything dereferences a message, the publisher's pool is mapped here (by slot
+incarnation).  A :class:`Lease` takes its hold back when the last Python
+object derived from the message dies; the publisher then reuses the memory.
 """
 
 from __future__ import annotations
 
-import errno
+import ctypes
+import struct
+import threading
 
 from agnoshm import faults
 from agnoshm.errors import InvalidHandleError
 from agnoshm.registry import layout as L
+from agnoshm.transport.ring import full_fence, load_fence
 
-#: A lease whose message has an array larger than this is released at once, not batched.
-BATCHED_RELEASE_MAX_BYTES = 64 * 1024
-#: A port writes its waiting releases to the registry once this many wait.
-PENDING_MAX = 16
+_ENTRY = struct.Struct("=QQQQ")  # seq, address, size, timestamp_ns
+_ENTRY_SIZE = ctypes.sizeof(L.Entry)
+_ENTRY_MASK = (1 << L.LOG_SHIFT) - 1
 
 
 class Lease:
-    """This subscription's reference on one message; released exactly once."""
+    """This subscription's hold on one message; released exactly once.
 
-    __slots__ = ("port", "publisher", "entry", "seq", "mapping", "address", "size",
-                 "timestamp_ns", "release_at_once", "_released", "__weakref__")
+    The owner of a received view (:class:`agnoshm.msg.owner.MessageOwner`).
+    """
 
-    def __init__(self, port, publisher: int, entry: int, seq: int, mapping, address: int,
+    __slots__ = ("port", "publisher", "hold", "seq", "mapping", "address", "size",
+                 "timestamp_ns", "_released", "__weakref__")
+
+    def __init__(self, port, publisher: int, hold: int, seq: int, mapping, address: int,
                  size: int, timestamp_ns: int):
         self.port = port
-        self.publisher = publisher
-        self.entry = entry
+        self.publisher = publisher  # its publisher record (e.g. to name its node)
+        self.hold = hold  # offset of the hold count in the registry
         self.seq = seq
         self.mapping = mapping
         self.address = address
         self.size = size
         self.timestamp_ns = timestamp_ns
-        self.release_at_once = False  # set by a view over a large array (see the module doc)
         self._released = False
 
     @property
     def pool(self):
         return self.mapping.pool
+
+    @property
+    def valid(self) -> bool:
+        """True until the message is released (a received message is never writable)."""
+        return not self._released
+
+    @property
+    def closed(self) -> bool:
+        """Whether agnoshm shut down in this process (the publisher's pool is unmapped)."""
+        return self.port.runtime.closed
 
     def release(self) -> None:
         if not self._released:
@@ -67,143 +73,171 @@ class Lease:
             pass
 
 
+class _Channel:
+    """What a subscription knows of one publisher of its topic."""
+
+    __slots__ = ("publisher", "position", "ident", "ident_word", "head_word", "log_word",
+                 "entries", "slot", "incarnation", "cursor", "cursor_word", "holds")
+
+    def __init__(self, registry, publisher: int, record, holds: int, cursor_words: int):
+        channel = registry.channel_offset(publisher)
+        channel_type = registry.offsets.channel
+        self.publisher = publisher
+        self.position = record.position
+        self.ident_word = (channel + L.ChannelHead.ident.offset) >> 3
+        self.ident = registry.words[self.ident_word]
+        self.head_word = (channel + L.ChannelHead.head.offset) >> 3
+        self.log_word = (channel + channel_type.log.offset) >> 3
+        self.entries = channel + channel_type.entries.offset
+        self.slot = record.process
+        self.incarnation = record.incarnation
+        self.cursor = 0  # the newest sequence number taken (or skipped)
+        self.cursor_word = cursor_words + self.position
+        self.holds = holds + self.position * registry.header.max_entries
+
+
 class SubscriberPort:
     """The data-plane side of one subscription.
 
     .. warning:: Users do not create ports; ``Node.create_subscription`` does.
+
+    :param ignore_local: skip messages of publishers in this process.
     """
 
-    def __init__(self, runtime, index: int, topic: int, depth: int):
+    def __init__(self, runtime, index: int, topic: int, depth: int, *,
+                 ignore_local: bool = False):
         registry = runtime.registry
         self.runtime = runtime
         self.index = index
         self.depth = depth
         self.record = registry.subscriptions[index]
         self.incarnation = self.record.incarnation
-        self.bit = self.record.bit  # its position in the topic: its bit in Entry.refs
-        self._ref_word, self._ref_mask = L.ref_word_and_mask(self.bit)
         self.topic = registry.topics[topic]
         self.topic_index = topic
-        self.lock = registry.topic_lock(topic)
+        self.ignore_local = ignore_local
+        self._registry = registry
+        self._words = registry.words
+        self._memory = registry.memory
+        self._capacity = registry.header.max_entries
+        receipts = registry.receipts_offset(index)
+        receipt_type = registry.offsets.receipt
+        self._holds = receipts + receipt_type.holds.offset
+        self._cursor_words = (receipts + receipt_type.cursors.offset) >> 3
+        base = ctypes.addressof(self.record) - registry.address
+        self._received_word = (base + L.SubscriptionRecord.received.offset) >> 3
+        self._generation_word = (ctypes.addressof(self.topic) + L.TopicRecord.generation.offset
+                                 - registry.address) >> 3
+        # Takes and releases may come from several threads (and a release from a
+        # garbage collection inside a take): one re-entrant lock orders them.
+        self._lock = threading.RLock()
         self._generation = -1
-        self._publishers: list[tuple] = []
-        self._ahead: list[tuple] = []  # found by the last walk, not yet taken (oldest first)
+        self._channels: list[_Channel] = []
+        self.held = 0
         self.destroyed = False
-        self.corrupted = 0  # entries dropped because they pointed outside their pool
-        # Released leases whose bits are not yet cleared in the registry (see the module
-        # docstring).  Appended to from any thread; swapped out under the topic lock.
-        self.pending: list[tuple] = []  # (publisher, entry, seq, mapping) per lease
+        self.corrupted = 0  # messages dropped because they pointed outside their pool
+        with self._lock:
+            self._refresh_channels(start_at_head=self.record.durability != L.TRANSIENT_LOCAL)
 
     def has_data(self) -> bool:
-        """Cheap, lock-free check: has the topic moved past what this subscription took?"""
-        return self.topic.seq > self.record.last_seq
+        """Cheap, lock-free check: may a take find something (a new message, or a
+        publisher that came or went)?"""
+        words = self._words
+        if words[self._generation_word] != self._generation:
+            return True
+        for channel in self._channels:
+            if words[channel.head_word] > channel.cursor:
+                return True
+        return False
 
     def take(self, max_count: int = 1) -> list[Lease]:
-        """Take up to ``max_count`` new messages (oldest first) and reference them."""
+        """Take up to ``max_count`` new messages (oldest first) and hold them."""
         if self.destroyed:
             raise InvalidHandleError("subscription was destroyed; create a new one")
-        with self.lock:
-            done = self._release_pending_locked() if self.pending else None
+        with self._lock:
+            if self._words[self._generation_word] != self._generation:
+                self._refresh_channels(start_at_head=False)
             taken = self._take_locked(max_count)
-        if done:
-            self.runtime.peers.release_all(done)
-        if not taken:
-            return []
-        leases = self._leases(taken)
+            if not taken:
+                return []
+            leases = self._leases(taken)
         if faults.ARMED:
             faults.hit("take.after")
         return leases
 
     def _take_locked(self, max_count: int) -> list[tuple]:
-        """Reference up to ``max_count`` new entries; return what a lease needs of each.
-
-        Finding the oldest new entry means walking each publisher's entries back
-        from its newest.  The entries a walk found but this take did not take are
-        kept (``_ahead``), so the next take walks only what was published since;
-        each is used only if its entry still carries its sequence number (checked
-        when it is taken, so a take costs what it takes, not the backlog).
-        """
-        record = self.record
-        topic = self.topic
-        last = record.last_seq
-        newest = topic.seq
-        if newest <= last:
-            return []
-        if topic.generation != self._generation:
-            self._refresh_publishers_locked()  # also forgets _ahead
-        ahead = self._ahead
-        floor = ahead[-1][0] if ahead else last
+        """Find, hold and check up to ``max_count`` new messages (own lock held)."""
+        words, memory = self._words, self._memory
+        capacity, depth = self._capacity, self.depth
         found = []
-        for publisher, entries, pub_record, slot, incarnation, depth in self._publishers:
-            index = pub_record.newest
-            upper = newest + 1
-            steps = 0
-            while index and steps < depth:
-                if index > len(entries):
-                    break  # a corrupted link: nothing past the row is an entry
-                e = entries[index - 1]
-                seq = e.seq
-                if seq <= floor or seq >= upper:
-                    break
-                found.append((seq, publisher, index - 1, e, slot, incarnation))
-                upper = seq
-                index = e.prev
-                steps += 1
-        if len(found) > 1:
-            found.sort(key=_by_seq)
-        if ahead:
-            found = ahead + found  # every new entry is newer than every one ahead
+        for channel in self._channels:
+            head = words[channel.head_word]
+            if head <= channel.cursor:
+                continue
+            load_fence()  # (1): the log and entries after head
+            first = max(channel.cursor + 1, head - depth + 1, head - capacity + 1)
+            log, entries = channel.log_word, channel.entries
+            for seq in range(first, head + 1):
+                word = words[log + seq % capacity]
+                if word >> L.LOG_SHIFT != seq:
+                    continue  # overwritten: it left the depth
+                entry = word & _ENTRY_MASK
+                if entry >= capacity:
+                    continue  # a scribbled log word: no entry of this channel
+                e = _ENTRY.unpack_from(memory, entries + entry * _ENTRY_SIZE)  # (2)
+                if e[0] == seq:
+                    found.append((e[3], seq, channel, entry, e[1], e[2]))
+            channel.cursor = head
         if not found:
-            self._ahead = []
-            record.last_seq = newest
+            self._publish_cursors()
             return []
-        window = found[-self.depth:]
-        word, mask = self._ref_word, self._ref_mask
+        if len(found) > 1 and len(self._channels) > 1:
+            found.sort(key=_by_time)  # several publishers: publish order
+        window = found[-depth:]
+        if len(window) > max_count:  # the rest stays new for the next take
+            for item in window[max_count:]:
+                channel = item[2]
+                if channel.cursor >= item[1]:
+                    channel.cursor = item[1] - 1
+            window = window[:max_count]
+        for item in window:  # (3)
+            hold = item[2].holds + item[3]
+            count = memory[hold]
+            if count < 255:  # (a count another process scribbled on stays where it is)
+                memory[hold] = count + 1
+        if faults.ARMED:
+            faults.hit("take.claimed")
+        full_fence()  # (4)
         taken = []
-        position = 0
-        # Read each entry's message under the lock: once it is unlocked, a destroyed
-        # publisher's record (and entry row) may already serve a new publisher.
-        for seq, publisher, index, e, slot, incarnation in window:
-            position += 1
-            if e.seq != seq or seq <= last:
-                continue  # kept from an earlier walk, and reclaimed since
-            refs = e.refs
-            if not refs[word] & mask:
-                refs[word] |= mask
-                e.holders += 1
-            taken.append((seq, publisher, index, e.address, e.size, e.timestamp_ns, slot,
-                          incarnation))
-            if len(taken) == max_count:
-                break
-        self._ahead = window[position:]
+        for item in window:  # (5)
+            channel, entry = item[2], item[3]
+            if (words[(channel.entries + entry * _ENTRY_SIZE) >> 3] == item[1]
+                    and words[channel.ident_word] == channel.ident):
+                taken.append(item)
+            else:  # withdrawn meanwhile: it left the depth
+                _drop_hold(memory, channel.holds + entry)
         if faults.ARMED:
             faults.hit("take.inside")
-        if not taken:
-            record.last_seq = newest
-            return []
-        record.last_seq = taken[-1][0] if self._ahead else newest
-        record.held += len(taken)
-        record.received += len(taken)
+        self._publish_cursors()
+        if taken:
+            self.held += len(taken)
+            self.record.held = self.held
+            words[self._received_word] += len(taken)
         return taken
+
+    def _publish_cursors(self) -> None:
+        """Say how far this subscription read each publisher (publishers linger on it)."""
+        words = self._words
+        for channel in self._channels:
+            words[channel.cursor_word] = channel.cursor
 
     def _leases(self, taken: list) -> list[Lease]:
         peers = self.runtime.peers
-        mappings = []
-        key = mapping = None
-        for item in taken:  # usually one publisher: one lookup
-            if (item[6], item[7]) != key:
-                key = (item[6], item[7])
-                try:
-                    mapping = peers.mapping(*key)
-                except OSError:
-                    mapping = None  # the publisher is gone: its message went with it
-            mappings.append(mapping)
-        peers.acquire_all([m for m in mappings if m is not None])
         leases = []
-        for (seq, publisher, entry, address, size, timestamp_ns, _slot, _incarnation), mapping \
-                in zip(taken, mappings):
-            lease = Lease(self, publisher, entry, seq, mapping, address, size, timestamp_ns)
-            if mapping is None:
+        for _stamp, seq, channel, entry, address, size in taken:
+            hold = channel.holds + entry
+            mapping = peers.acquire(channel.slot, channel.incarnation)
+            lease = Lease(self, channel.publisher, hold, seq, mapping, address, size, _stamp)
+            if mapping is None:  # the publisher is gone: its message went with it
                 lease.release()
                 continue
             if not mapping.pool.contains(address, max(size, 1)):
@@ -215,73 +249,64 @@ class SubscriberPort:
             leases.append(lease)
         return leases
 
-    def _refresh_publishers_locked(self) -> None:
-        registry = self.runtime.registry
-        publishers = []
+    def _refresh_channels(self, *, start_at_head: bool) -> None:
+        """Re-read the topic's publishers (its ``generation`` moved); a new publisher is
+        read from its first message, or from its head when this subscription is created
+        VOLATILE."""
+        registry = self._registry
+        words = self._words
+        self._generation = words[self._generation_word]  # before the lists (ring.py)
+        known = {(c.position, c.ident): c for c in self._channels}
+        channels = []
+        own_slot = self.runtime.slot
         for p in registry.publisher_indices(self.topic_index):
             r = registry.publishers[p]
-            if r.state == L.USED:
-                publishers.append((p, registry.entries_of(p), r, r.process, r.incarnation, r.depth))
-        self._publishers = publishers
-        self._ahead = []
-        self._generation = self.topic.generation
+            if r.state != L.USED or (self.ignore_local and r.process == own_slot):
+                continue
+            if not 0 <= r.position < registry.header.max_publishers_per_topic:
+                continue  # a scribbled record: not a place in any receipts
+            channel = _Channel(registry, p, r, self._holds, self._cursor_words)
+            old = known.get((channel.position, channel.ident))
+            if old is not None:
+                channel = old
+            elif start_at_head:
+                channel.cursor = words[channel.head_word]
+            channels.append(channel)
+        self._channels = channels
+        self._publish_cursors()
 
     def release(self, lease: Lease) -> None:
-        """Give up this subscription's reference on ``lease``'s message (now or batched)."""
+        """Take back this subscription's hold on ``lease``'s message."""
         if self.runtime.closed:
             return
-        pending = self.pending
-        pending.append((lease.publisher, lease.entry, lease.seq, lease.mapping))
-        self.runtime.unflushed.add(self)  # after the append: a flush cannot miss it
-        if not lease.release_at_once and len(pending) < PENDING_MAX and not self.destroyed:
-            return
-        self.flush_releases()
-
-    def flush_releases(self) -> None:
-        """Clear the registry bits of every pending release (see the module docstring)."""
-        if not self.pending or self.runtime.closed:
-            return
-        try:
-            with self.lock:
-                done = self._release_pending_locked()
-        except OSError as err:
-            if err.errno != errno.EDEADLK:
-                raise
-            # Dropped while this thread holds the topic lock: the next pass does it.
-            self.runtime.unflushed.add(self)
-            return
-        self.runtime.peers.release_all(done)
-
-    def _release_pending_locked(self) -> list:
-        """Clear the bits of the pending leases; return their mappings (topic lock held)."""
-        pending, self.pending = self.pending, []
-        record = self.record
-        mappings = [p[3] for p in pending if p[3] is not None]
-        if record.state == L.FREE or record.incarnation != self.incarnation:
-            return mappings
-        registry = self.runtime.registry
-        publishers = registry.publishers
-        topic = self.topic_index
-        bit = self.bit
-        for publisher, entry, seq, _mapping in pending:
-            e = registry.entries_of(publisher)[entry]
-            # Publisher records are reused across topics, whose seqs both start at
-            # 1: the entry is ours only if its record still belongs to our topic.
-            if e.seq == seq and publishers[publisher].topic == topic:
-                L.clear_ref(e, bit)
+        with self._lock:
+            _drop_hold(self._memory, lease.hold)
             if faults.ARMED:
                 faults.hit("release.inside")
-            record.held -= 1
-        if record.state == L.DRAINING and record.held == 0:
-            registry._unlist_subscription_topic_locked(self.index)
-        return mappings
+            self.held -= 1
+            if self.record.incarnation == self.incarnation:
+                self.record.held = self.held
+        self.runtime.peers.release(lease.mapping)
+        if self.destroyed and self.held == 0:
+            registry = self._registry
+            if registry.lock.held_here():  # a collection inside a registry update
+                self.runtime.drained.add(self)  # the listener unlists it
+            else:
+                registry.finish_draining(self.index)
 
     def destroy(self) -> None:
         if not self.destroyed:
             self.destroyed = True
-            self.flush_releases()
+            with self._lock:
+                self.record.held = self.held
             self.runtime.registry.remove_subscription(self.index)
 
 
-def _by_seq(item):
+def _drop_hold(memory, hold: int) -> None:
+    count = memory[hold]
+    if count:
+        memory[hold] = count - 1
+
+
+def _by_time(item):
     return item[0]

@@ -41,7 +41,7 @@ class Runtime:
         self.pid = os.getpid()
         self._lock = threading.Lock()
         self._publishers: "weakref.WeakSet[PublisherPort]" = weakref.WeakSet()
-        self.unflushed: set[SubscriberPort] = set()  # ports with batched releases
+        self.drained: set[SubscriberPort] = set()  # destroyed ports whose last view is gone
         try:
             self._start(config, name or os.path.basename(sys.argv[0] or "python"))
         except BaseException:
@@ -69,8 +69,7 @@ class Runtime:
         self.queue = AnnouncementQueue(self.pid, config.mode)
         self.pool_server = backend.serve(self.pool, config.domain_id, config.group)
         self.doorbell = Doorbell(self.registry.doorbell_address(self.slot),
-                                 self.registry.sleeping_address(self.slot), config.busy_poll_us,
-                                 before_sleep=self.flush_releases)
+                                 self.registry.sleeping_address(self.slot), config.busy_poll_us)
         if faults.ARMED:
             faults.hit("init.queue")
         self.listener = Listener(self)
@@ -95,10 +94,12 @@ class Runtime:
                 announce(self.registry.processes[slot].pid, self.pid, self.slot, me.incarnation)
 
     def create_subscriber_port(self, topic_name: str, type_name: str, type_hash: str, depth: int,
-                               durability: int, node_name: str) -> SubscriberPort:
+                               durability: int, node_name: str, *,
+                               ignore_local: bool = False) -> SubscriberPort:
+        """:param ignore_local: skip messages of publishers in this process."""
         index, topic = self.registry.add_subscription(topic_name, type_name, type_hash, depth,
                                                       durability, node_name)
-        port = SubscriberPort(self, index, topic, depth)
+        port = SubscriberPort(self, index, topic, depth, ignore_local=ignore_local)
         for p in self.registry.publisher_indices(topic):  # map existing publishers' pools now
             r = self.registry.publishers[p]
             if r.state == L.USED:
@@ -111,22 +112,22 @@ class Runtime:
             if not port.destroyed:
                 port.reclaim()
 
-    def flush_releases(self) -> None:
-        """Write the subscriptions' batched releases to the registry (see ``receive``)."""
-        unflushed = self.unflushed
-        for _ in range(len(unflushed)):  # a port that cannot flush now is added back
+    def finish_draining(self) -> None:
+        """Unlist the destroyed subscriptions whose last view is gone."""
+        drained = self.drained
+        for _ in range(len(drained)):
             try:
-                port = unflushed.pop()
+                port = drained.pop()
             except KeyError:  # emptied by another thread
                 return
-            port.flush_releases()
+            self.registry.finish_draining(port.index)
 
     def housekeeping(self) -> None:
         """Reap dead processes, reclaim released messages, unmap gone pools."""
         if self.closed:
             return
         self.registry.reap_successors()
-        self.flush_releases()
+        self.finish_draining()
         self.reclaim_all()
         self.peers.drop_stale()
 

@@ -2,31 +2,59 @@
 
 from __future__ import annotations
 
-import pytest
+import threading
 
 import agnoshm
-from agnoshm.transport.doorbell import RING_ONLY_SLEEPERS
 import workers
 from workers import TIMEOUT
 
 
-@pytest.mark.skipif(not RING_ONLY_SLEEPERS, reason="publishers ring every time off x86 "
-                    "(the unlock is not a full barrier there)")
-def test_a_publisher_rings_only_a_process_that_may_sleep(isolated_domain):
+def _sleeping_flag(runtime) -> int:
+    return runtime.registry.processes[runtime.slot].sleeping
+
+
+def test_a_publisher_rings_only_while_the_process_may_sleep(isolated_domain):
     node = agnoshm.Node("n")
     pub = node.create_publisher(agnoshm.Bytes, "/bell", 8)
     node.create_polling_subscription(agnoshm.Bytes, "/bell", 8)
-    doorbell = agnoshm.context.get_runtime().doorbell
+    runtime = agnoshm.context.get_runtime()
+    doorbell = runtime.doorbell
     seen = doorbell.value()
-    doorbell.wait(seen, 0)  # the flag was clear: it is set, and wait returns at once
+    pub.publish(b"awake")
+    assert doorbell.value() == seen, "a process that does not sleep was rung"
+    doorbell.wait(seen, 0)  # arms (sets the flag) and returns at once: look once more
+    assert _sleeping_flag(runtime) == 1
     pub.publish(b"one")
-    assert doorbell.value() == seen + 1, "a process that may sleep must be rung"
     pub.publish(b"two")
+    assert doorbell.value() == seen + 2, "a process that may sleep must be rung"
+    assert _sleeping_flag(runtime) == 1, "only the sleeping process may clear its flag"
+    doorbell.wait(seen + 2, 0)  # sleeps (not at all: timeout 0), wakes, disarms
+    assert _sleeping_flag(runtime) == 0
     pub.publish(b"three")
-    assert doorbell.value() == seen + 1, "a process that has not gone back to sleep was rung"
-    doorbell.wait(seen + 1, 0)  # arms again
-    pub.publish(b"four")
     assert doorbell.value() == seen + 2
+
+
+def test_the_flag_stays_set_while_any_thread_of_the_process_may_sleep(isolated_domain):
+    agnoshm.Node("n")
+    runtime = agnoshm.context.get_runtime()
+    doorbell = runtime.doorbell
+    other_armed, release = threading.Event(), threading.Event()
+
+    def other():
+        doorbell.arm()
+        other_armed.set()
+        release.wait(TIMEOUT)
+        doorbell.disarm()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    assert other_armed.wait(TIMEOUT)
+    doorbell.arm()
+    doorbell.disarm()
+    assert _sleeping_flag(runtime) == 1, "another thread still may sleep"
+    release.set()
+    thread.join(TIMEOUT)
+    assert _sleeping_flag(runtime) == 0
 
 
 def test_a_ping_pong_between_processes_never_sleeps_through_a_message(isolated_domain):

@@ -306,55 +306,35 @@ def test_a_dropped_message_is_released_before_the_executor_sleeps(isolated_domai
     executor.shutdown()
 
 
-def test_a_dropped_message_is_released_by_the_listener_when_nothing_else_happens(
-        isolated_domain):
+def test_a_dropped_message_is_released_at_once(isolated_domain):
     node = agnoshm.Node("n")
     pub = node.create_publisher(agnoshm.Bytes, "/drop", 4)
     sub = node.create_polling_subscription(agnoshm.Bytes, "/drop", 4)
     pub.publish(b"small")
     msg = sub.take()
-    del msg
-    workers.wait_until(lambda: sub._port.record.held == 0,
-                       what="the listener's housekeeping to write the release")
-
-
-def test_a_large_message_is_released_at_once(isolated_domain):
-    from agnoshm.transport.receive import BATCHED_RELEASE_MAX_BYTES
-
-    node = agnoshm.Node("n")
-    pub = node.create_publisher(agnoshm.Bytes, "/drop", 4)
-    sub = node.create_polling_subscription(agnoshm.Bytes, "/drop", 4)
-    pub.publish(bytes(BATCHED_RELEASE_MAX_BYTES + 1))
-    msg = sub.take()
     data = msg.data
     assert sub._port.record.held == 1
-    del msg, data
-    assert sub._port.record.held == 0, "a big frame must not wait for a batch"
+    del msg
+    assert sub._port.record.held == 1, "the array keeps the message"
+    del data
+    assert sub._port.record.held == 0
 
 
-def test_a_message_dropped_while_its_topic_lock_is_held_is_released_afterwards(
-        isolated_domain, flush_releases):
-    """As when the cyclic GC drops a message in the middle of a registry update: the
-    release cannot take the lock this thread holds (it must neither deadlock nor write
-    outside the lock), so it waits for the next pass."""
-    from agnoshm.transport.receive import BATCHED_RELEASE_MAX_BYTES
-
+def test_a_message_dropped_inside_a_take_is_released(isolated_domain):
+    """As when the cyclic GC drops a message in the middle of a take in the same
+    thread: the release re-enters the port's lock instead of deadlocking."""
     node = agnoshm.Node("n")
     pub = node.create_publisher(agnoshm.Bytes, "/gc", 4)
     sub = node.create_polling_subscription(agnoshm.Bytes, "/gc", 4)
-    pub.publish(bytes(BATCHED_RELEASE_MAX_BYTES + 1))  # large: released at once, normally
+    pub.publish(b"x")
     msg = sub.take()
-    data = msg.data
     port = sub._port
-    with port.lock:
-        del msg, data
-        assert port.record.held == 1 and port.pending, "nothing may be written under our lock"
-    flush_releases()
-    assert port.record.held == 0
+    with port._lock:
+        del msg
+        assert port.record.held == 0
 
 
-def test_held_view_keeps_its_bytes_while_1000_more_messages_are_published(isolated_domain,
-                                                                            flush_releases):
+def test_held_view_keeps_its_bytes_while_1000_more_messages_are_published(isolated_domain):
     node = agnoshm.Node("n")
     pub = node.create_publisher(agnoshm.Bytes, "/held", 4)
     sub = node.create_polling_subscription(agnoshm.Bytes, "/held", 4)
@@ -371,7 +351,6 @@ def test_held_view_keeps_its_bytes_while_1000_more_messages_are_published(isolat
         assert sub.take() is not None
     assert (array == 0xAB).all()
     del array
-    flush_releases()
     pub._port.reclaim()
     assert pub._port.held_count() == 0
 
