@@ -37,17 +37,19 @@ FAULT_POINTS: dict[str, str] = {
                           "a subscribing process's /new_publisher@pid",
     "borrow": "borrow_loaned_message(): the message's block allocated in the pool, not "
               "published",
-    "publish.before": "publish(): before the topic lock is taken",
-    "publish.inside": "publish(): topic lock held, entry committed (seq written), publisher's "
-                      "newest and topic seq not yet updated",
-    "publish.after": "publish(): topic lock released, doorbells not yet rung",
-    "take.inside": "take(): topic lock held, reference bits set on the entries, last_seq and "
-                   "held not yet updated",
-    "take.after": "take(): references taken and leases built, not yet handed to the caller",
-    "release.inside": "releasing a received message: topic lock held, reference bit cleared, "
-                      "held count not yet decremented",
-    "reclaim.inside": "the owner reclaiming an entry: topic lock held, entry freed (seq 0), its "
-                      "blocks not yet returned to the allocator",
+    "publish.before": "publish(): nothing of the message written to the channel yet",
+    "publish.inside": "publish(): the entry written (seq last), not yet in the log nor the head",
+    "publish.logged": "publish(): the log names the entry, the head not yet moved to it",
+    "publish.after": "publish(): head moved, the entry that left the depth withdrawn, sleeping "
+                     "processes not yet rung, the withdrawn entry not yet freed",
+    "take.claimed": "take(): hold counts raised in the receipts, not yet checked against the "
+                    "entries (a message may be taken back)",
+    "take.inside": "take(): holds checked, cursors and held count not yet written",
+    "take.after": "take(): messages held and leases built, not yet handed to the caller",
+    "release.inside": "releasing a received message: its hold count lowered in the receipts, "
+                      "the held count not yet",
+    "reclaim.inside": "the owner reclaiming: an entry withdrawn (seq 0), its holds not yet read, "
+                      "its blocks not yet returned to the allocator",
     "reap.inside": "reaping a dead process: global lock held, the dead process's endpoints "
                    "removed, its pool and queue not yet unlinked, its slot not yet freed",
     "repair.inside": "Registry.repair() after a dead lock owner: global lock held, topic lists "

@@ -30,8 +30,8 @@ LOOPS = 40
 #: how many times each point is passed by the workload (the armed count must not exceed it)
 HITS = {"init.joined": 1, "init.pool": 1, "init.queue": 1, "subscription.registered": 1,
         "publisher.registered": 1, "publisher.announce": 2, "borrow": LOOPS,
-        "publish.before": LOOPS, "publish.inside": LOOPS, "publish.after": LOOPS,
-        "take.inside": LOOPS, "take.after": LOOPS, "release.inside": LOOPS - 4,
+        "publish.before": LOOPS, "publish.inside": LOOPS, "publish.logged": LOOPS,
+        "publish.after": LOOPS, "take.claimed": LOOPS, "take.inside": LOOPS, "take.after": LOOPS, "release.inside": LOOPS - 4,
         "reclaim.inside": LOOPS - 8, "reap.inside": 1, "repair.inside": 1,
         "shutdown.leave": 1}
 SIZES = (64, 4096, 65536, 1 << 20)

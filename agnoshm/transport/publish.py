@@ -248,6 +248,8 @@ class PublisherPort:
             if len(live) > self.depth:  # (c) the oldest left the depth
                 withdrawn = live.popleft()
                 words[(self._entries + withdrawn * _ENTRY_SIZE) >> 3] = 0
+                if faults.ARMED:
+                    faults.hit("reclaim.inside")
             full_fence()  # (d)
             if words[self._generation_word] != self._generation:
                 self._refresh_subscriptions()
