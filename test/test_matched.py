@@ -199,7 +199,6 @@ def test_event_callbacks_agnoshm_cannot_honour_are_refused_before_anything_is_cr
     node.destroy_node()
 
 
-@pytest.mark.xfail(reason="needs the lean data plane's ignore_local port option", strict=False)
 def test_ignore_local_publications_skips_this_process_messages_only(isolated_domain):
     node = agnoshm.Node("local")
     pub = node.create_publisher(agnoshm.Bytes, "/local", 10)

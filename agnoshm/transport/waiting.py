@@ -5,7 +5,8 @@ helper, the ROS dispatcher) runs :func:`wait_for_work`.  One round:
 ``enter()``, read the doorbell's word as ``seen``, ``look()``; return what it
 found, else return None if ``stop()`` holds or the deadline passed, else
 ``doorbell.wait(seen, timeout)``; ``leave()``; next round.  It uses only
-``doorbell.value()`` and ``doorbell.wait()``; producers use ``doorbell.ring()``.
+``doorbell.value()``, ``doorbell.wait()`` and ``doorbell.disarm()`` (work found: the
+thread is awake); producers use ``doorbell.ring()``.
 
 **No lost wake-up.**  A ring adds one to the word (an atomic add in the
 kernel), and ``FUTEX_WAIT`` compares the word with ``seen`` atomically with
@@ -92,6 +93,7 @@ def wait_for_work(doorbell, look, *, deadline: float | None = None, stop=None, e
                 fence()
             work, timeout = look()
             if work is not None:
+                doorbell.disarm()  # awake with work: publishers need not ring for this thread
                 return work
             if stop is not None and stop():
                 return None
