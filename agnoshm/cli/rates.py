@@ -3,7 +3,8 @@
 Both are zero-copy subscribers (:func:`agnoshm.cli.session.listen`).  The rate
 comes from the publish timestamps, the bandwidth from the bytes each message
 occupies in its publisher's pool (:func:`message_bytes`).  A report is printed
-every second, and once more at ``--count``.
+every second, and once more at ``--count``.  Missed messages are gaps in each
+publisher's sequence numbers (they count per publisher).
 """
 
 from __future__ import annotations
@@ -27,14 +28,18 @@ class _Window:
         self.count = count
         self.received = 0
         self.missed = 0
-        self._last_seq = None
+        self._last_seq: dict[int, int] = {}  # per publisher record
         self._fresh = False
         self._next_report = time.monotonic() + REPORT_PERIOD_S
 
     def add(self, msg, nbytes: int = 0) -> None:
-        if self._last_seq is not None and msg.seq > self._last_seq + 1:
-            self.missed += msg.seq - self._last_seq - 1
-        self._last_seq = msg.seq
+        """Count ``msg`` (a received view, or a lease from a raw subscription)."""
+        publisher = getattr(msg, "_owner", msg).publisher
+        seq = msg.seq
+        last = self._last_seq.get(publisher)
+        if last is not None and seq > last + 1:  # (lower: a new publisher in that record)
+            self.missed += seq - last - 1
+        self._last_seq[publisher] = seq
         self.stamps.append(msg.timestamp_ns)
         self.sizes.append(nbytes)
         self.received += 1
