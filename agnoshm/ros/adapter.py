@@ -76,8 +76,8 @@ def create_subscription(node, msg_type, topic: str, callback, qos_profile, *,
     publisher's pool (``msg.to_ros()`` copies it into an rclpy message); a
     callback taking two arguments gets ``(msg, info)`` as in rclpy (Jazzy), with
     ``info`` a dict of ``source_timestamp``, ``received_timestamp`` (ns,
-    system clock), ``publication_sequence_number`` (the topic-wide sequence
-    number) and ``reception_sequence_number``.  ``async def`` callbacks are
+    system clock), ``publication_sequence_number`` (the publisher's own count,
+    from 1, as in DDS) and ``reception_sequence_number``.  ``async def`` callbacks are
     awaited by the executor.
 
     :param callback_group: an rclpy callback group; default the node's default group.
