@@ -1,14 +1,16 @@
 """The registry: agnoshm's control plane in shared memory, with no daemon.
 
 It does what Agnocast's kernel module does: it knows the processes, topics,
-publishers, subscriptions, message entries and who references them.  One
+publishers, subscriptions, message entries and who holds them.  One
 object per ROS domain (``names.registry_name``), created race-free by
 whichever process comes first and unlinked by the last one to leave.
 
 Locking: the global lock (``Header.lock``) guards structure (joining,
-endpoints, topics, reaping); each topic's lock guards its entries, its
-sequence number and its endpoint lists.  Order: global, then topic.  Both
-are robust mutexes; a dead owner triggers :meth:`Registry.repair`.
+endpoints, topics, reaping); each topic's lock guards its endpoint lists,
+that is endpoint changes only.  Order: global, then topic.  Both are robust
+mutexes; a dead owner triggers :meth:`Registry.repair`.  Messages take no
+lock: publishers' channels and subscriptions' receipts have one writer per
+word (``agnoshm/transport/ring.py``).
 
 :class:`Registry` is assembled from one mixin per job: :mod:`.opening`
 (create or validate), :mod:`.processes` (join, leave, liveness, reaping),
