@@ -91,10 +91,9 @@ class Endpoints:
     def _free_unused_topics_locked(self) -> int:
         """Free every topic left without endpoints; return how many (global lock held).
 
-        Two ways leave one behind: the last view of a drained subscription unlists
-        it under the topic lock alone, and a process may die holding the global lock
-        between opening a topic and linking its endpoint.  Each is freed under its
-        own lock (order: global, topic), so no releaser is still inside it.
+        A process that dies holding the global lock between opening a topic and
+        linking its endpoint leaves one behind.  Each is freed under its own lock
+        (order: global, topic), so no endpoint change is still inside it.
         """
         freed = 0
         for i, t in enumerate(self.topics):
@@ -256,7 +255,7 @@ class Endpoints:
         topic = r.topic
         with self.topic_lock(topic):
             if r.held and not force:
-                r.state = L.DRAINING  # keeps its bit until its last view is released
+                r.state = L.DRAINING  # keeps its position and receipts until its last view is released
                 self.header.generation += 1  # it no longer counts (endpoint_counts)
                 return
             self._unlist_subscription_topic_locked(index)
