@@ -162,7 +162,7 @@ class ReceivedView(MessageView):
 
     @property
     def seq(self) -> int:
-        """The topic-wide sequence number of the message."""
+        """The sequence number of the message: its publisher's count, from 1 (as DDS's)."""
         return self._owner.seq
 
     def __setattr__(self, name, value):
