@@ -25,7 +25,7 @@ mkdir -p "$RUN"
 # The ROS 2 packages the tests import (their dependencies come along: rcl, rmw, builtin
 # interfaces ...). FastDDS is the RMW: the wheels have no other.
 ROS_WHEELS=(ros-rclpy ros-rmw-fastrtps-cpp ros-std-msgs ros-sensor-msgs ros-geometry-msgs
-            ros-nav-msgs)
+            ros-nav-msgs ros-std-srvs)
 # a skip for one of these reasons means the run did not test what it is for
 MISSING_ROS='ROS 2 packages not importable|rclpy (is )?not (installed|importable)'
 

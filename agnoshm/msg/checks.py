@@ -18,13 +18,13 @@ def check_loan(view) -> None:
         raise MessageInvalidatedError(
             f"this loaned {view._type_name} was published and may not be used any more: borrow a "
             "new one with borrow_loaned_message()")
-    if loan.port.runtime.closed:
+    if loan.closed:
         raise MessageInvalidatedError(
             f"agnoshm was shut down: this loaned {view._type_name}'s pool is gone")
 
 
 def check_received(view) -> None:
-    if view._owner.port.runtime.closed:
+    if view._owner.closed:
         raise MessageInvalidatedError(
             f"agnoshm was shut down: the pool of this received {view._type_name} is unmapped here; "
             "copy what you need before agnoshm.shutdown()")

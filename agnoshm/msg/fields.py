@@ -69,7 +69,7 @@ def _primitive_property(type_name: str, field: L.FieldLayout, writable: bool) ->
 
         def put(view, value):
             loan = view._owner
-            if not loan.valid or loan.port.runtime.closed:
+            if not loan.valid or loan.closed:
                 check_loan(view)
             if type(value) is not exact or not low <= value <= high:
                 value = coerce_primitive(primitive, value, where)
@@ -89,7 +89,7 @@ def _string_property(type_name: str, field: L.FieldLayout, writable: bool) -> pr
 
     def put(view, value):
         loan = view._owner
-        if not loan.valid or loan.port.runtime.closed:
+        if not loan.valid or loan.closed:
             check_loan(view)
         write_string(view, offset, value, wide, bound, where)
     return property(get, put if writable else None, doc=f"{field.value.type} {field.name}")
@@ -222,13 +222,13 @@ def field_property(type_name: str, field: L.FieldLayout, writable: bool, view_cl
     if writable:
         def checked_loan_get(view):
             loan = view._owner
-            if not loan.valid or loan.port.runtime.closed:
+            if not loan.valid or loan.closed:
                 check_loan(view)
             return get(view)
         return property(checked_loan_get, prop.fset, doc=prop.__doc__)
 
     def checked_get(view):
-        if view._owner.port.runtime.closed:
+        if view._owner.closed:
             check_received(view)
         return get(view)
     return property(checked_get, None, doc=prop.__doc__)
@@ -246,7 +246,7 @@ def _received_array_sequence_property(type_name: str, field: L.FieldLayout) -> p
 
     def get(view):
         owner = view._owner
-        if owner.port.runtime.closed:
+        if owner.closed:
             check_received(view)
         base = view._base
         data, size, _capacity = unpack_triple(view._buf, view._address - base + offset)

@@ -72,7 +72,7 @@ class MessageView:
         return convert.to_ros(self)
 
     def __repr__(self) -> str:
-        if self._owner.port.runtime.closed:
+        if self._owner.closed:
             return f"{self._type_name.replace('/', '.')}(<gone: agnoshm was shut down>)"
         if self._writable and not self._owner.valid:
             return f"{self._type_name.replace('/', '.')}(<published>)"
@@ -127,7 +127,7 @@ class LoanedView(MessageView):
         :raises UnknownFieldError: for a name that is not a field.
         """
         loan = self._owner
-        if not loan.valid or loan.port.runtime.closed:
+        if not loan.valid or loan.closed:
             check_loan(self)
         allocate = self._allocators.get(field)
         if allocate is None:
@@ -226,7 +226,7 @@ class MessageType:
 
     def loaned(self, loan) -> LoanedView:
         """A writable view over a fresh loan: zeroed, with the definition's default values."""
-        pool = loan.port.runtime.pool
+        pool = loan.pool
         address = loan.address
         cls = self._loaned_class
         if cls is None:
@@ -240,7 +240,7 @@ class MessageType:
 
     def received(self, lease) -> ReceivedView:
         """A read-only view over a received message."""
-        pool = lease.mapping.pool
+        pool = lease.pool
         address = lease.address
         start = pool.address
         end = start + pool.size
