@@ -21,8 +21,8 @@ agnoshm.init()
 rclpy.init(domain_id=int(sys.argv[1]))  # a DDS domain; ROS_DOMAIN_ID is agnoshm's
 agnoshm.shutdown()
 node = rclpy.create_node("agnoshm_signal_test")
-print("ready", flush=True)
-try:
+try:  # a SIGINT right after "ready" lands inside the try
+    print("ready", flush=True)
     rclpy.spin(node)
 except (KeyboardInterrupt, ExternalShutdownException) as err:
     print("stopped by", type(err).__name__, flush=True)
