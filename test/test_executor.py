@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 
 import pytest
 
@@ -367,6 +368,29 @@ def test_a_destroyed_subscription_releases_the_messages_it_took(make_executor):
         publish(pub, 0, i)
     pub._port.reclaim()
     assert pub._port.held_count() == 0
+
+
+def test_the_spin_holds_no_delivered_message_while_it_waits(make_executor):
+    """The spin's predicate runs after each callback and right before each sleep: by then
+    the message the callback got must be released (the spin used to keep it until the
+    next message came)."""
+    sut = make_executor()
+    node = agnoshm.Node("n")
+    pub = node.create_publisher(agnoshm.Bytes, "/held", 1)
+    delivered = []
+    node.create_subscription(agnoshm.Bytes, "/held", lambda m: delivered.append(weakref.ref(m)), 1)
+    node.create_subscription(agnoshm.Bytes, "/other", lambda m: None, 1)  # a readiness scan
+    sut.add_node(node)
+    alive_when_checked = []
+
+    def predicate():
+        if delivered:
+            alive_when_checked.append(delivered[0]() is not None)
+        return len(alive_when_checked) >= 2  # after the callback, then before a sleep
+
+    publish(pub, 0, 0)
+    assert sut.spin_until(predicate, TIMEOUT)
+    assert not any(alive_when_checked), alive_when_checked
 
 
 # --- other processes ---------------------------------------------------------------------------

@@ -259,12 +259,18 @@ class Executor:
         :func:`~agnoshm.transport.waiting.wait_for_work`, inside the gate with ``ticket``),
         or None when the spin must return: ``condition()`` holds, the deadline passed, the
         executor is shut down or agnoshm is closing."""
+        doorbell = runtime.doorbell
+        enter = functools.partial(_gate.enter, ticket, runtime)
+        leave = functools.partial(_gate.leave, ticket)
+
         def stop() -> bool:
             return (self._is_shutdown or (condition is not None and condition())
                     or not context.running(runtime))  # closing: its ring may be behind us
-        return functools.partial(wait_for_work, runtime.doorbell, look, deadline=deadline,
-                                 stop=stop, enter=functools.partial(_gate.enter, ticket, runtime),
-                                 leave=functools.partial(_gate.leave, ticket))
+
+        def waiter():
+            return wait_for_work(doorbell, look, deadline=deadline, stop=stop, enter=enter,
+                                 leave=leave)
+        return waiter
 
     # running callbacks -----------------------------------------------------------------------
     def _finish(self, entity, group, result) -> None:
