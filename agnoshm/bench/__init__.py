@@ -23,6 +23,7 @@ import multiprocessing.connection
 import os
 import resource
 import signal
+import socket
 import sys
 import time
 import traceback
@@ -238,6 +239,45 @@ def close_all(workers: list[Worker]) -> None:
         worker._ask_to_quit()
     for worker in reversed(workers):
         worker.close()
+
+
+class SocketPair:
+    """A sender and a receiver child joined by a Unix ``socketpair`` (their acknowledgement
+    channel), kept for a whole size sweep: the copy baselines and the bare ring.
+
+    ``sender(sock, *sender_args)`` and ``receiver(sock, *receiver_args)`` are built in the
+    children; each must have a ``latency`` command (see :meth:`latency_ns`).
+    """
+
+    def __init__(self, name: str, settings: Settings, sender: Callable, sender_args: tuple,
+                 receiver: Callable, receiver_args: tuple = ()):
+        self.settings = settings
+        self.workers: list[Worker] = []
+        ours, theirs = socket.socketpair()
+        try:
+            self.sender = Worker(f"{name}-sender", sender, ours, *sender_args)
+            self.workers.append(self.sender)
+            self.receiver = Worker(f"{name}-receiver", receiver, theirs, *receiver_args)
+            self.workers.append(self.receiver)
+            for worker in self.workers:
+                worker.started()
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            ours.close()
+            theirs.close()
+
+    def latency_ns(self, receiver_args: tuple, sender_args: tuple, size: int) -> dict:
+        """Start the receiver's ``latency``, then the sender's; return what the receiver
+        measured (``latency_ns``, ``cpu_per_s``)."""
+        timeout = self.settings.command_timeout(size)
+        self.receiver.send("latency", *receiver_args)
+        self.sender.send("latency", *sender_args)
+        return gather([self.sender, self.receiver], timeout)[1]
+
+    def close(self) -> None:
+        close_all(self.workers)
 
 
 def _on_sigterm(signum, frame):

@@ -32,8 +32,7 @@ import socket
 import struct
 import time
 
-from agnoshm.bench import (STARTUP_TIMEOUT, Settings, Worker, close_all, cpu_seconds, gather,
-                           summarize)
+from agnoshm.bench import STARTUP_TIMEOUT, Settings, SocketPair, cpu_seconds, summarize
 from agnoshm.bench.latency import ACK, MEASURED, WARMUP
 
 TRANSPORTS = ("socket", "shm-copy", "cdr-socket")
@@ -188,37 +187,17 @@ def _recv_exactly(sock: socket.socket, view: memoryview) -> None:
         view = view[n:]
 
 
-class CopyPair:
+class CopyPair(SocketPair):
     """A sender and a receiver process for the copy baselines."""
 
     def __init__(self, settings: Settings):
-        self.settings = settings
-        self.workers: list[Worker] = []
-        ours, theirs = socket.socketpair()
-        try:
-            self.sender = Worker("copy-sender", CopySender, ours, max(settings.sizes))
-            self.workers.append(self.sender)
-            self.receiver = Worker("copy-receiver", CopyReceiver, theirs)
-            self.workers.append(self.receiver)
-            for worker in self.workers:
-                worker.started()
-        except BaseException:
-            self.close()
-            raise
-        finally:
-            ours.close()
-            theirs.close()
+        super().__init__("copy", settings, CopySender, (max(settings.sizes),), CopyReceiver)
 
     def latency(self, transport: str, size: int) -> dict:
         s = self.settings
         samples, warmup = s.comparison() if transport == "cdr-socket" else (s.samples, s.warmup)
-        timeout = s.command_timeout(size)
-        self.receiver.send("latency", transport, size, warmup + samples)
-        self.sender.send("latency", transport, size, samples, warmup, s.interval_s)
-        _, received = gather([self.sender, self.receiver], timeout)
+        received = self.latency_ns((transport, size, warmup + samples),
+                                   (transport, size, samples, warmup, s.interval_s), size)
         return {"transport": transport, "size": size, "interval_s": s.interval_s,
                 **summarize(received["latency_ns"]),
                 "receiver_cpu_per_s": received["cpu_per_s"]}
-
-    def close(self) -> None:
-        close_all(self.workers)

@@ -15,7 +15,12 @@ import os
 import platform
 from pathlib import Path
 
+from agnoshm.bench.floor import LABEL as FLOOR_LABEL
+from agnoshm.bench.floor import TRANSPORT as FLOOR  # a baseline, never a rival in the verdict
+
 SCHEMA = "agnoshm-bench/1"
+FLOOR_NOTE = (f"{FLOOR} = {FLOOR_LABEL} (agnoshm's lock-free ring protocol in pure Python, "
+              "payload in place; no Node, view or executor)")
 
 #: The issue's targets; reported against, never asserted.
 TARGETS = {
@@ -140,7 +145,8 @@ def _us(value: float) -> str:
 
 #: How the verdict names each transport.
 SPOKEN = {"socket": "a socket copy", "shm-copy": "a shared-memory copy",
-          "cdr-socket": "CDR + socket copy", "cyclonedds": "Cyclone DDS"}
+          "cdr-socket": "CDR + socket copy", "cyclonedds": "Cyclone DDS",
+          FLOOR: "its floor (a bare ring)"}
 TIMES = "\u00d7"  # the multiplication sign of "52× faster"
 
 
@@ -199,8 +205,9 @@ def transports_table(results: dict) -> str:
                       if ours is not None and transport != "agnoshm" else "")
             rows.append([size_label(size), transport, _us(r["p50_us"]), _us(r["p90_us"]),
                          _us(r["p99_us"]), _us(r["max_us"]), versus])
-    return _table(["size", "transport", "p50 us", "p90 us", "p99 us", "max us", "agnoshm is"],
-                  rows)
+    table = _table(["size", "transport", "p50 us", "p90 us", "p99 us", "max us", "agnoshm is"],
+                   rows)
+    return table + ("\n" + FLOOR_NOTE if FLOOR in order else "")
 
 
 def spin_versus_raw(dispatch_row: dict) -> str:
@@ -212,7 +219,8 @@ def spin_versus_raw(dispatch_row: dict) -> str:
 def verdict(results: dict) -> list[str]:
     """One sentence per size, from the p50 latencies: the fastest transport and by how much,
     then agnoshm against a socket copy and against rclpy (or, where rclpy was not measured,
-    CDR + socket copy: what rclpy's serialization costs at least)."""
+    CDR + socket copy: what rclpy's serialization costs at least), and against its floor (a
+    bare ring, which is no transport a user can pick, so never "the fastest")."""
     by_size: dict[int, dict[str, float]] = {}
     for r in results["latency"]:
         by_size.setdefault(r["size"], {})[r["transport"]] = r["p50_us"]
@@ -220,7 +228,7 @@ def verdict(results: dict) -> list[str]:
     for size in results["settings"]["sizes"]:
         p50 = by_size.get(size, {})
         ours = p50.get("agnoshm")
-        rivals = sorted((t for t in p50 if t != "agnoshm"), key=p50.get)
+        rivals = sorted((t for t in p50 if t not in ("agnoshm", FLOOR)), key=p50.get)
         if ours is None or not rivals:
             continue
         best = rivals[0]
@@ -234,6 +242,9 @@ def verdict(results: dict) -> list[str]:
         named = [t for t in ("socket", serializing) if t in p50 and t != best]
         sentence = lead + ("; agnoshm is " + " and ".join(
             compared(ours, p50[t], spoken(t)) for t in named) if named else "")
+        if FLOOR in p50:
+            floor = compared(ours, p50[FLOOR], spoken(FLOOR))
+            sentence += f", and {floor}" if named else f"; agnoshm is {floor}"
         lines.append((size_label(size), sentence))
     width = max((len(label) for label, _ in lines), default=0)
     return [f"  at {(label + ':').ljust(width + 1)} {sentence}" for label, sentence in lines]
@@ -378,10 +389,11 @@ def write_plot(results: dict, path: str | os.PathLike) -> Path | None:
                       key=lambda r: r["size"])
         sizes = [r["size"] for r in rows]
         width = 2.5 if transport == "agnoshm" else 1.5
+        name = f"{transport} (agnoshm's floor)" if transport == FLOOR else transport
         line, = ax.plot(sizes, [r["p50_us"] for r in rows], marker="o", linewidth=width,
-                        label=f"{transport} p50")
+                        label=f"{name} p50")
         ax.plot(sizes, [r["p99_us"] for r in rows], linestyle="--", color=line.get_color(),
-                linewidth=width * 0.7, label=f"{transport} p99")
+                linewidth=width * 0.7, label=f"{name} p99")
         handles.append(line)
     sizes = sorted({r["size"] for r in results["latency"]})
     ax.set_xscale("log", base=2)

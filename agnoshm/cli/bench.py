@@ -1,13 +1,14 @@
 """``agnoshm bench``: measure agnoshm against copy baselines and other middlewares on this machine.
 
-Runs, in a private ``ROS_DOMAIN_ID``: latency per size (agnoshm, then the
-socket, shm-copy and cdr-socket baselines, size by size; then iceoryx2,
-zenoh, Cyclone DDS and rclpy where installed), throughput, fan-out cost of
-``publish()``, the busy-poll comparison and typed messages; prints the
-tables and a verdict per size (which transport is fastest, by how much),
-writes the JSON and, next to it, a PNG plot of latency against size (the plot
-needs matplotlib: pip install 'agnoshm[plot]').  A slow machine never fails
-the command; only a real error does (exit status 1).
+Runs, in a private ``ROS_DOMAIN_ID``: latency per size (agnoshm, then its
+floor, a bare ring, and the socket, shm-copy and cdr-socket baselines, size
+by size; then iceoryx2, zenoh, Cyclone DDS and rclpy where installed),
+throughput, fan-out cost of ``publish()``, the busy-poll comparison and typed
+messages; prints the tables and a verdict per size (which transport is
+fastest, by how much, and agnoshm against its floor), writes the JSON and,
+next to it, a PNG plot of latency against size (the plot needs matplotlib:
+pip install 'agnoshm[plot]').  A slow machine never fails the command; only a
+real error does (exit status 1).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from agnoshm.bench import DEFAULT_SIZES, BenchError, Settings, environment, private_domain_id
 from agnoshm.bench import dispatch, messages, peers, report
+from agnoshm.bench import floor
 from agnoshm.bench.baselines import TRANSPORTS, CopyPair
 from agnoshm.bench.latency import AgnoshmPair, measure_busy_poll
 from agnoshm.bench.peers import PEERS
@@ -97,7 +99,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 def total_steps(settings: Settings, latency_only: bool = False) -> int:
     """Steps of the progress bar: latency rows, throughput, fan-out, dispatch, busy-poll, typed."""
-    rows = len(settings.sizes) * (1 + len(TRANSPORTS))
+    rows = len(settings.sizes) * (2 + len(TRANSPORTS))  # agnoshm, its floor, the baselines
     for transport in PEERS:
         if peers.availability(transport) is None:
             limit = peers.peer_module(transport).size_limit
@@ -156,23 +158,32 @@ def measure(settings: Settings, results: dict, progress: Progress,
         progress.start("starting worker processes")
         agnoshm_pair = AgnoshmPair(settings)
         pairs.append(agnoshm_pair)
+        floor_pair = floor.FloorPair(settings)
+        pairs.append(floor_pair)
         copy_pair = CopyPair(settings)
         pairs.append(copy_pair)
         count = len(settings.sizes)
         for i, size in enumerate(settings.sizes, 1):
             parts = []
-            for transport in ("agnoshm", *TRANSPORTS):
+            for transport in ("agnoshm", floor.TRANSPORT, *TRANSPORTS):
                 progress.start(f"{transport} {report.size_label(size)}")
-                row = agnoshm_pair.latency(size) if transport == "agnoshm" \
-                    else copy_pair.latency(transport, size)
+                if transport == "agnoshm":
+                    row = agnoshm_pair.latency(size)
+                elif transport == floor.TRANSPORT:
+                    row = floor_pair.latency(size)
+                else:
+                    row = copy_pair.latency(transport, size)
                 results["latency"].append(row)
                 parts.append(f"{transport} p50 {row['p50_us']:,.1f} p99 {row['p99_us']:,.1f}")
                 progress.step()
             progress.line(f"[{i}/{count}] {report.size_label(size)}: " + " | ".join(parts) + " us")
-        results["transports"] += [{"transport": t, "status": "measured"}
-                                  for t in ("agnoshm", *TRANSPORTS)]
-        pairs.remove(copy_pair)
-        copy_pair.close()
+        results["transports"] += [{"transport": "agnoshm", "status": "measured"},
+                                  {"transport": floor.TRANSPORT, "status": "measured",
+                                   "label": floor.LABEL},
+                                  *({"transport": t, "status": "measured"} for t in TRANSPORTS)]
+        for pair in (copy_pair, floor_pair):
+            pairs.remove(pair)
+            pair.close()
         measure_peers(settings, results, progress)
         if latency_only:
             progress.finish()

@@ -17,7 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 WATCHDOG = 600  # seconds; a hang guard, not a speed limit
 SIZES = [64, 4096, 65536, 1 << 20, 4 << 20, 16 << 20]
-BASELINES = ("agnoshm", "socket", "shm-copy", "cdr-socket")
+BASELINES = ("agnoshm", "ring-floor", "socket", "shm-copy", "cdr-socket")
 PEERS = {"iceoryx2": "iceoryx2", "zenoh": "zenoh", "cyclonedds": "cyclonedds"}  # name: import
 NOT_INSTALLED = "not installed (pip install 'agnoshm[peers]')"
 BAR = re.compile(r"\[[#.]{20}\] \d+/\d+")
@@ -113,7 +113,8 @@ def test_the_verdict_ends_the_output_and_names_the_fastest_at_each_size(quick):
     sentences = _verdict(proc.stdout)
     assert list(sentences) == [size_label(size) for size in SIZES]
     for size in SIZES:
-        p50 = {r["transport"]: r["p50_us"] for r in results["latency"] if r["size"] == size}
+        p50 = {r["transport"]: r["p50_us"] for r in results["latency"]
+               if r["size"] == size and r["transport"] != "ring-floor"}  # a floor, not a rival
         fastest = min(p50, key=p50.get)
         sentence = sentences[size_label(size)]
         if fastest == "agnoshm":
@@ -123,6 +124,7 @@ def test_the_verdict_ends_the_output_and_names_the_fastest_at_each_size(quick):
             assert (sentence.startswith(f"{spoken} is fastest, ")
                     or sentence.startswith(f"agnoshm and {spoken} are fastest")), sentence
         assert "a socket copy" in sentence, sentence
+        assert sentence.endswith("its floor (a bare ring)"), sentence
         for factor, _word in re.findall(r"(\d+(?:\.\d)?)\u00d7 (faster|slower)", sentence):
             assert float(factor) >= 1.0, sentence  # "5× slower", never "0.2x"
     assert not re.search(r"\d(\.\d+)?x\b", proc.stdout + proc.stderr)  # factors read "N× slower"
