@@ -11,7 +11,6 @@ and of both view classes.
 
 from __future__ import annotations
 
-import ctypes
 import threading
 
 from agnoshm.errors import MessageInvalidatedError, TypeMismatchError, UnknownFieldError
@@ -23,7 +22,6 @@ from agnoshm.msg.definition import MessageDefinition, UnknownTypeError, rclpy_ty
 from agnoshm.msg.layout import StructLayout, layout_of
 from agnoshm.msg.types import default_registry
 
-_memset = ctypes.memset
 _lock = threading.RLock()
 _types: dict[str, "MessageType"] = {}
 _view_classes: dict[tuple[str, bool], type] = {}
@@ -218,6 +216,7 @@ class MessageType:
         self.type_name = definition.type_name
         self.type_hash = definition.type_hash
         self.struct_size = layout.size
+        self._zeros = bytes(layout.size)
         self._received_class = None  # view_class(type_name, False), once it is needed
         self._loaned_class = None  # view_class(type_name, True), once it is needed
         self._has_defaults = False  # set with _loaned_class
@@ -232,8 +231,10 @@ class MessageType:
         if cls is None:
             cls = self._loaned_class = view_class(self.type_name, True)
             self._has_defaults = defaults.needs_defaults(self.layout)
-        view = cls(loan, address, pool.buffer, pool.address, pool.address + pool.size)
-        _memset(address, 0, self.struct_size)
+        buffer = pool.buffer
+        view = cls(loan, address, buffer, pool.address, pool.address + pool.size)
+        offset = address - pool.address
+        buffer[offset:offset + self.struct_size] = self._zeros  # a slice store: no foreign call
         if self._has_defaults:
             defaults.apply_defaults(view)
         return view

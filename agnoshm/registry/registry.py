@@ -82,6 +82,7 @@ class Registry(Opening, Processes, Endpoints, Repair, Reads):
         #: path reads and writes single bytes and aligned words through these.
         self.memory = memoryview((ctypes.c_char * self._size).from_address(a)).cast("B")
         self.words = self.memory.cast("Q")
+        self.words32 = self.memory.cast("I")
         self.lock = RobustLock(a + L.Header.lock.offset, self.repair)
         self._topic_locks: dict[int, RobustLock] = {}
         self.own_slot = -1
@@ -134,7 +135,7 @@ class Registry(Opening, Processes, Endpoints, Repair, Reads):
             self._topic_locks.clear()
             for attr in ("header", "processes", "topics", "publishers", "subscriptions"):
                 self.__dict__.pop(attr, None)
-            for view in (self.words, self.memory):  # later use raises instead of faulting
+            for view in (self.words, self.words32, self.memory):  # later use raises instead of faulting
                 try:
                     view.release()
                 except BufferError:  # a numpy array still exports it: the unmap decides

@@ -64,6 +64,8 @@ class Doorbell:
 
     def disarm(self) -> None:
         """This thread is awake: publishers need not ring for it any more."""
+        if not self._sleepers:  # no thread is armed (the usual case when work is found)
+            return
         armed = self._armed
         if getattr(armed, "on", False):
             armed.on = False

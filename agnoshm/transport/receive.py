@@ -125,6 +125,9 @@ class SubscriberPort:
         self._cursor_words = (receipts + receipt_type.cursors.offset) >> 3
         base = ctypes.addressof(self.record) - registry.address
         self._received_word = (base + L.SubscriptionRecord.received.offset) >> 3
+        self._incarnation_word = (base + L.SubscriptionRecord.incarnation.offset) >> 3
+        self._held_word = (base + L.SubscriptionRecord.held.offset) >> 2  # in words32
+        self._words32 = registry.words32
         self._generation_word = (ctypes.addressof(self.topic) + L.TopicRecord.generation.offset
                                  - registry.address) >> 3
         # Takes and releases may come from several threads (and a release from a
@@ -220,7 +223,7 @@ class SubscriberPort:
         self._publish_cursors()
         if taken:
             self.held += len(taken)
-            self.record.held = self.held
+            self._words32[self._held_word] = self.held
             words[self._received_word] += len(taken)
         return taken
 
@@ -284,8 +287,8 @@ class SubscriberPort:
             if faults.ARMED:
                 faults.hit("release.inside")
             self.held -= 1
-            if self.record.incarnation == self.incarnation:
-                self.record.held = self.held
+            if self._words[self._incarnation_word] == self.incarnation:  # still our record
+                self._words32[self._held_word] = self.held
         self.runtime.peers.release(lease.mapping)
         if self.destroyed and self.held == 0:
             registry = self._registry
