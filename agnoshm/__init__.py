@@ -83,7 +83,7 @@ __all__ = [
     "ServiceCallbackError", "ServiceError", "ServiceExistsError", "ServiceTimeoutError",
     "ServiceUnavailableError", "get_service", "register_srv",
     "TypeMismatchError", "UnknownFieldError", "create_publisher", "get_message", "register_msg", "register_package", "create_subscription", "init", "ok", "shutdown",
-    "spin", "spin_once",
+    "spin", "spin_once", "create_service", "create_client",
     "MatchedInfo", "PublisherEventCallbacks", "SubscriptionEventCallbacks",
     "UnsupportedEventTypeError",
 ]
@@ -150,4 +150,36 @@ def create_polling_subscription(node, msg_type, topic, qos_profile, **options):
         from agnoshm import ros
 
         return ros.create_polling_subscription(node, msg_type, topic, qos_profile, **options)
+    raise TypeError(f"expected an agnoshm.Node or an rclpy.node.Node, got {type(node).__name__}")
+
+
+def create_service(node, srv_type, srv_name, callback, **options):
+    """Create a service server on an ``agnoshm.Node`` or an ``rclpy.node.Node``; on an rclpy
+    node the callback runs in whatever executor spins that node (docs/services.md).
+
+    ``options``: ``qos_profile``, ``callback_group``.
+
+    :raises TypeError: if ``node`` is neither.
+    """
+    if isinstance(node, Node):
+        return node.create_service(srv_type, srv_name, callback, **options)
+    if _is_rclpy_node(node):
+        from agnoshm import ros
+
+        return ros.create_service(node, srv_type, srv_name, callback, **options)
+    raise TypeError(f"expected an agnoshm.Node or an rclpy.node.Node, got {type(node).__name__}")
+
+
+def create_client(node, srv_type, srv_name, **options):
+    """Create a service client on an ``agnoshm.Node`` or an ``rclpy.node.Node``
+    (docs/services.md); ``options``: ``qos_profile``, ``callback_group``.
+
+    :raises TypeError: if ``node`` is neither.
+    """
+    if isinstance(node, Node):
+        return node.create_client(srv_type, srv_name, **options)
+    if _is_rclpy_node(node):
+        from agnoshm import ros
+
+        return ros.create_client(node, srv_type, srv_name, **options)
     raise TypeError(f"expected an agnoshm.Node or an rclpy.node.Node, got {type(node).__name__}")

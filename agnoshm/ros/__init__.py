@@ -1,7 +1,8 @@
 """agnoshm inside ROS 2: zero-copy endpoints on rclpy nodes, and the ROS 2 bridge.
 
 Use the same calls as on an ``agnoshm.Node``, passing an rclpy node; callbacks
-run in whatever rclpy executor spins the node::
+(of subscriptions, and of services: ``create_service``, ``create_client``) run in
+whatever rclpy executor spins the node::
 
     import rclpy, agnoshm.ros
     from std_msgs.msg import String
@@ -15,7 +16,8 @@ The bridge (``agnoshm_bridge``, :mod:`agnoshm.ros.bridge`) makes agnoshm
 topics visible to ``ros2 topic echo`` and rosbag2, and feeds ROS 2 publishers
 into agnoshm subscriptions.
 
-Modules: :mod:`~agnoshm.ros.adapter` (the ``create_*`` functions),
+Modules: :mod:`~agnoshm.ros.adapter` (the ``create_*`` functions of topics),
+:mod:`~agnoshm.ros.services` (``create_service``, ``create_client``; loaded on first use),
 :mod:`~agnoshm.ros.endpoints`, :mod:`~agnoshm.ros.dispatch` (the background
 thread), :mod:`~agnoshm.ros.binding` (teardown hooks), :mod:`~agnoshm.ros.qos`
 and :mod:`~agnoshm.ros.bridge`.
@@ -36,6 +38,14 @@ from agnoshm.ros.qos import check_ros_qos
 
 __all__ = [
     "RosPollingSubscription", "RosPublisher", "RosSubscription", "check_ros_qos",
-    "create_polling_subscription", "create_publisher", "create_subscription",
-    "destroy_endpoints", "resolve_topic_name",
+    "create_client", "create_polling_subscription", "create_publisher", "create_service",
+    "create_subscription", "destroy_endpoints", "resolve_topic_name",
 ]
+
+
+def __getattr__(name):
+    if name in ("create_service", "create_client"):  # services import asyncio: on first use
+        from agnoshm.ros import services
+
+        return getattr(services, name)
+    raise AttributeError(f"module 'agnoshm.ros' has no attribute {name!r}")

@@ -157,6 +157,21 @@ def resolve_topic_name(node, topic: str) -> str:
 
 def _prepare(node, msg_type, topic, qos_profile):
     """Check everything and bind the node; return (binding, type, topic, depth, durability)."""
+    rclpy = check_node(node)
+    check_ros_qos(qos_profile)
+    depth, durability = resolve_qos(qos_profile)
+    msg_type = get_message(msg_type)
+    topic_name = resolve_topic_name(node, topic)
+    return binding_for(node, rclpy), msg_type, topic_name, depth, durability
+
+
+def check_node(node):
+    """Check that ``node`` is a live rclpy node; return rclpy.
+
+    :raises ImportError: if rclpy is not importable (source ROS 2).
+    :raises TypeError: if ``node`` is not an rclpy node.
+    :raises InvalidHandleError: if the node was destroyed or its context shut down.
+    """
     rclpy = import_rclpy()
     if not isinstance(node, rclpy.node.Node):
         raise TypeError(f"expected an rclpy.node.Node or an agnoshm.Node, got "
@@ -171,8 +186,4 @@ def _prepare(node, msg_type, topic, qos_profile):
     except RuntimeError:  # rclpy's InvalidHandle
         raise InvalidHandleError("this rclpy node was destroyed (destroy_node()): create a new "
                                  "node") from None
-    check_ros_qos(qos_profile)
-    depth, durability = resolve_qos(qos_profile)
-    msg_type = get_message(msg_type)
-    topic_name = resolve_topic_name(node, topic)
-    return binding_for(node, rclpy), msg_type, topic_name, depth, durability
+    return rclpy
