@@ -18,14 +18,14 @@ message is slept through is in :mod:`agnoshm.transport.ring`.
 The callers' loop: ``seen = value()``; look; ``wait(seen, timeout)``.  The
 first ``wait`` of a thread arms and returns at once, so that the caller looks
 once more after arming; the next one sleeps and disarms when it wakes.
-``busy_poll_us`` makes an armed thread spin that long on the word first.
+``busy_poll_us`` is for the wake-up loop (``waiting.py``): it spins that long
+looking for work, awake, before it arms.
 """
 
 from __future__ import annotations
 
 import ctypes
 import threading
-import time
 
 from agnoshm import _libc
 from agnoshm.transport.ring import full_fence
@@ -35,7 +35,7 @@ class Doorbell:
     """The doorbell of one process slot."""
 
     __slots__ = ("address", "_word", "_sleeping", "_sleepers", "_lock", "_armed",
-                 "_busy_poll_ns", "ring", "_futex_wait")
+                 "busy_poll_ns", "ring", "_futex_wait")
 
     def __init__(self, address: int, sleeping_address: int, busy_poll_us: int = 0):
         self.address = address
@@ -44,13 +44,18 @@ class Doorbell:
         self._sleepers = 0  # threads armed now
         self._lock = threading.Lock()
         self._armed = threading.local()
-        self._busy_poll_ns = busy_poll_us * 1000
+        #: how long a waiter spins looking for work before it arms (the wake-up loop's job)
+        self.busy_poll_ns = busy_poll_us * 1000
         #: ``ring()``: add one to the word and wake every waiter (thread-safe, unconditional).
         self.ring = _libc.futex_ringer(address)
         self._futex_wait = _libc.futex_waiter(address)
 
     def value(self) -> int:
         return self._word.value
+
+    def armed(self) -> bool:
+        """Whether the calling thread is armed (publishers ring for it)."""
+        return getattr(self._armed, "on", False)
 
     def arm(self) -> None:
         """Count this thread as one that may sleep: publishers ring from now on."""
@@ -84,13 +89,6 @@ class Doorbell:
             self.arm()
             return
         try:
-            if self._busy_poll_ns:
-                word = self._word
-                clock = time.monotonic_ns
-                deadline = clock() + self._busy_poll_ns
-                while clock() < deadline:
-                    if word.value != seen:
-                        return
             self._futex_wait(seen, timeout_sec)
         finally:
             self.disarm()

@@ -84,6 +84,7 @@ def wait_for_work(doorbell, look, *, deadline: float | None = None, stop=None, e
         doorbell.  ``leave()`` is called after each round that ``enter()`` admitted.
     """
     fence = _fence
+    busy_poll_ns = doorbell.busy_poll_ns
     while True:
         if enter is not None and not enter():
             return None
@@ -97,6 +98,14 @@ def wait_for_work(doorbell, look, *, deadline: float | None = None, stop=None, e
                 return work
             if stop is not None and stop():
                 return None
+            if busy_poll_ns and not doorbell.armed():
+                # Spin looking, awake (publishers do not ring an awake process), before
+                # arming to sleep: AGNOSHM_BUSY_POLL_US trades CPU for the wake-up.
+                end = time.monotonic_ns() + busy_poll_ns
+                while time.monotonic_ns() < end:
+                    work, timeout = look()
+                    if work is not None:
+                        return work
             if deadline is not None:
                 left = deadline - time.monotonic()
                 if left <= 0:

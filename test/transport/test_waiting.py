@@ -248,3 +248,40 @@ def test_leave_runs_when_the_look_raises(isolated_domain):
     with pytest.raises(KeyError):
         wait_for_work(_doorbell(), look, enter=lambda: True, leave=lambda: left.append(1))
     assert left == [1]
+
+
+def test_a_busy_polling_loop_finds_a_message_awake_and_no_publisher_rings_it(
+        isolated_domain, monkeypatch):
+    """AGNOSHM_BUSY_POLL_US: the loop spins looking for work before it arms, so a message
+    from another process is found while the process is awake: its sleeping flag stays
+    clear and the publisher never rings (the doorbell's word does not move)."""
+    monkeypatch.setenv("AGNOSHM_BUSY_POLL_US", str(int(TIMEOUT * 1e6)))  # outlasts any start
+    node = agnoshm.Node("busy")
+    sub = node.create_polling_subscription(agnoshm.Bytes, "/busy", 4)
+    runtime = agnoshm.context.get_runtime()
+    doorbell = runtime.doorbell
+    ctx = workers.context()
+    ready, start, out = ctx.Event(), ctx.Event(), ctx.Queue()
+    child = ctx.Process(target=workers.publisher, args=("/busy", 3, 1, 64, 4, 1, ready, start, out))
+    child.start()
+    assert ready.wait(TIMEOUT)
+    seen = doorbell.value()
+    flags = []
+
+    def look():
+        flags.append(runtime.registry.processes[runtime.slot].sleeping)
+        if len(flags) == 1:
+            start.set()  # published only once the loop has looked and found nothing
+            return None, None
+        msg = sub.take()
+        return msg, None
+
+    msg = wait_for_work(doorbell, look, deadline=time.monotonic() + TIMEOUT)
+    assert msg is not None and workers.read_header(msg.data) == (3, 0)
+    assert set(flags) == {0} and not doorbell.armed(), "it never armed"
+    assert doorbell.value() == seen, "an awake process was rung"
+    del msg
+    assert out.get(timeout=TIMEOUT)[0] == "published"
+    child.join(TIMEOUT)
+    assert child.exitcode == 0
+    node.destroy_node()
