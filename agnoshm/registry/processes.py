@@ -8,7 +8,7 @@ import time
 from agnoshm import _libc, faults
 from agnoshm.errors import LimitReachedError, RegistryCorruptedError, RegistryError
 from agnoshm.memory import BACKEND_CODES, BACKENDS
-from agnoshm.names import queue_name
+from agnoshm.names import SHM_DIR, queue_name
 from agnoshm.registry import layout as L
 from agnoshm.registry import liveness
 
@@ -76,9 +76,20 @@ class Processes:
         """
         self.reap_dead()  # frees dead records, unlinks their pools and queues
         with self.lock:
+            if self.header.state == L.REGISTRY_CLOSED or not self._name_is_ours():
+                return False  # closed by another: the name may be a new registry's now
             if any(self.is_alive(slot) for slot in self.live_slots()):
                 return False
             return self._close_and_unlink_locked()
+
+    def _name_is_ours(self) -> bool:
+        """Whether the registry's name still refers to the object this handle opened."""
+        try:
+            named = os.stat(SHM_DIR + self.name)
+        except FileNotFoundError:
+            return False
+        mine = os.fstat(self._fd)
+        return (named.st_dev, named.st_ino) == (mine.st_dev, mine.st_ino)
 
     def _close_and_unlink_locked(self) -> bool:
         """Mark the registry closed (openers now start a new one) and unlink its name;

@@ -497,3 +497,25 @@ def test_close_is_idempotent_and_safe_after_a_failed_init(config):
     failed.close()
     assert repr(sut).startswith(f"Registry('{registry_name(config.domain_id)}'")
 
+
+
+def test_a_stale_handle_never_unlinks_the_registry_that_replaced_its_own(isolated_domain):
+    """``agnoshm clean``'s close_if_abandoned on a handle to a registry that its last process
+    closed meanwhile: the name now belongs to a new registry, which must stay."""
+    agnoshm.Node("first")
+    config = agnoshm.context.get_runtime().config
+    stale = Registry(config)  # opened, not joined
+    try:
+        agnoshm.shutdown()  # the last process leaves: that registry is closed and unlinked
+        node = agnoshm.Node("second")  # a new registry under the same name
+        path = "/dev/shm" + registry_name(isolated_domain)
+        assert os.path.exists(path)
+        assert stale.close_if_abandoned() is False
+        assert os.path.exists(path), "the new registry's name was unlinked"
+        pub = node.create_publisher(agnoshm.Bytes, "/still", 1)
+        sub = node.create_polling_subscription(agnoshm.Bytes, "/still", 1)
+        pub.publish(b"works")
+        assert bytes(sub.take().data) == b"works"
+        node.destroy_node()
+    finally:
+        stale.close()
