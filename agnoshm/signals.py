@@ -33,6 +33,7 @@ import enum
 import signal
 import sys
 import threading
+import warnings
 from typing import Iterator
 
 _SIGNALS = ((signal.SIGINT, 1), (signal.SIGTERM, 2))
@@ -75,8 +76,18 @@ def _rclpy_handles_signals() -> bool:
 
 
 def install_signal_handlers(options: SignalHandlerOptions = SignalHandlerOptions.ALL) -> None:
-    """Install agnoshm's handlers for the signals ``options`` names (main thread only)."""
-    if not _main_thread() or _rclpy_handles_signals():
+    """Install agnoshm's handlers for the signals ``options`` names (main thread only:
+    elsewhere Python cannot set handlers, and a warning says so)."""
+    if _rclpy_handles_signals():
+        return
+    if not _main_thread():
+        if any(options & bit and signum not in _replaced for signum, bit in _SIGNALS):
+            warnings.warn(
+                f"agnoshm started in thread {threading.current_thread().name!r}, not the main "
+                "thread: Python sets signal handlers only there, so Ctrl-C and SIGTERM do not "
+                "stop agnoshm; call agnoshm.init() in the main thread first, or pass "
+                "signal_handler_options=SignalHandlerOptions.NO and handle signals yourself",
+                RuntimeWarning, stacklevel=3)
         return
     for signum, bit in _SIGNALS:
         if options & bit and signum not in _replaced:

@@ -11,6 +11,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import warnings
 
 import pytest
 
@@ -118,6 +120,31 @@ def test_init_installs_both_handlers_and_shutdown_puts_the_previous_ones_back(is
     agnoshm.shutdown()
     assert signals.get_current_signal_handlers_options() == agnoshm.SignalHandlerOptions.NO
     assert {s: signal.getsignal(s) for s in before} == before
+
+
+@pytest.mark.parametrize("options, warns", [(None, True), ("NO", False)])
+def test_a_start_outside_the_main_thread_warns_that_no_handler_is_set(isolated_domain, options,
+                                                                      warns):
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    caught = []
+
+    def start():
+        with warnings.catch_warnings(record=True) as found:
+            warnings.simplefilter("always")
+            agnoshm.init(signal_handler_options=options and agnoshm.SignalHandlerOptions[options])
+        caught.extend(found)
+
+    thread = threading.Thread(target=start, name="starter")
+    thread.start()
+    thread.join(TIMEOUT)
+    texts = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    if warns:
+        assert len(texts) == 1 and "'starter', not the main thread" in texts[0]
+        assert "signal_handler_options=SignalHandlerOptions.NO" in texts[0]
+    else:
+        assert texts == []
+    assert {s: signal.getsignal(s) for s in before} == before
+    agnoshm.shutdown()
 
 
 def test_signal_handler_options_no_keeps_the_programs_handlers(isolated_domain):
