@@ -21,7 +21,12 @@ from typing import Mapping
 
 from agnoshm import context
 from agnoshm.errors import NotInitializedError
-from agnoshm.executors.thread_config import ThreadConfigError, apply, load_thread_config, template
+from agnoshm.executors.thread_config import (
+    GroupThread,
+    ThreadConfigError,
+    load_thread_config,
+    template,
+)
 from agnoshm.executors.base import Executor, _deadline
 from agnoshm.executors.gate import _gate
 from agnoshm.executors.single_threaded import SingleThreadedExecutor
@@ -262,33 +267,13 @@ class _GroupExecutor(SingleThreadedExecutor):
         return self._mine
 
 
-class _Worker:
+class _Worker(GroupThread):
     """One callback group's thread and its executor."""
 
     def __init__(self, board: _Board, group, key: str, settings, nodes: list):
+        super().__init__(key, settings, _serve, board)
         self.board = board
-        self.key = key
-        self.settings = settings
         self.executor = _GroupExecutor(group, nodes)
-        self.stopped = False
-        self.configured = threading.Event()
-        self.thread = threading.Thread(target=_serve, args=(board, self),
-                                       name=f"agnoshm-group {key}", daemon=True)
-
-    def start(self) -> None:
-        """Start the thread and apply the group's settings before it runs any callback.
-
-        :raises ThreadSettingError: if a setting cannot be applied (the thread then ends).
-        """
-        self.thread.start()
-        try:
-            if self.settings is not None:
-                apply(self.thread.native_id, self.settings, self.key)
-        except BaseException:
-            self.stopped = True
-            raise
-        finally:
-            self.configured.set()
 
     def retire(self) -> None:
         """End the thread after its current callback (its group has no entities any more)."""

@@ -22,6 +22,7 @@ import errno
 import os
 import re
 import resource
+import threading
 from pathlib import Path
 from typing import Mapping
 
@@ -185,6 +186,34 @@ def apply(tid: int, settings: ThreadSettings, key: str) -> None:
                 "cpu_affinity") from None
 
 
+class GroupThread:
+    """A callback group's thread, given its settings before it runs anything: ``target``
+    gets ``(*args, this)`` and waits for :attr:`configured` first."""
+
+    def __init__(self, key: str, settings: ThreadSettings | None, target, *args):
+        self.key = key
+        self.settings = settings
+        self.stopped = False
+        self.configured = threading.Event()
+        self.thread = threading.Thread(target=target, args=(*args, self),
+                                       name=f"agnoshm-group {key}", daemon=True)
+
+    def start(self) -> None:
+        """Start the thread and apply the group's settings before it runs any callback.
+
+        :raises ThreadSettingError: if a setting cannot be applied (the thread then ends).
+        """
+        self.thread.start()
+        try:
+            if self.settings is not None:
+                apply(self.thread.native_id, self.settings, self.key)
+        except BaseException:
+            self.stopped = True
+            raise
+        finally:
+            self.configured.set()
+
+
 def _rtprio() -> int:
     return resource.getrlimit(resource.RLIMIT_RTPRIO)[0]
 
@@ -198,8 +227,9 @@ def _allowed_cpus(tid: int) -> list[int]:
         return sorted(os.sched_getaffinity(0))
 
 
-def template(groups: list[tuple[str, str, bool]]) -> str:
-    """A thread configuration to fill in: ``groups`` are ``(key, members, named)``."""
+def template(groups: list[tuple[str, str, bool]], how_to_name: str = "create it with name=...") -> str:
+    """A thread configuration to fill in: ``groups`` are ``(key, members, named)``;
+    ``how_to_name`` tells how to name an unnamed group."""
     lines = [
         "# agnoshm thread configuration (CallbackIsolatedExecutor(thread_config=...)):",
         "# one entry per callback group, <node fully qualified name>/<group name>; settings:",
@@ -212,7 +242,7 @@ def template(groups: list[tuple[str, str, bool]]) -> str:
         if named:
             lines.append(f"  {key}: {{}}  # {members}")
         else:
-            lines.append(f"  # {key} ({members}) has no name: create it with name=... to "
+            lines.append(f"  # {key} ({members}) has no name: {how_to_name} to "
                          "configure its thread")
     if len(lines) == 6:
         lines[-1] += " {}"

@@ -18,6 +18,8 @@ into agnoshm subscriptions.
 
 Modules: :mod:`~agnoshm.ros.adapter` (the ``create_*`` functions of topics),
 :mod:`~agnoshm.ros.services` (``create_service``, ``create_client``; loaded on first use),
+:mod:`~agnoshm.ros.isolated` (``CallbackIsolatedExecutor``, a thread per callback group of
+rclpy nodes, and ``name_callback_group``; loaded on first use),
 :mod:`~agnoshm.ros.endpoints`, :mod:`~agnoshm.ros.dispatch` (the background
 thread), :mod:`~agnoshm.ros.binding` (teardown hooks), :mod:`~agnoshm.ros.qos`
 and :mod:`~agnoshm.ros.bridge`.
@@ -37,6 +39,7 @@ from agnoshm.ros.endpoints import RosPollingSubscription, RosPublisher, RosSubsc
 from agnoshm.ros.qos import check_ros_qos
 
 __all__ = [
+    "CallbackIsolatedExecutor", "name_callback_group",
     "RosPollingSubscription", "RosPublisher", "RosSubscription", "check_ros_qos",
     "create_client", "create_polling_subscription", "create_publisher", "create_service",
     "create_subscription", "destroy_endpoints", "resolve_topic_name",
@@ -48,4 +51,8 @@ def __getattr__(name):
         from agnoshm.ros import services
 
         return getattr(services, name)
+    if name in ("CallbackIsolatedExecutor", "name_callback_group"):  # subclasses rclpy's Executor
+        from agnoshm.ros import isolated
+
+        return getattr(isolated, name)
     raise AttributeError(f"module 'agnoshm.ros' has no attribute {name!r}")
