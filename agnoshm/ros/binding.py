@@ -191,6 +191,12 @@ def binding_for(node, rclpy) -> NodeBinding:
     return binding
 
 
+def binding_of(node) -> NodeBinding | None:
+    """The binding of ``node`` (its agnoshm endpoints), if any was made."""
+    with _lock:
+        return _bindings.get(node)
+
+
 def destroy_endpoints(node) -> None:
     """Destroy every agnoshm endpoint created on ``node`` (``destroy_node`` does this too)."""
     with _lock:

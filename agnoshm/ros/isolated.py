@@ -38,7 +38,7 @@ from agnoshm.executors.thread_config import (
     load_thread_config,
     template,
 )
-from agnoshm.ros.binding import import_rclpy
+from agnoshm.ros.binding import binding_of, import_rclpy
 
 _logger = logging.getLogger("agnoshm.ros")
 
@@ -266,7 +266,7 @@ class _Isolated:
                     key = f"{fqn.rstrip('/')}/{name}"
                 else:
                     key = f"{fqn}/<unnamed {len(found)}>"
-                found.append((key, group, _describe(kinds), name is not None))
+                found.append((key, group, _describe(node, kinds), name is not None))
         return found
 
     # introspection -----------------------------------------------------------------------------
@@ -281,10 +281,17 @@ class _Isolated:
                         "name it with agnoshm.ros.name_callback_group(group, ...)")
 
 
-def _describe(kinds: dict) -> str:
+def _describe(node, kinds: dict) -> str:
     """``subscription /chatter, timer 0.1 s, 7 services`` for a template's comment."""
     parts = []
     for kind, entities in kinds.items():
+        if kind == "guards":  # agnoshm subscriptions' guards by their topic
+            topics = {id(getattr(sub, "_guard", None)): sub.topic_name
+                      for sub in getattr(binding_of(node), "endpoints", ())}
+            parts += [f"agnoshm subscription {topics[id(e)]}" for e in entities if id(e) in topics]
+            entities = [e for e in entities if id(e) not in topics]
+            if not entities:
+                continue
         if kind == "subscriptions":
             parts += [f"subscription {e.topic_name}" for e in entities]
         elif kind == "timers":

@@ -7,11 +7,16 @@ them.  Real-time threads run short callbacks at priority 1, so they starve nothi
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import sys
 import threading
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from executor_workers import start_publisher, stop_publishers
+from domains import ROS_DOMAIN_RANGE
 from ros_packages import needs
 from test_callback_isolated import Spinning, _stat
 from workers import TIMEOUT, read_header, wait_until
@@ -246,3 +251,21 @@ def test_names_are_checked_unique_within_a_node_and_listed_in_the_template(ros):
     node.create_timer(1.0, lambda: None, callback_group=ros.group("cam"))
     with pytest.raises(agnoshm.ThreadConfigError, match="two callback groups named 'cam'"):
         sut.spin_once(0)
+
+
+def test_the_rclpy_example_of_docs_executors_runs(claimed_domains, tmp_path):
+    text = (Path(__file__).resolve().parents[2] / "docs" / "executors.md").read_text()
+    example = re.findall(r"```python\n(.*?)```", text, re.S)[1]
+    assert "agnoshm.ros import CallbackIsolatedExecutor" in example
+    (tmp_path / "example.py").write_text(example)
+    domain = claimed_domains(ROS_DOMAIN_RANGE)  # both agnoshm's and DDS's
+    result = subprocess.run([sys.executable, "example.py"], cwd=tmp_path,
+                            env={**os.environ, "ROS_DOMAIN_ID": str(domain)},
+                            capture_output=True, text=True, timeout=TIMEOUT)
+    assert result.returncode == 0, result.stderr
+    ticks = re.search(r"^(\d+) control ticks on thread \{(\d+)\}; threads: (.*)$", result.stdout,
+                      re.M)
+    assert ticks and int(ticks[1]) >= 20, result.stdout
+    images = set(re.findall(r"^image of 1024 B on thread (\d+)$", result.stdout, re.M))
+    assert len(images) == 1 and images != {ticks[2]}, result.stdout
+    assert "  /demo/robot/camera: {}  # agnoshm subscription /demo/image" in result.stdout
