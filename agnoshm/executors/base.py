@@ -3,7 +3,8 @@
 An executor waits on this process's doorbell (one futex word rung by every
 publisher of a topic this process subscribes to, and by :meth:`Executor.wake`),
 so one wake-up serves all of its subscriptions.  It reads the doorbell, checks
-readiness, and sleeps only while the doorbell is unchanged: no ring is missed.
+readiness, and sleeps only while the doorbell is unchanged: no ring is missed
+(the wake-up loop of :mod:`agnoshm.transport.waiting`, see :meth:`Executor._waiter`).
 
 Dispatch follows rclpy (``rclpy/executors.py``).  An entity (subscription or
 timer) is executable when it is ready, no dispatch of it is pending
