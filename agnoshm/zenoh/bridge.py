@@ -173,7 +173,12 @@ class ZenohBridge:
 
     def _check_hashes(self, relay: TopicRelay) -> None:
         dds_type = dds_type_name(relay.spec.type_name)
-        for entity in mismatches(self.graph.endpoints(relay.spec.name), dds_type, relay.type_hash):
+        found = list(mismatches(self.graph.endpoints(relay.spec.name), dds_type, relay.type_hash))
+        keys = {entity.key for entity in found}
+        for key, entity in list(self.mismatched.items()):  # gone from the graph: forget them
+            if entity.topic == relay.spec.name and key not in keys:
+                del self.mismatched[key]
+        for entity in found:
             if entity.key in self.mismatched:
                 continue
             self.mismatched[entity.key] = entity

@@ -29,7 +29,6 @@ import logging
 import threading
 import time
 
-from agnoshm.errors import AgnoshmError
 from agnoshm.msg import get_message
 from agnoshm.qos import DurabilityPolicy, QoSProfile
 from agnoshm.zenoh import attachment, liveliness
@@ -118,6 +117,11 @@ def _zbytes_source(data: memoryview):
     if isinstance(owner, (bytes, bytearray)) and len(owner) == data.nbytes:
         return owner
     return bytes(data)
+
+
+#: Remote writers whose sequence numbers a relay remembers (gap counting); past this the
+#: oldest is forgotten, so a peer inventing GIDs cannot grow the bridge's memory.
+MAX_REMOTE_WRITERS = 1024
 
 
 class TopicRelay:
@@ -241,7 +245,7 @@ class TopicRelay:
             self._note_sequence(meta)
             try:
                 self._agnoshm_pub.publish(message)
-            except (AgnoshmError, TypeError, ValueError, OverflowError) as err:
+            except Exception as err:  # noqa: BLE001  network input: whatever it causes, drop it
                 self._drop("undeliverable", err)
                 return
             self.stats.from_zenoh += 1
@@ -258,6 +262,8 @@ class TopicRelay:
 
     def _note_sequence(self, meta: attachment.Attachment) -> None:
         last = self._last_seen.get(meta.gid)
+        if last is None and len(self._last_seen) >= MAX_REMOTE_WRITERS:
+            self._last_seen.pop(next(iter(self._last_seen)))  # the oldest: a flood of GIDs
         if last is not None and meta.sequence_number > last + 1:
             self.stats.gaps += meta.sequence_number - last - 1
         self._last_seen[meta.gid] = max(meta.sequence_number, last or 0)

@@ -187,3 +187,21 @@ def test_on_demand_needs_no_topic_and_is_a_bool(tmp_path):
         load_options(str(config))
     with pytest.raises(ZenohConfigError, match="--on-demand"):
         load_options(None)
+
+
+def test_a_flood_of_invented_writer_gids_does_not_grow_a_relay():
+    """Gap counting remembers at most MAX_REMOTE_WRITERS remote writers: a peer that invents
+    a GID per sample cannot grow the bridge's memory, and a real writer's gaps still count."""
+    from agnoshm.zenoh import relay as relay_module
+    from agnoshm.zenoh.attachment import Attachment
+
+    relay = relay_module.TopicRelay.__new__(relay_module.TopicRelay)  # only its gap counting
+    relay._last_seen, relay.stats = {}, relay_module.RelayStats()
+    real = b"\x01" * 16
+    relay._note_sequence(Attachment(1, 0, real))
+    relay._note_sequence(Attachment(3, 0, real))
+    assert relay.stats.gaps == 1
+    for i in range(3 * relay_module.MAX_REMOTE_WRITERS):
+        relay._note_sequence(Attachment(1, 0, i.to_bytes(16, "little")))
+    assert len(relay._last_seen) == relay_module.MAX_REMOTE_WRITERS
+    assert relay.stats.gaps == 1, "a first sample of a writer is no gap"
