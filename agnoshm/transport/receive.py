@@ -289,7 +289,8 @@ class SubscriberPort:
             self.held -= 1
             if self._words[self._incarnation_word] == self.incarnation:  # still our record
                 self._words32[self._held_word] = self.held
-        self.runtime.peers.release(lease.mapping)
+        if lease.mapping is not None:  # None: the publisher was gone before it was mapped
+            self.runtime.peers.release(lease.mapping)
         if self.destroyed and self.held == 0:
             registry = self._registry
             if registry.lock.held_here():  # a collection inside a registry update

@@ -374,3 +374,20 @@ def test_a_cross_process_held_view_keeps_its_bytes(isolated_domain):
     workers.wait_until(lambda: agnoshm.context.get_runtime().registry.check_consistency() == []
                        and (pub._port.reclaim() or pub._port.held_count() == 0),
                        what="the dead holder to be reaped")
+
+
+def test_a_message_whose_publisher_is_gone_before_its_pool_is_mapped_is_dropped(
+        isolated_domain):
+    """take() found and held it, but the publisher's pool cannot be mapped any more (its
+    process left): the hold is taken back and nothing is delivered, with no error."""
+    node = agnoshm.Node("n")
+    pub = node.create_publisher(agnoshm.Bytes, "/gone", 4)
+    sub = node.create_polling_subscription(agnoshm.Bytes, "/gone", 4)
+    pub.publish(b"x")
+    port = sub._port
+    assert port.has_data()
+    port.take(0)  # reads the channels (none taken: max_count 0 keeps the message new)
+    port._channels[0].incarnation += 1  # as if its slot now belonged to another process
+    assert sub.take() is None
+    assert port.held == 0 and port.record.held == 0
+    node.destroy_node()
