@@ -37,14 +37,17 @@ class PollingSubscription(Endpoint):
         self._live_port()
         return self._next_view()
 
-    def _next_view(self):
-        """The next message as a view (from the inbox, refilled when empty), or None."""
+    def _next_view(self, looked: bool = False):
+        """The next message as a view (from the inbox, refilled when empty), or None.
+
+        :param looked: the caller just saw ``has_data()`` true (an executor): take at once.
+        """
         inbox = self._inbox
         if not inbox:
             port = self._port
             if port is None:
                 return None
-            if not port.has_data():
+            if not looked and not port.has_data():
                 return None
             try:
                 leases = port.take(min(port.depth, TAKE_BATCH))

@@ -344,8 +344,9 @@ def _deadline(timeout_sec: float | None) -> float | None:
 
 
 def _take(sub):
-    """Take ``sub``'s next message as a view (see ``PollingSubscription``); None if none."""
-    return sub._next_view()
+    """Take ``sub``'s next message as a view (see ``PollingSubscription``); None if none.
+    Executors call it right after ``has_data()`` was true."""
+    return sub._next_view(True)
 
 
 def _log_failure(entity, exc: BaseException) -> None:

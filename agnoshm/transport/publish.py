@@ -259,10 +259,14 @@ class PublisherPort:
                 if words[word] >> 32:  # the process's sleeping flag
                     ring()
             if withdrawn >= 0:  # (f) freed by the next loan when no subscription holds it
-                if self._is_held(withdrawn):
-                    self._held.append(withdrawn)
+                memory = self._memory
+                for offset in self._hold_offsets:
+                    if memory[offset + withdrawn]:
+                        self._held.append(withdrawn)
+                        break
                 else:
-                    self._withdraw(withdrawn)
+                    self._withdrawn.append(self._blocks.pop(withdrawn))
+                    self._free_entries.append(withdrawn)
         if loan._freeze_arrays():
             loan.pinned = True
             self._pinned.add(loan.address)

@@ -136,6 +136,7 @@ class SubscriberPort:
         self._generation = -1
         self._channels: list[_Channel] = []
         self.held = 0
+        self._received = 0  # this process is the only writer of the record's count
         self.destroyed = False
         self.corrupted = 0  # messages dropped because they pointed outside their pool
         with self._lock:
@@ -191,7 +192,6 @@ class SubscriberPort:
                     found.append((e[3], seq, channel, entry, e[1], e[2]))
             channel.cursor = head
         if not found:
-            self._publish_cursors()
             return []
         if len(found) > 1 and len(self._channels) > 1:
             found.sort(key=_by_time)  # several publishers: publish order
@@ -223,8 +223,9 @@ class SubscriberPort:
         self._publish_cursors()
         if taken:
             self.held += len(taken)
+            self._received += len(taken)
             self._words32[self._held_word] = self.held
-            words[self._received_word] += len(taken)
+            words[self._received_word] = self._received
         return taken
 
     def _publish_cursors(self) -> None:
