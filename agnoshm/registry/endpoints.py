@@ -148,10 +148,16 @@ class Endpoints:
                                   node_name, fill, "publisher.registered")
 
     def add_subscription(self, topic_name: str, type_name: str, type_hash: str, depth: int,
-                         durability: int, node_name: str) -> tuple[int, int]:
+                         durability: int, node_name: str,
+                         starts: dict | None = None) -> tuple[int, int]:
         """Register a subscription of this process; return ``(subscription, topic)`` indices.
 
-        Where it starts reading is the data plane's choice (``transport/receive.py``).
+        A VOLATILE subscription starts after each publisher's newest message, a
+        TRANSIENT_LOCAL one before its oldest retained one.  Both are read under the
+        lock that lists the subscription, so every message published once it is
+        listed (counted) is delivered.  ``starts`` gets ``(publisher position,
+        channel ident) -> the sequence number it starts after``; the receipts' cursors
+        too.
         """
         def fill(r, index: int, pos: int, topic: int) -> None:
             offset = self.receipts_offset(index)
@@ -163,6 +169,16 @@ class Endpoints:
                     self.publishers[p].durability for p in self.publisher_indices(topic)) \
                     else L.VOLATILE
             r.bit = pos
+            cursors = self.receipts(index).cursors
+            for p in self.publisher_indices(topic):
+                publisher = self.publishers[p]
+                if publisher.state != L.USED or not 0 <= publisher.position < len(cursors):
+                    continue
+                start = self.channel(p).start
+                cursor = 0 if r.durability == L.TRANSIENT_LOCAL else start.head
+                cursors[publisher.position] = cursor
+                if starts is not None:
+                    starts[(publisher.position, start.ident)] = cursor
 
         return self._add_endpoint("subscriptions", topic_name, type_name, type_hash, depth,
                                   node_name, fill, "subscription.registered")

@@ -105,7 +105,7 @@ class SubscriberPort:
     """
 
     def __init__(self, runtime, index: int, topic: int, depth: int, *,
-                 ignore_local: bool = False):
+                 ignore_local: bool = False, starts: dict | None = None):
         registry = runtime.registry
         self.runtime = runtime
         self.index = index
@@ -140,7 +140,7 @@ class SubscriberPort:
         self.destroyed = False
         self.corrupted = 0  # messages dropped because they pointed outside their pool
         with self._lock:
-            self._refresh_channels(start_at_head=self.record.durability != L.TRANSIENT_LOCAL)
+            self._refresh_channels(starts or {})
 
     def has_data(self) -> bool:
         """Cheap, lock-free check: may a take find something (a new message, or a
@@ -159,7 +159,7 @@ class SubscriberPort:
             raise InvalidHandleError("subscription was destroyed; create a new one")
         with self._lock:
             if self._words[self._generation_word] != self._generation:
-                self._refresh_channels(start_at_head=False)
+                self._refresh_channels()
             taken = self._take_locked(max_count)
             if not taken:
                 return []
@@ -253,10 +253,10 @@ class SubscriberPort:
             leases.append(lease)
         return leases
 
-    def _refresh_channels(self, *, start_at_head: bool) -> None:
-        """Re-read the topic's publishers (its ``generation`` moved); a new publisher is
-        read from its first message, or from its head when this subscription is created
-        VOLATILE."""
+    def _refresh_channels(self, starts: dict | None = None) -> None:
+        """Re-read the topic's publishers (its ``generation`` moved).  A publisher the
+        registry listed with this subscription is read from where ``starts`` says (see
+        ``Registry.add_subscription``); one that came later, from its first message."""
         registry = self._registry
         words = self._words
         self._generation = words[self._generation_word]  # before the lists (ring.py)
@@ -270,11 +270,12 @@ class SubscriberPort:
             if not 0 <= r.position < registry.header.max_publishers_per_topic:
                 continue  # a scribbled record: not a place in any receipts
             channel = _Channel(registry, p, r, self._holds, self._cursor_words)
-            old = known.get((channel.position, channel.ident))
+            key = (channel.position, channel.ident)
+            old = known.get(key)
             if old is not None:
                 channel = old
-            elif start_at_head:
-                channel.cursor = words[channel.head_word]
+            elif starts:
+                channel.cursor = starts.get(key, 0)
             channels.append(channel)
         self._channels = channels
         self._publish_cursors()

@@ -97,9 +97,10 @@ class Runtime:
                                durability: int, node_name: str, *,
                                ignore_local: bool = False) -> SubscriberPort:
         """:param ignore_local: skip messages of publishers in this process."""
+        starts: dict = {}
         index, topic = self.registry.add_subscription(topic_name, type_name, type_hash, depth,
-                                                      durability, node_name)
-        port = SubscriberPort(self, index, topic, depth, ignore_local=ignore_local)
+                                                      durability, node_name, starts)
+        port = SubscriberPort(self, index, topic, depth, ignore_local=ignore_local, starts=starts)
         for p in self.registry.publisher_indices(topic):  # map existing publishers' pools now
             r = self.registry.publishers[p]
             if r.state == L.USED:

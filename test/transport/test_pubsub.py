@@ -391,3 +391,28 @@ def test_a_message_whose_publisher_is_gone_before_its_pool_is_mapped_is_dropped(
     assert sub.take() is None
     assert port.held == 0 and port.record.held == 0
     node.destroy_node()
+
+
+def test_a_volatile_subscription_gets_what_was_published_once_it_was_listed(isolated_domain):
+    """Where a VOLATILE subscription starts is read under the lock that lists it: a message
+    published after that (when get_subscription_count() already counts it) but before its
+    port exists is delivered; one published before is not."""
+    from agnoshm.registry import layout as L
+    from agnoshm.transport.receive import SubscriberPort
+
+    node = agnoshm.Node("n")
+    pub = node.create_publisher(agnoshm.Bytes, "/race", 4)
+    pub.publish(b"before")
+    runtime = agnoshm.context.get_runtime()
+    bytes_type = pub.msg_type
+    starts = {}
+    index, topic = runtime.registry.add_subscription(
+        "/race", bytes_type.type_name, bytes_type.type_hash, 4, L.VOLATILE, "/n", starts)
+    assert pub.get_subscription_count() == 1
+    pub.publish(b"after listing")
+    port = SubscriberPort(runtime, index, topic, 4, starts=starts)
+    leases = port.take(4)
+    assert [lease.seq for lease in leases] == [2], "only the message published once listed"
+    del leases
+    port.destroy()
+    node.destroy_node()
