@@ -63,8 +63,10 @@ class CallbackIsolatedExecutor(Executor):
         weakref.finalize(self, self._board.stop)
 
     def wake(self) -> None:
-        super().wake()  # group threads asleep on the doorbell look again
+        # The signal first, the ring after: a spinning thread woken by the ring must find
+        # the signal (the wake-up loop's rule), or it sleeps again with nothing to wake it.
         self._board.signal()
+        super().wake()  # group threads asleep on the doorbell look again
 
     # the spinning thread -----------------------------------------------------------------
     def _run(self, timeout_sec, condition, once: bool) -> bool:
