@@ -43,29 +43,16 @@ promptly and touches nothing once ``enter()`` refuses.
 
 from __future__ import annotations
 
-import ctypes
-import platform
 import time
 
-from agnoshm import _libc
+from agnoshm.transport.ring import TOTAL_STORE_ORDER, futex_fence
 
 #: Loads are never reordered with older loads here (x86), so no barrier is needed
-#: between reading the word and looking (see the module doc).
-ORDERED_LOADS = platform.machine() in ("x86_64", "AMD64")
+#: between reading the word and looking (see the module doc); elsewhere ring.py's fence.
+ORDERED_LOADS = TOTAL_STORE_ORDER
 
 
-def _make_fence():
-    """A full memory barrier: an atomic store to a private word (``FUTEX_WAKE_OP``)."""
-    word = ctypes.c_uint32()
-    setter = _libc.futex_setter(ctypes.addressof(word), 0)
-
-    def fence() -> None:
-        setter()
-        word  # noqa: B018  keeps the word alive as long as the fence
-    return fence
-
-
-_fence = None if ORDERED_LOADS else _make_fence()
+_fence = None if ORDERED_LOADS else futex_fence
 
 
 def wait_for_work(doorbell, look, *, deadline: float | None = None, stop=None, enter=None,

@@ -145,7 +145,7 @@ def test_a_message_published_from_another_process_during_the_look_is_not_slept_t
 
 
 def test_the_barrier_used_off_x86_keeps_the_loop_working(isolated_domain, monkeypatch):
-    monkeypatch.setattr(waiting, "_fence", waiting._make_fence())
+    monkeypatch.setattr(waiting, "_fence", waiting.futex_fence)
     test_a_ring_between_reading_the_word_and_sleeping_is_not_slept_through(isolated_domain)
 
 
