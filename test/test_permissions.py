@@ -44,6 +44,7 @@ def in_child_as(uid: int, gid: int, function, *args) -> dict:
     anything new: what it needs is imported here first.
     """
     import rosbags.interfaces  # noqa: F401  (agnoshm loads it lazily)
+    import agnoshm.registry.snapshot  # noqa: F401  (and mmap with it: lazily, via the registry)
 
     assert agnoshm.Bytes is not None  # resolving it loads the message type sources (rosbags)
     read_end, write_end = os.pipe()
@@ -60,6 +61,10 @@ def in_child_as(uid: int, gid: int, function, *args) -> dict:
             code = 0
         except BaseException as err:
             answer = json.dumps({"crashed": f"{type(err).__name__}: {err}"})
+            try:  # os._exit runs no atexit: leave the domain and unlink what the probe made
+                agnoshm.shutdown()
+            except BaseException:  # noqa: BLE001  the answer above says what went wrong
+                pass
         finally:
             try:
                 os.write(write_end, answer.encode())
