@@ -1,0 +1,90 @@
+"""User-space instructions per message, end to end, in one process (issue 16's budget).
+
+A callback publishes the next ``agnoshm.Bytes`` message (64 bytes, ``msg.data =``) and
+reads ``msg.data`` of the one it got; a ``SingleThreadedExecutor`` spins.  The script
+runs that under ``valgrind --tool=callgrind`` for a short and a long run and prints the
+difference divided by the difference in messages, so start-up and shut-down cancel
+out.  ``perf stat`` has no counters in a VM; callgrind counts every instruction of the
+process (Python, numpy, libc), so the figure does not depend on the machine's load.
+
+    python scripts/instructions_per_message.py            # 300 and 2,300 messages
+    python scripts/instructions_per_message.py --alloc    # alloc("data", 64) instead
+
+Environment: the agnoshm that ``python`` imports (``PYTHONPATH`` picks a tree).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+_WORKLOAD = r"""
+import sys
+import agnoshm
+n, mode, domain = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+agnoshm.init(domain_id=domain)
+node = agnoshm.Node("instructions")
+pub = node.create_publisher(agnoshm.Bytes, "/instructions", 10)
+payload = b"x" * 64
+count = 0
+
+def send():
+    msg = pub.borrow_loaned_message()
+    if mode == "alloc":
+        msg.alloc("data", 64)[:] = 120
+    else:
+        msg.data = payload
+    pub.publish(msg)
+
+def callback(msg):
+    global count
+    msg.data[0]
+    count += 1
+    if count < n:
+        send()
+
+node.create_subscription(agnoshm.Bytes, "/instructions", callback, 10)
+executor = agnoshm.SingleThreadedExecutor()
+executor.add_node(node)
+send()
+executor.spin_until(lambda: count >= n)
+agnoshm.shutdown()
+"""
+
+
+def _instructions(python: str, n: int, mode: str, domain: int, workdir: str) -> int:
+    out = os.path.join(workdir, f"callgrind.{n}")
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", python,
+                    "-c", _WORKLOAD, str(n), mode, str(domain)],
+                   check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(out) as f:
+        for line in f:
+            match = re.match(r"(?:summary|totals):\s+(\d+)", line)
+            if match:
+                return int(match.group(1))
+    raise RuntimeError(f"no instruction total in {out}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--short", type=int, default=300)
+    parser.add_argument("--long", type=int, default=2300)
+    parser.add_argument("--alloc", action="store_true", help="fill with alloc() instead of =")
+    parser.add_argument("--domain", type=int, default=180 + os.getpid() % 50)
+    args = parser.parse_args()
+    mode = "alloc" if args.alloc else "assign"
+    with tempfile.TemporaryDirectory() as workdir:
+        short = _instructions(sys.executable, args.short, mode, args.domain, workdir)
+        long = _instructions(sys.executable, args.long, mode, args.domain, workdir)
+    per_message = (long - short) / (args.long - args.short)
+    print(f"{per_message / 1000:.1f}k instructions per message ({mode}; "
+          f"{args.short} and {args.long} messages, callgrind)")
+
+
+if __name__ == "__main__":
+    main()
