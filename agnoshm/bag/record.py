@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Callable
 
 from agnoshm.bag import CLOCK_OFFSET_KEY, BagError
+from agnoshm.transport.waiting import wait_for_work
 
 BAG_VERSION = 9  # rosbag2 metadata version (Iron and newer; rosbags writes 8 or 9)
 MIN_DEPTH = 10
+POLL_S = 0.1  # how often a waiting recorder looks for new topics and its stop event
 
 
 @dataclass
@@ -88,27 +90,29 @@ def record(path, topics: list[str], *, count: int | None = None, duration: float
             _subscribe_existing(node, pending, recording, writer, typestore)
             if pending and on_waiting is not None:
                 on_waiting([t.name for t in pending])
-            runtime = node._runtime
-            while not stop.is_set():
-                seen = runtime.doorbell.value()
+            doorbell = node._runtime.doorbell
+
+            def look():
+                """One message from each topic that has one (round robin), or how long to sleep:
+                at most POLL_S, to subscribe topics that appear and to see ``stop``."""
                 if pending:
                     _subscribe_existing(node, pending, recording, writer, typestore)
-                took = 0
-                for topic in recording:
-                    msg = topic.subscription.take()
-                    while msg is not None:
-                        _write(writer, typestore, topic, msg, summary)
-                        took += 1
-                        if on_message is not None:
-                            on_message(topic.name, summary.messages)
-                        if count is not None and summary.messages >= count:
-                            return summary
-                        msg = topic.subscription.take()
+                taken = [(topic, msg) for topic in recording
+                         if (msg := topic.subscription.take()) is not None]
+                return (taken or None), POLL_S
+
+            while not stop.is_set():
+                taken = wait_for_work(doorbell, look, deadline=deadline, stop=stop.is_set)
+                if taken is None:  # stopped, or the duration is over
+                    break
+                for topic, msg in taken:
+                    _write(writer, typestore, topic, msg, summary)
+                    if on_message is not None:
+                        on_message(topic.name, summary.messages)
+                    if count is not None and summary.messages >= count:
+                        return summary
                 if deadline is not None and time.monotonic() >= deadline:
-                    return summary
-                if not took:
-                    timeout = 0.1 if deadline is None else max(0.0, min(0.1, deadline - time.monotonic()))
-                    runtime.doorbell.wait(seen, timeout)
+                    break
             return summary
         finally:
             for topic in recording:  # topics that got no message still belong in the bag

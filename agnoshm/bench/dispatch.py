@@ -9,8 +9,9 @@
 * **Latency through spin() against the raw path**, across processes: the
   latency publisher of :mod:`~agnoshm.bench.latency`, once with its usual
   subscriber (a callback spun by the executor) and once with :class:`RawReceiver`,
-  which reads the process's doorbell, calls ``take()`` and sleeps on the
-  doorbell when there is nothing: the runtime without the executor.
+  which calls ``take()`` in the wake-up loop
+  (:func:`~agnoshm.transport.waiting.wait_for_work`), sleeping on the doorbell
+  when there is nothing: the runtime without the executor.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 
 from agnoshm.bench import STARTUP_TIMEOUT, Settings, Worker, close_all, gather, summarize
 from agnoshm.bench.latency import ACK, LATENCY_DEPTH, LATENCY_TOPIC, MEASURED, Receiver, Sender
+from agnoshm.transport.waiting import wait_for_work
 
 BATCH = 200  # messages per timed round: within the default 256 live entries of a publisher
 SIZE = 64
@@ -87,7 +89,7 @@ class CallbackRate:
 
 
 class RawReceiver:
-    """Child side: the latency subscriber without an executor (doorbell, ``take()``)."""
+    """Child side: the latency subscriber without an executor (the wake-up loop, ``take()``)."""
 
     def __init__(self, ack: socket.socket):
         import agnoshm
@@ -108,16 +110,15 @@ class RawReceiver:
         latencies, received = [], 0
         doorbell, sub = self._doorbell, self._sub
         deadline = time.monotonic() + timeout
+
+        def look():
+            return sub.take(), None
+
         while received < total:
-            seen = doorbell.value()
-            msg = sub.take()
+            msg = wait_for_work(doorbell, look, deadline=deadline)
             if msg is None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(f"received {received} of {total} messages in "
-                                       f"{timeout:.0f} s")
-                doorbell.wait(seen, min(left, 1.0))
-                continue
+                raise TimeoutError(f"received {received} of {total} messages in "
+                                   f"{timeout:.0f} s")
             data = msg.data
             stamp = int(data[8:16].view("<i8")[0])
             kind = data[0]

@@ -15,6 +15,9 @@ import threading
 
 from agnoshm.cli import CommandError
 from agnoshm.cli import snapshot as S
+from agnoshm.transport.waiting import wait_for_work
+
+IDLE_S = 0.2  # the longest a listener sleeps without calling on_message(None)
 
 
 def _stop(signum, frame):
@@ -54,11 +57,10 @@ class Session:
             int(durability_policy(durability)), self.node.get_fully_qualified_name())
         return RawSubscription(port)
 
-    def wait(self, seen: int, timeout_sec: float) -> None:
-        self.runtime.doorbell.wait(seen, timeout_sec)
-
-    def doorbell(self) -> int:
-        return self.runtime.doorbell.value()
+    def wait_for(self, look, stop):
+        """What ``look()`` finds, or None once ``stop()`` holds: the wake-up loop
+        (:func:`~agnoshm.transport.waiting.wait_for_work`) on this process's doorbell."""
+        return wait_for_work(self.runtime.doorbell, look, stop=stop)
 
     def close(self) -> None:
         import agnoshm
@@ -148,7 +150,7 @@ def resolve_topic(args):
 
 def listen(args, purpose: str, on_message, on_subscribed=None) -> int:
     """Subscribe to ``args.topic`` and call ``on_message(msg)`` for each message, and
-    ``on_message(None)`` at least every 0.2 s while none comes, until it returns True or
+    ``on_message(None)`` at least every :data:`IDLE_S` while none comes, until it returns True or
     Ctrl-C / SIGTERM arrives; ``on_subscribed()`` runs once the subscription exists."""
     name, topic, msg_type = resolve_topic(args)
     depth, durability = subscription_qos(topic, args.qos_depth, args.qos_durability)
@@ -159,19 +161,20 @@ def listen(args, purpose: str, on_message, on_subscribed=None) -> int:
             sub = session.subscribe(msg_type, name, depth, durability)
         if on_subscribed is not None:
             on_subscribed()
+
+        def look():
+            return sub.take(), IDLE_S
+
+        def stop():  # runs whenever nothing was found, before sleeping at most IDLE_S
+            return on_message(None)
+
         try:
-            while True:
-                seen = session.doorbell()
-                msg = sub.take()
-                if msg is None:
-                    if on_message(None):
-                        return 0
-                    session.wait(seen, 0.2)
-                    continue
+            while (msg := session.wait_for(look, stop)) is not None:
                 while msg is not None:
                     if on_message(msg):
                         return 0
                     msg = sub.take()
+            return 0
         except KeyboardInterrupt:
             return 0
         finally:
