@@ -47,6 +47,8 @@ quiet timeout 600 "$VENV/bin/pip" install -q "${ROS_WHEELS[@]}" "$WHEEL[test]"
 echo "installed ${ROS_WHEELS[*]} and $(basename "$WHEEL")[test] in ${SECONDS} s"
 
 export AMENT_PREFIX_PATH="$VENV"
+# DDS discovery stays on this machine: tests judge only their own domains and processes
+export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 unset PYTHONPATH
 cd "$RUN"
 "$VENV/bin/python" - <<'EOF'

@@ -24,8 +24,10 @@ from agnoshm.errors import NotInitializedError
 from agnoshm.executors.thread_config import (
     GroupThread,
     ThreadConfigError,
+    keyed_groups,
     load_thread_config,
     template,
+    unknown_groups,
 )
 from agnoshm.executors.base import Executor, _deadline
 from agnoshm.executors.gate import _gate
@@ -116,11 +118,9 @@ class CallbackIsolatedExecutor(Executor):
         groups = self._groups()
         if not self._warned and self._config:
             self._warned = True
-            unknown = sorted(set(self._config) - {key for key, _, _, named in groups if named})
-            if unknown:
-                _logger.warning("thread configuration names callback group(s) %s that no node of "
-                                "this executor has yet (known: %s)", ", ".join(unknown),
-                                ", ".join(key for key, _, _, named in groups if named) or "none")
+            warning = unknown_groups(self._config, groups)
+            if warning:
+                _logger.warning(warning)
         current = {}
         for key, group, _members, named in groups:
             worker = self._workers.get(group)
@@ -140,10 +140,7 @@ class CallbackIsolatedExecutor(Executor):
 
     def _groups(self) -> list[tuple[str, object, str, bool]]:
         """``(key, group, members, named)`` for every group with entities, node by node."""
-        found = []
-        seen = set()
-        for node in self._nodes:
-            fqn = node.get_fully_qualified_name()
+        def members_of(node) -> dict:
             members: dict = {}
             for timer in list(node.timers):
                 members.setdefault(timer.callback_group, []).append(
@@ -152,25 +149,8 @@ class CallbackIsolatedExecutor(Executor):
                 if isinstance(sub, Subscription):
                     members.setdefault(sub.callback_group, []).append(
                         f"subscription {sub.topic_name}")
-            names = {}
-            for group, what in members.items():
-                if group in seen:  # shared by two nodes: the first one names it
-                    continue
-                seen.add(group)
-                name = group.name
-                if name is None and group is node.default_callback_group:
-                    name = "default"
-                if name is not None:
-                    if name in names:
-                        raise ThreadConfigError(
-                            f"node {fqn} has two callback groups named {name!r} (the default "
-                            "group is 'default'): give each group of a node its own name")
-                    names[name] = group
-                    key = f"{fqn.rstrip('/')}/{name}"
-                else:
-                    key = f"{fqn}/<unnamed {len(found)}>"
-                found.append((key, group, ", ".join(what), name is not None))
-        return found
+            return {group: ", ".join(what) for group, what in members.items()}
+        return keyed_groups(self._nodes, members_of, lambda group: group.name)
 
     # introspection -------------------------------------------------------------------------
     def threads(self) -> dict[str, int]:

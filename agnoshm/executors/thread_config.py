@@ -227,6 +227,49 @@ def _allowed_cpus(tid: int) -> list[int]:
         return sorted(os.sched_getaffinity(0))
 
 
+def keyed_groups(nodes, members_of, name_of) -> list[tuple[str, object, object, bool]]:
+    """``(key, group, members, named)`` for every callback group with entities, node by node.
+
+    The key is ``<node fully qualified name>/<group name>``; a node's default group is
+    named ``default``; a group shared by two nodes belongs to the first.  ``members_of(node)``
+    gives ``{group: members}``, ``name_of(group)`` a group's name or None.
+
+    :raises ThreadConfigError: when a node has two groups of the same name.
+    """
+    found = []
+    seen = set()
+    for node in nodes:
+        fqn = node.get_fully_qualified_name()
+        names = set()
+        for group, members in members_of(node).items():
+            if group in seen:
+                continue
+            seen.add(group)
+            name = name_of(group)
+            if name is None and group is node.default_callback_group:
+                name = "default"
+            if name is None:
+                found.append((f"{fqn}/<unnamed {len(found)}>", group, members, False))
+                continue
+            if name in names:
+                raise ThreadConfigError(
+                    f"node {fqn} has two callback groups named {name!r} (the default "
+                    "group is 'default'): give each group of a node its own name")
+            names.add(name)
+            found.append((f"{fqn.rstrip('/')}/{name}", group, members, True))
+    return found
+
+
+def unknown_groups(config: Mapping, groups: list[tuple[str, object, object, bool]]) -> str | None:
+    """A warning when the thread configuration names groups none of ``groups`` is, else None."""
+    named = [key for key, _, _, is_named in groups if is_named]
+    unknown = sorted(set(config) - set(named))
+    if not unknown:
+        return None
+    return (f"thread configuration names callback group(s) {', '.join(unknown)} that no node "
+            f"of this executor has yet (known: {', '.join(named) or 'none'})")
+
+
 def template(groups: list[tuple[str, str, bool]], how_to_name: str = "create it with name=...") -> str:
     """A thread configuration to fill in: ``groups`` are ``(key, members, named)``;
     ``how_to_name`` tells how to name an unnamed group."""

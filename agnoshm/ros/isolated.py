@@ -35,8 +35,10 @@ from typing import Callable, Mapping
 from agnoshm.executors.thread_config import (
     GroupThread,
     ThreadConfigError,
+    keyed_groups,
     load_thread_config,
     template,
+    unknown_groups,
 )
 from agnoshm.ros.binding import binding_of, import_rclpy
 
@@ -212,12 +214,9 @@ class _Isolated:
         groups = self._groups()
         if not self._warned and self._config:
             self._warned = True
-            named = [key for key, _, _, is_named in groups if is_named]
-            unknown = sorted(set(self._config) - set(named))
-            if unknown:
-                _logger.warning("thread configuration names callback group(s) %s that no node "
-                                "of this executor has yet (known: %s)", ", ".join(unknown),
-                                ", ".join(named) or "none")
+            warning = unknown_groups(self._config, groups)
+            if warning:
+                _logger.warning(warning)
         board = self._board
         workers = dict(board.workers)
         current = {}
@@ -239,35 +238,15 @@ class _Isolated:
 
     def _groups(self) -> list[tuple[str, object, str, bool]]:
         """``(key, group, members, named)`` for every group with entities, node by node."""
-        found = []
-        seen = set()
-        for node in self._board.nodes:
-            fqn = node.get_fully_qualified_name()
+        def members_of(node) -> dict:
             members: dict = {}
             for kind in _KINDS:
                 for entity in list(getattr(node, kind)):
                     group = entity.callback_group
                     if group is not None:
                         members.setdefault(group, {}).setdefault(kind, []).append(entity)
-            names = {}
-            for group, kinds in members.items():
-                if group in seen:  # shared by two nodes: the first one names it
-                    continue
-                seen.add(group)
-                name = _names.get(group)
-                if name is None and group is node.default_callback_group:
-                    name = "default"
-                if name is not None:
-                    if name in names:
-                        raise ThreadConfigError(
-                            f"node {fqn} has two callback groups named {name!r} (the default "
-                            "group is 'default'): give each group of a node its own name")
-                    names[name] = group
-                    key = f"{fqn.rstrip('/')}/{name}"
-                else:
-                    key = f"{fqn}/<unnamed {len(found)}>"
-                found.append((key, group, _describe(node, kinds), name is not None))
-        return found
+            return {group: _describe(node, kinds) for group, kinds in members.items()}
+        return keyed_groups(self._board.nodes, members_of, _names.get)
 
     # introspection -----------------------------------------------------------------------------
     def threads(self) -> dict[str, int]:
