@@ -52,6 +52,7 @@ class Settings:
     :param throughput_size: payload of the throughput test.
     :param throughput_s: how long the throughput publisher publishes.
     :param throughput_depth: QoS depth of the throughput publisher and subscription.
+    :param throughput_rounds: throughput runs per transport, alternated round by round.
     :param fanout_processes: subscribing processes of the fan-out test.
     :param fanout_subscriptions: subscriptions of the fan-out test, over all processes.
     :param busy_poll_us: ``AGNOSHM_BUSY_POLL_US`` of the busy-poll test.
@@ -70,6 +71,7 @@ class Settings:
     throughput_size: int = 4 * KIB
     throughput_s: float = 2.0
     throughput_depth: int = 100
+    throughput_rounds: int = 3
     fanout_processes: int = 8
     fanout_subscriptions: int = 64
     busy_poll_us: int = 100
@@ -96,6 +98,25 @@ def summarize(samples_ns: list[int] | np.ndarray) -> dict[str, float]:
     return {"count": int(values.size), "p50_us": float(p50), "p90_us": float(p90),
             "p99_us": float(p99), "mean_us": float(values.mean()),
             "min_us": float(values.min()), "max_us": float(values.max())}
+
+
+def run_throughput(transport: str, settings: Settings, sender: Worker,
+                   receiver: Worker) -> dict:
+    """One throughput run of a pair of workers whose receiver offers ``subscribe_throughput(depth)``
+    and ``throughput(timeout) -> {received, seconds}`` (first to last message received) and
+    whose sender offers ``throughput(size, seconds, depth) -> {published, seconds}``."""
+    s = settings
+    timeout = 120.0 + 10 * s.throughput_s
+    receiver.call("subscribe_throughput", s.throughput_depth, timeout=STARTUP_TIMEOUT)
+    receiver.send("throughput", timeout)
+    sender.send("throughput", s.throughput_size, s.throughput_s, s.throughput_depth)
+    published, received = gather([sender, receiver], timeout)
+    seconds = max(received["seconds"], 1e-9)
+    return {"transport": transport, "size": s.throughput_size, "depth": s.throughput_depth,
+            "published": published["published"],
+            "published_per_s": published["published"] / published["seconds"],
+            "received": received["received"], "received_per_s": received["received"] / seconds,
+            "dropped": published["published"] - received["received"]}
 
 
 def cpu_seconds() -> float:

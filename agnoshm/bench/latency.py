@@ -1,4 +1,4 @@
-"""agnoshm's own numbers: latency, throughput, fan-out cost of ``publish()``, busy-poll.
+"""agnoshm's own numbers: latency, throughput and the fan-out cost of ``publish()``.
 
 Latency is measured between two processes, one message in flight at a time:
 the publisher loans a message, writes only its first and last byte (filling
@@ -23,7 +23,7 @@ import socket
 import time
 
 from agnoshm.bench import (STARTUP_TIMEOUT, Settings, Worker, close_all, cpu_seconds, gather,
-                           summarize)
+                           run_throughput, summarize)
 
 WARMUP, MEASURED, LAST = 0, 1, 2
 LATENCY_TOPIC = "/agnoshm_bench/latency"
@@ -169,8 +169,9 @@ class Receiver:
         cpu0, wall0 = cpu_seconds(), time.monotonic()
         if not self.executor.spin_until(lambda: self._received >= total, timeout):
             raise TimeoutError(f"received {self._received} of {total} messages in {timeout:.0f} s")
-        cpu_per_s = (cpu_seconds() - cpu0) / (time.monotonic() - wall0)
-        return {"latency_ns": self._latencies, "cpu_per_s": cpu_per_s}
+        cpu = cpu_seconds() - cpu0
+        return {"latency_ns": self._latencies, "cpu_per_s": cpu / (time.monotonic() - wall0),
+                "cpu_per_message_us": 1e6 * cpu / max(self._received, 1)}
 
     def _on_throughput(self, msg) -> None:
         kind = msg.data[0]
@@ -280,22 +281,12 @@ class AgnoshmPair:
         return {"transport": "agnoshm", "size": size, "interval_s": interval_s,
                 **summarize(received["latency_ns"]),
                 "receiver_cpu_per_s": received["cpu_per_s"],
+                "receiver_cpu_per_message_us": received["cpu_per_message_us"],
                 "publish_p50_us": summarize(published["publish_ns"])["p50_us"]}
 
     def throughput(self) -> dict:
         """Messages per second received while the publisher publishes back to back."""
-        s = self.settings
-        timeout = 120.0 + 10 * s.throughput_s
-        self.receiver.call("subscribe_throughput", s.throughput_depth, timeout=STARTUP_TIMEOUT)
-        self.receiver.send("throughput", timeout)
-        self.sender.send("throughput", s.throughput_size, s.throughput_s, s.throughput_depth)
-        published, received = gather([self.sender, self.receiver], timeout)
-        seconds = max(received["seconds"], 1e-9)
-        return {"size": s.throughput_size, "depth": s.throughput_depth,
-                "published": published["published"],
-                "published_per_s": published["published"] / published["seconds"],
-                "received": received["received"], "received_per_s": received["received"] / seconds,
-                "dropped": published["published"] - received["received"]}
+        return run_throughput("agnoshm", self.settings, self.sender, self.receiver)
 
     def fanout(self, size: int = 64) -> dict:
         """``publish()`` durations with the fan-out subscriptions spread over processes."""
@@ -328,23 +319,3 @@ def _split(total: int, parts: int) -> list[int]:
     parts = max(1, min(parts, total))
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
-
-def measure_busy_poll(settings: Settings, progress=None) -> list[dict]:
-    """Latency and subscriber CPU, default wake-up versus ``busy_poll_us`` spinning.
-
-    Each mode runs at the usual pause between messages and with no pause
-    (ping-pong: the next message arrives while the subscriber may still spin).
-    """
-    rows = []
-    for busy_poll_us in (0, settings.busy_poll_us):
-        pair = AgnoshmPair(settings, {"AGNOSHM_BUSY_POLL_US": str(busy_poll_us)})
-        try:
-            for interval_s in (settings.interval_s, 0.0):
-                for size in settings.busy_poll_sizes:
-                    row = {"busy_poll_us": busy_poll_us, **pair.latency(size, interval_s)}
-                    rows.append(row)
-                    if progress is not None:
-                        progress(row)
-        finally:
-            pair.close()
-    return rows

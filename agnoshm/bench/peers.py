@@ -19,6 +19,12 @@ children, with the same commands as the copy baselines:
   touches the last byte, records ``time.monotonic_ns() - stamp`` and
   acknowledges.  It returns ``{"latency_ns": [...], "cpu_per_s": ...}``.
 
+A peer may also offer the throughput run (``THROUGHPUT = True``:
+``Receiver.subscribe_throughput(depth)``, ``Receiver.throughput(timeout)`` and
+``Sender.throughput(size, seconds, depth)``, as agnoshm's) and a busy-polling
+receiver (``BUSY_POLL = True``: ``Receiver.latency(total, timeout, True)`` polls
+instead of waiting, ``Sender.latency(..., False)`` sends no wake-up).
+
 The module also names the import it needs (``MODULE``), the sizes it cannot
 carry (``size_limit(size) -> reason | None``) and what it may leave behind
 (``leftovers(run_id, pids) -> paths``, asked while its processes run and again
@@ -36,7 +42,7 @@ import os
 import socket
 
 from agnoshm.bench import (STARTUP_TIMEOUT, BenchError, Settings, Worker, close_all, gather,
-                           summarize)
+                           run_throughput, summarize)
 
 #: transport name -> module with its Sender and Receiver, in the order they run.
 PEERS = {
@@ -74,9 +80,11 @@ class PeerPair:
 
     :param transport: a key of :data:`PEERS`.
     :param run_id: makes the peer's service, topic or socket names private to this run.
+    :param max_size: the largest latency payload (default: the settings' largest size).
     """
 
-    def __init__(self, transport: str, settings: Settings, run_id: str):
+    def __init__(self, transport: str, settings: Settings, run_id: str,
+                 max_size: int | None = None):
         self.transport = transport
         self.settings = settings
         self.run_id = run_id
@@ -85,7 +93,7 @@ class PeerPair:
         self.pids: list[int] = []
         ours, theirs = socket.socketpair()
         try:
-            max_size = max(settings.sizes)
+            max_size = max_size or max(settings.sizes)
             self.receiver = self._start("receiver", self.module.Receiver, theirs, run_id, max_size)
             self.pids.append(self.receiver.started())
             self.sender = self._start("sender", self.module.Sender, ours, run_id, max_size)
@@ -103,15 +111,35 @@ class PeerPair:
         self.workers.append(worker)
         return worker
 
-    def latency(self, size: int) -> dict:
+    def latency(self, size: int, interval_s: float | None = None, busy_poll: bool = False,
+                samples: int | None = None) -> dict:
+        """One latency row.
+
+        :param interval_s: pause between messages (default: the settings').
+        :param busy_poll: the receiver polls instead of waiting for a wake-up (peers with
+            ``BUSY_POLL``; the sender then sends no wake-up).
+        :param samples: measured messages (default: the settings' comparison samples).
+        """
         s = self.settings
-        samples, warmup = s.comparison()
+        samples_default, warmup = s.comparison()
+        samples = samples or samples_default
+        interval_s = s.interval_s if interval_s is None else interval_s
         timeout = s.command_timeout(size)
-        self.receiver.send("latency", warmup + samples, timeout)
-        self.sender.send("latency", size, samples, warmup, s.interval_s)
+        self.receiver.send("latency", warmup + samples, timeout, *((True,) if busy_poll else ()))
+        self.sender.send("latency", size, samples, warmup, interval_s,
+                         *((False,) if busy_poll else ()))
         _, received = gather([self.sender, self.receiver], timeout)
-        return {"transport": self.transport, "size": size, "interval_s": s.interval_s,
-                **summarize(received["latency_ns"]), "receiver_cpu_per_s": received["cpu_per_s"]}
+        row = {"transport": self.transport, "size": size, "interval_s": interval_s,
+               **summarize(received["latency_ns"]), "receiver_cpu_per_s": received["cpu_per_s"]}
+        if "cpu_per_message_us" in received:
+            row["receiver_cpu_per_message_us"] = received["cpu_per_message_us"]
+        return row
+
+    def throughput(self) -> dict:
+        """Messages per second received while the sender sends back to back (peers with
+        ``THROUGHPUT``): the same settings and result as
+        :meth:`agnoshm.bench.latency.AgnoshmPair.throughput`."""
+        return run_throughput(self.transport, self.settings, self.sender, self.receiver)
 
     def close(self) -> None:
         """Stop both processes, then remove what the peer left behind (named while they ran,
@@ -148,20 +176,20 @@ def measure_peer(transport: str, settings: Settings, run_id: str, row_done,
         pair = PeerPair(transport, settings, run_id)
     except BenchError as err:
         return {"transport": transport, "status": "skipped",
-                "reason": f"failed: {_first_line(err)}"}
+                "reason": f"failed: {first_line(err)}"}
     try:
         for size in sizes:
             if row_start is not None:
                 row_start(size)
             row_done(pair.latency(size))
     except BenchError as err:
-        return {"transport": transport, "status": "failed", "reason": _first_line(err)}
+        return {"transport": transport, "status": "failed", "reason": first_line(err)}
     finally:
         pair.close()
     return {"transport": transport, "status": "measured", "sizes": sizes}
 
 
-def _first_line(err: BaseException) -> str:
+def first_line(err: BaseException) -> str:
     """The most telling line of a worker's error (the last line of its traceback)."""
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     return lines[-1] if lines else type(err).__name__

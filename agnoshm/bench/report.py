@@ -31,6 +31,8 @@ TARGETS = {
     "fanout_publish_p50_us": 150.0,
     "callbacks_per_s": 50_000.0,  # 64 B, one subscription, standalone executor
     "spin_over_raw_p50": 1.3,  # latency through spin() / the runtime's raw receive path
+    "throughput_over_iceoryx2": 1.0,  # issue 16: agnoshm's msgs/s / iceoryx2's, same rounds
+    "busy_poll_over_iceoryx2_p50": 1.2,  # issue 16: busy-poll p50 / iceoryx2's busy-poll p50
 }
 
 
@@ -94,6 +96,14 @@ def check_targets(results: dict) -> list[dict]:
         t = results["throughput"]
         add(f"throughput at {size_label(t['size'])} (msgs/s)", t["received_per_s"],
             TARGETS["throughput_per_s"], at_most=False)
+        ratio = t.get("versus", {}).get("iceoryx2", {}).get("ratio")
+        if ratio is not None:
+            add(f"throughput at {size_label(t['size'])} / iceoryx2's (median of rounds)", ratio,
+                TARGETS["throughput_over_iceoryx2"], at_most=False)
+    for ours, theirs in busy_poll_pairs(results.get("busy_poll") or [], "iceoryx2"):
+        add(f"busy-poll p50 / iceoryx2's busy-poll p50, {size_label(ours['size'])}, pause "
+            f"{1e3 * ours['interval_s']:g} ms", ours["p50_us"] / theirs["p50_us"],
+            TARGETS["busy_poll_over_iceoryx2_p50"])
     if results.get("fanout"):
         f = results["fanout"]
         add(f"fan-out publish() p50, {f['subscriptions']} subs / {f['processes']} procs (us)",
@@ -158,12 +168,14 @@ def times(factor: float) -> str:
 def compared(ours_us: float, theirs_us: float, name: str = "") -> str:
     """How agnoshm's p50 compares with another's: ``43× faster [than name]``, ``3.6× slower``
     or ``about as fast`` (within 10 %), never a factor below 1."""
-    if _close(ours_us, theirs_us):
+    return compared_speed(theirs_us / ours_us, name)
+
+
+def compared_speed(ratio: float, name: str = "") -> str:
+    """``compared`` for a speed ratio (agnoshm's rate / another's, or its time / agnoshm's)."""
+    if _close(ratio, 1.0):
         return "about as fast" + (f" as {name}" if name else "")
-    if ours_us < theirs_us:
-        words = f"{times(theirs_us / ours_us)} faster"
-    else:
-        words = f"{times(ours_us / theirs_us)} slower"
+    words = f"{times(ratio)} faster" if ratio > 1 else f"{times(1 / ratio)} slower"
     return words + (f" than {name}" if name else "")
 
 
@@ -266,11 +278,49 @@ def not_measured(results: dict) -> list[str]:
 
 def progress_line(row: dict) -> str:
     """One line for a finished latency row (stderr progress)."""
-    mode = f" busy-poll {row['busy_poll_us']} us" if row.get("busy_poll_us") else ""
-    if "busy_poll_us" in row:
+    mode = ""
+    if "mode" in row:
+        mode = "" if row["mode"] == "default" else f" {row['mode']}"
         mode += f", pause {1e3 * row['interval_s']:g} ms"
     return (f"{row['transport']}{mode} {size_label(row['size'])}: p50 {_us(row['p50_us'])} us, "
             f"p99 {_us(row['p99_us'])} us ({row['count']} samples)")
+
+
+def throughput_line(row: dict) -> str:
+    """One line for a finished throughput run (stderr progress)."""
+    return (f"throughput round {row['round']}, {row['transport']}: {row['received_per_s']:,.0f} "
+            "msgs/s received")
+
+
+def busy_poll_pairs(rows: list[dict], peer: str) -> list[tuple[dict, dict]]:
+    """(agnoshm busy-poll row, ``peer``'s busy-poll row) at each size and pause both have."""
+    ours = {(r["size"], r["interval_s"]): r for r in rows
+            if r["transport"] == "agnoshm" and r.get("busy_poll_us")}
+    return [(ours[r["size"], r["interval_s"]], r) for r in rows
+            if r["transport"] == peer and (r["size"], r["interval_s"]) in ours]
+
+
+def throughput_table(t: dict) -> str:
+    """transport | msgs/s received in each round | median | agnoshm is."""
+    rounds = t.get("rounds", 1)
+    runs = t.get("runs") or [{**t, "round": 1}]
+    rows = []
+    for transport in dict.fromkeys(r["transport"] for r in runs):
+        rates = {r["round"]: r["received_per_s"] for r in runs if r["transport"] == transport}
+        versus = t.get("versus", {}).get(transport, {})
+        median = t["received_per_s"] if transport == "agnoshm" else versus["received_per_s"]
+        ratio = versus.get("ratio")
+        rows.append([transport, *(f"{rates[n]:,.0f}" if n in rates else "-"
+                                  for n in range(1, rounds + 1)),
+                     f"{median:,.0f}", compared_speed(ratio) if ratio else ""])
+    return _table(["transport", *(f"round {n}" for n in range(1, rounds + 1)), "median",
+                   "agnoshm is"], rows)
+
+
+def _mode(row: dict) -> str:
+    if "mode" in row:
+        return row["mode"]
+    return f"busy-poll {row['busy_poll_us']} us" if row["busy_poll_us"] else "default"
 
 
 def text(results: dict) -> str:
@@ -284,9 +334,11 @@ def text(results: dict) -> str:
         out += ["", "not measured:", *missing]
     t = results.get("throughput")
     if t:
-        out += ["", f"throughput, {size_label(t['size'])} back to back (depth {t['depth']}): "
-                f"{t['received_per_s']:,.0f} msgs/s received, {t['published_per_s']:,.0f} "
-                f"msgs/s published, {t['dropped']:,} of {t['published']:,} overwritten unread"]
+        out += ["", f"throughput, {size_label(t['size'])} back to back (depth {t['depth']}), msgs/s "
+                f"received, transports alternated round by round (agnoshm is: the median of its "
+                f"per-round ratios):", throughput_table(t),
+                f"  agnoshm's median round: {t['published_per_s']:,.0f} msgs/s published, "
+                f"{t['dropped']:,} of {t['published']:,} overwritten unread"]
     f = results.get("fanout")
     if f:
         out += ["", f"fan-out, publish() alone to {f['subscriptions']} subscriptions in "
@@ -298,16 +350,19 @@ def text(results: dict) -> str:
                 f"{d['callbacks_per_s']:,.0f} callbacks/s through a SingleThreadedExecutor, "
                 f"{d['raw_takes_per_s']:,.0f} msgs/s by take() alone",
                 f"  latency across processes: through spin() p50 {_us(spin['p50_us'])} us, p99 "
-                f"{_us(spin['p99_us'])} us; raw doorbell + take() p50 {_us(raw['p50_us'])} us, "
+                f"{_us(spin['p99_us'])} us; raw wake-up loop + take() p50 {_us(raw['p50_us'])} us, "
                 f"p99 {_us(raw['p99_us'])} us (spin() {spin_versus_raw(d)})"]
     if results.get("busy_poll"):
-        rows = [[("busy-poll %d us" % r["busy_poll_us"]) if r["busy_poll_us"] else "default",
-                 f"{1e3 * r['interval_s']:g} ms", size_label(r["size"]), _us(r["p50_us"]),
-                 _us(r["p99_us"]), f"{100 * r['receiver_cpu_per_s']:.1f} %"]
+        rows = [[r["transport"], _mode(r), f"{1e3 * r['interval_s']:g} ms", size_label(r["size"]),
+                 _us(r["p50_us"]), _us(r["p99_us"]), f"{100 * r['receiver_cpu_per_s']:.1f} %",
+                 _us(r["receiver_cpu_per_message_us"])
+                 if "receiver_cpu_per_message_us" in r else "-"]
                 for r in results["busy_poll"]]
         out += ["", "wake-up mode (pause = between one message's receipt and the next send; "
-                "subscriber CPU = CPU seconds per wall second, % of one core):",
-                _table(["mode", "pause", "size", "p50 us", "p99 us", "subscriber CPU"], rows)]
+                "subscriber CPU = CPU seconds per wall second, % of one core, and CPU us per "
+                "message):",
+                _table(["transport", "mode", "pause", "size", "p50 us", "p99 us",
+                        "subscriber CPU", "CPU us/msg"], rows)]
     m = results.get("messages")
     if m:
         side, access, latency, cdr = m["publish_side"], m["receive_side"], m["latency"], m["cdr"]
@@ -332,11 +387,42 @@ def text(results: dict) -> str:
     return "\n".join(out)
 
 
+def verdict_more(results: dict) -> list[str]:
+    """The verdict's lines after the sizes: throughput against each peer measured in the same
+    rounds, and agnoshm's busy-poll against each peer's busy-polling subscriber in ping-pong
+    (no pause: agnoshm spins only ``busy_poll_us`` before it sleeps, a peer's poll never sleeps)."""
+    lines = []
+    t = results.get("throughput") or {}
+    for transport, versus in t.get("versus", {}).items():
+        if versus.get("ratio") is None:
+            continue
+        lines.append(f"  throughput at {size_label(t['size'])}: agnoshm is "
+                     f"{compared_speed(versus['ratio'], spoken(transport))} "
+                     f"({t['received_per_s']:,.0f} against {versus['received_per_s']:,.0f} msgs/s, "
+                     f"median of {t['rounds']} alternated rounds)")
+    rows = results.get("busy_poll") or []
+    for peer in dict.fromkeys(r["transport"] for r in rows if r["transport"] != "agnoshm"):
+        for ours, theirs in busy_poll_pairs(rows, peer):
+            if ours["interval_s"]:
+                continue
+            cpu = ""
+            if "receiver_cpu_per_message_us" in ours and "receiver_cpu_per_message_us" in theirs:
+                cpu = (f"; subscriber CPU {_us(ours['receiver_cpu_per_message_us'])} against "
+                       f"{_us(theirs['receiver_cpu_per_message_us'])} us per message")
+            lines.append(f"  busy-poll at {size_label(ours['size'])}, no pause: agnoshm "
+                         f"({ours['mode']}) is "
+                         f"{compared(ours['p50_us'], theirs['p50_us'], spoken(peer))}'s "
+                         f"receive() loop (p50 {_us(ours['p50_us'])} against "
+                         f"{_us(theirs['p50_us'])} us{cpu})")
+    return lines
+
+
 def verdict_text(results: dict) -> str:
     """The verdict with its heading (empty when no size has agnoshm and another transport)."""
     lines = verdict(results)
     if not lines:
         return ""
+    lines += verdict_more(results)
     notes = []
     if any("CDR + socket copy" in line for line in lines):
         notes.append("  (CDR + socket copy: a sensor_msgs/Image serialized with rosbags and sent "
@@ -357,6 +443,22 @@ def header(results: dict) -> str:
         line += ("\nthe machine is busy: every transport measures slower and less evenly "
                  "than on an idle one")
     return line
+
+
+def _throughput_bars(ax, t: dict) -> None:
+    """One horizontal bar per transport (its median msgs/s) with a dot per round."""
+    transports = list(dict.fromkeys(r["transport"] for r in t["runs"]))
+    medians = [t["received_per_s"] if name == "agnoshm" else t["versus"][name]["received_per_s"]
+               for name in transports]
+    ax.barh(range(len(transports)), medians, color="0.8")
+    for i, name in enumerate(transports):
+        rates = [r["received_per_s"] for r in t["runs"] if r["transport"] == name]
+        ax.plot(rates, [i] * len(rates), "o", color="black", markersize=3)
+    ax.set_yticks(range(len(transports)), transports)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"throughput, {size_label(t['size'])} messages received per second "
+                  f"(bar: median; dots: {t['rounds']} alternated rounds)")
+    ax.grid(True, axis="x", alpha=0.3)
 
 
 # --- files --------------------------------------------------------------------------------
@@ -382,7 +484,13 @@ def write_plot(results: dict, path: str | os.PathLike) -> Path | None:
         import matplotlib.ticker
     except ImportError:
         return None
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    runs = (results.get("throughput") or {}).get("runs") or []
+    if runs:
+        fig, (ax, bars) = plt.subplots(2, 1, figsize=(8, 6.5),
+                                       gridspec_kw={"height_ratios": [3, 1.2]})
+        _throughput_bars(bars, results["throughput"])
+    else:
+        fig, ax = plt.subplots(figsize=(8, 4.5))
     handles = []
     for transport in dict.fromkeys(r["transport"] for r in results["latency"]):
         rows = sorted((r for r in results["latency"] if r["transport"] == transport),

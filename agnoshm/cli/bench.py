@@ -22,10 +22,10 @@ import threading
 from pathlib import Path
 
 from agnoshm.bench import DEFAULT_SIZES, BenchError, Settings, environment, private_domain_id
-from agnoshm.bench import dispatch, messages, peers, report
+from agnoshm.bench import busy_poll, dispatch, messages, peers, report, throughput
 from agnoshm.bench import floor
 from agnoshm.bench.baselines import TRANSPORTS, CopyPair
-from agnoshm.bench.latency import AgnoshmPair, measure_busy_poll
+from agnoshm.bench.latency import AgnoshmPair
 from agnoshm.bench.peers import PEERS
 from agnoshm.bench.progress import Progress
 from agnoshm.cli import CommandError, positive_int
@@ -34,8 +34,10 @@ from agnoshm.memory import BACKENDS
 DEFAULT_JSON = "bench-results/agnoshm-bench.json"
 MIN_SIZE = 16
 MAX_SIZE = 1 << 30
-QUICK = {"samples": 200, "warmup": 20, "comparison_samples": 50, "comparison_warmup": 10}
-FULL = {"samples": 2000, "warmup": 100, "comparison_samples": 500, "comparison_warmup": 50}
+QUICK = {"samples": 200, "warmup": 20, "comparison_samples": 50, "comparison_warmup": 10,
+         "throughput_s": 1.0}
+FULL = {"samples": 2000, "warmup": 100, "comparison_samples": 500, "comparison_warmup": 50,
+        "throughput_s": 2.0}
 
 
 def parse_sizes(text: str) -> tuple[int, ...]:
@@ -94,6 +96,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
                     warmup=preset["warmup"],
                     comparison_samples=args.samples or preset["comparison_samples"],
                     comparison_warmup=preset["comparison_warmup"],
+                    throughput_s=preset["throughput_s"],
                     backend=args.backend or os.environ.get("AGNOSHM_BACKEND") or "shm")
 
 
@@ -106,8 +109,8 @@ def total_steps(settings: Settings, latency_only: bool = False) -> int:
             rows += sum(1 for size in settings.sizes if limit(size) is None)
     if latency_only:
         return rows
-    busy_poll = 2 * 2 * len(settings.busy_poll_sizes)  # two modes, with and without pause
-    return rows + 2 + 1 + busy_poll + 1 + len(messages.CASES)
+    rounds = settings.throughput_rounds * (1 + len(throughput.throughput_peers()))
+    return rows + rounds + 1 + 1 + busy_poll.steps(settings) + 1 + len(messages.CASES)
 
 
 def dispatch_rounds(settings: Settings) -> int:
@@ -189,8 +192,9 @@ def measure(settings: Settings, results: dict, progress: Progress,
             progress.finish()
             return
         progress.start("throughput")
-        t = results["throughput"] = agnoshm_pair.throughput()
-        progress.step(f"throughput: {t['received_per_s']:,.0f} msgs/s received")
+        results["throughput"] = throughput.measure_throughput(
+            settings, agnoshm_pair, str(os.getpid()),
+            lambda row: progress.step(report.throughput_line(row)))
         progress.start(f"fan-out to {settings.fanout_subscriptions} subscriptions")
         f = results["fanout"] = agnoshm_pair.fanout()
         progress.step(f"fan-out: publish() p50 {f['p50_us']:,.1f} us, p99 {f['p99_us']:,.1f} us")
@@ -202,8 +206,9 @@ def measure(settings: Settings, results: dict, progress: Progress,
     progress.step(f"executor: {d['callbacks_per_s']:,.0f} callbacks/s; latency through spin() "
                   f"{report.spin_versus_raw(d)}")
     progress.start("busy-poll comparison")
-    results["busy_poll"] = measure_busy_poll(
-        settings, lambda row: progress.step(report.progress_line(row)))
+    results["busy_poll"] = busy_poll.measure_busy_poll(
+        settings, str(os.getpid()), lambda row: progress.step(report.progress_line(row)),
+        results["skipped"])
     progress.start("typed messages")
     results["messages"] = messages.measure_messages(settings.samples, settings.warmup,
                                                     settings.interval_s, progress.step)

@@ -101,7 +101,8 @@ def _verdict(stdout: str) -> dict[str, str]:
         if match:
             found[match[1]] = match[2]
         else:
-            assert line.startswith("  (CDR + socket copy: "), line
+            assert line.startswith(("  (CDR + socket copy: ", "  throughput at ",
+                                    "  busy-poll at ")), line
     return found
 
 
@@ -348,6 +349,54 @@ def test_json_has_throughput_fanout_busy_poll_and_targets(quick):
         assert _positive(row["p50_us"]) and row["receiver_cpu_per_s"] >= 0
     assert {t["name"].split(" ")[0] for t in results["targets"]} >= {"p50", "worst", "throughput",
                                                                       "fan-out", "executor"}
+
+
+def test_throughput_alternates_agnoshm_with_iceoryx2_round_by_round(quick):
+    proc, out, _, _ = quick
+    t = json.loads(out.read_text())["throughput"]
+    rounds = t["rounds"]
+    assert rounds == 3 and (t["size"], t["depth"]) == (4096, 100)
+    expected = ["agnoshm", "iceoryx2"] if _installed("iceoryx2") else ["agnoshm"]
+    assert [(r["transport"], r["round"]) for r in t["runs"]] == [
+        (name, n) for n in range(1, rounds + 1) for name in expected]
+    for run in t["runs"]:
+        assert _positive(run["received_per_s"]) and run["received"] <= run["published"]
+    assert t["received_per_s"] in [r["received_per_s"] for r in t["runs"]
+                                   if r["transport"] == "agnoshm"]  # its median round
+    assert re.search(r"\| +round 1 \| +round 2 \| +round 3 \| +median \|", proc.stdout)
+    if not _installed("iceoryx2"):
+        assert t["versus"] == {}
+        return
+    versus = t["versus"]["iceoryx2"]
+    assert len(versus["ratios"]) == rounds and _positive(versus["ratio"])
+    assert re.search(r"\n  throughput at 4 KiB: agnoshm is .*iceoryx2 \(", proc.stdout)
+    assert "throughput at 4 KiB / iceoryx2's (median of rounds)" in {
+        target["name"] for target in json.loads(out.read_text())["targets"]}
+
+
+def test_busy_poll_rows_show_the_cpu_cost_beside_iceoryx2s_receive_loop(quick):
+    proc, out, _, _ = quick
+    results = json.loads(out.read_text())
+    rows = results["busy_poll"]
+    for row in rows:
+        assert row["receiver_cpu_per_message_us"] > 0 and row["receiver_cpu_per_s"] >= 0
+    cases = {(interval, size) for interval in (0.002, 0.0) for size in (64, 1 << 20)}
+    agnoshm = {(r["interval_s"], r["size"]) for r in rows if r["transport"] == "agnoshm"
+               and r["busy_poll_us"] == 100 and r["mode"] == "busy-poll 100 us"}
+    assert agnoshm == cases
+    assert "CPU us/msg" in proc.stdout
+    if not _installed("iceoryx2"):
+        return
+    peer = [r for r in rows if r["transport"] == "iceoryx2"]
+    assert {(r["interval_s"], r["size"]) for r in peer} == cases
+    assert all(r["mode"] == "busy-poll, receive() in a loop" and r["count"] == 200 for r in peer)
+    busy = [r for r in rows if r["transport"] in ("agnoshm", "iceoryx2") and r["busy_poll_us"] != 0]
+    assert [r["transport"] for r in busy] == ["agnoshm", "iceoryx2"] * 4  # alternated row by row
+    assert re.search(r"\n  busy-poll at 64 B, no pause: agnoshm \(busy-poll 100 us\) is .*"
+                     r"iceoryx2's receive\(\) loop \(p50 .*subscriber CPU .* us per message\)",
+                     proc.stdout)
+    names = {target["name"] for target in results["targets"]}
+    assert "busy-poll p50 / iceoryx2's busy-poll p50, 64 B, pause 0 ms" in names
 
 
 def test_json_has_the_executor_dispatch_against_the_raw_path(quick):

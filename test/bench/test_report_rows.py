@@ -1,0 +1,103 @@
+"""The report's throughput and busy-poll rows from hand-made results: tables, verdict lines,
+targets and the plot's throughput panel.  No processes, no timing."""
+
+from __future__ import annotations
+
+import pytest
+
+from agnoshm.bench import report
+from agnoshm.bench.throughput import summarize_runs
+
+TIMES = "\u00d7"
+
+
+def _run(transport: str, number: int, rate: float) -> dict:
+    return {"transport": transport, "round": number, "size": 4096, "depth": 100,
+            "published": 1000, "published_per_s": 2 * rate, "received": 900,
+            "received_per_s": rate, "dropped": 100}
+
+
+RUNS = [_run("agnoshm", 1, 100.0), _run("iceoryx2", 1, 200.0),
+        _run("agnoshm", 2, 300.0), _run("iceoryx2", 2, 300.0),
+        _run("agnoshm", 3, 50.0), _run("iceoryx2", 3, 400.0)]
+
+
+def test_a_peers_ratio_is_the_median_of_the_per_round_ratios():
+    sut = summarize_runs(RUNS)
+    assert sut["received_per_s"] == 100.0 and sut["rounds"] == 3  # agnoshm's median round
+    assert "round" not in sut and sut["runs"] == RUNS
+    versus = sut["versus"]["iceoryx2"]
+    assert versus["ratios"] == [0.5, 1.0, 0.125]
+    assert versus["ratio"] == 0.5 and versus["received_per_s"] == 300.0
+
+
+def test_a_peer_that_failed_is_named_with_its_reason():
+    sut = summarize_runs(RUNS[:1], {"iceoryx2": "failed: boom"})
+    assert sut["versus"] == {"iceoryx2": {"status": "failed: boom"}}
+    assert report.verdict_more({"throughput": sut}) == []
+
+
+def test_the_throughput_table_verdict_and_target():
+    t = summarize_runs(RUNS)
+    table = report.throughput_table(t).splitlines()
+    assert table[0].split() == ["transport", "|", "round", "1", "|", "round", "2", "|", "round",
+                                "3", "|", "median", "|", "agnoshm", "is"]
+    assert table[2].split("|")[-1].strip() == ""
+    assert table[3].split("|")[-1].strip() == f"2.0{TIMES} slower"
+    assert report.verdict_more({"throughput": t}) == [
+        f"  throughput at 4 KiB: agnoshm is 2.0{TIMES} slower than iceoryx2 (100 against 300 "
+        "msgs/s, median of 3 alternated rounds)"]
+    targets = {r["name"]: r for r in report.check_targets(
+        {"latency": [], "throughput": t})}
+    ratio = targets["throughput at 4 KiB / iceoryx2's (median of rounds)"]
+    assert (ratio["value"], ratio["target"], ratio["met"]) == (0.5, 1.0, False)
+
+
+def _busy(transport: str, interval_s: float, p50: float, cpu: float, mode: str) -> dict:
+    return {"transport": transport, "size": 64, "interval_s": interval_s, "p50_us": p50,
+            "p99_us": 2 * p50, "count": 10, "receiver_cpu_per_s": 0.5,
+            "receiver_cpu_per_message_us": cpu, "mode": mode,
+            "busy_poll_us": {"default": 0, "busy-poll 100 us": 100}.get(mode)}
+
+
+def test_busy_poll_is_compared_in_ping_pong_with_the_cpu_per_message():
+    rows = [_busy("agnoshm", 0.002, 90.0, 100.0, "default"),
+            _busy("agnoshm", 0.002, 80.0, 120.0, "busy-poll 100 us"),
+            _busy("iceoryx2", 0.002, 20.0, 2000.0, "busy-poll, receive() in a loop"),
+            _busy("agnoshm", 0.0, 30.0, 60.0, "busy-poll 100 us"),
+            _busy("iceoryx2", 0.0, 10.0, 50.0, "busy-poll, receive() in a loop")]
+    assert report.verdict_more({"busy_poll": rows}) == [
+        f"  busy-poll at 64 B, no pause: agnoshm (busy-poll 100 us) is 3.0{TIMES} slower than "
+        "iceoryx2's receive() loop (p50 30.0 against 10.0 us; subscriber CPU 60.0 against "
+        "50.0 us per message)"]
+    targets = {r["name"]: r["value"] for r in report.check_targets(
+        {"latency": [], "busy_poll": rows})}
+    assert targets["busy-poll p50 / iceoryx2's busy-poll p50, 64 B, pause 0 ms"] == 3.0
+    assert targets["busy-poll p50 / iceoryx2's busy-poll p50, 64 B, pause 2 ms"] == 4.0
+    text = report.text({"latency": [], "settings": {"sizes": []}, "busy_poll": rows})
+    assert "| CPU us/msg" in text and "busy-poll, receive() in a loop" in text
+
+
+@pytest.mark.parametrize("ratio, words", [(2.0, f"2.0{TIMES} faster"), (0.25, f"4.0{TIMES} slower"),
+                                          (1.05, "about as fast")])
+def test_compared_speed_never_says_a_factor_below_one(ratio, words):
+    assert report.compared_speed(ratio) == words
+    assert report.compared(10.0, 10.0 * ratio) == words
+
+
+def test_the_plot_gets_a_throughput_panel_below_the_latency_axes(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib", reason="matplotlib is not installed (pip install matplotlib)")
+    import matplotlib.pyplot as plt
+
+    rows = [{"transport": t, "size": 64, "p50_us": 10.0, "p99_us": 20.0}
+            for t in ("agnoshm", "iceoryx2")]
+    results = {"latency": rows, "machine": {"cpu_model": "test"},
+               "throughput": summarize_runs(RUNS)}
+    saved = []
+    monkeypatch.setattr(plt, "close", lambda fig: saved.append(fig))
+    assert report.write_plot(results, tmp_path / "sut.png").is_file()
+    latency, bars = saved[0].axes
+    assert [line.get_label() for line in latency.get_lines()][:2] == ["agnoshm p50", "agnoshm p99"]
+    assert [t.get_text() for t in bars.get_yticklabels()] == ["agnoshm", "iceoryx2"]
+    assert [p.get_width() for p in bars.patches] == [100.0, 300.0]
+    plt.close(saved[0])
