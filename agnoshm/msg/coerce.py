@@ -18,7 +18,7 @@ from agnoshm.msg.definition import EMPTY_MEMBER, normalize_type_name
 from agnoshm.msg.primitives import FLOAT32_MAX, INT_RANGES, TABLE
 from agnoshm.msg.rclpy_source import class_type_name, is_message_class
 
-__all__ = ["add_path", "assign", "assign_structured", "check_message_type",
+__all__ = ["OCTETS", "add_path", "assign", "assign_structured", "check_message_type",
            "check_sequence_elements", "check_sequence_length", "check_sequence_value",
            "coerce_primitive", "float_rows", "message_fields", "message_type_name",
            "primitive_source", "short_repr"]
@@ -99,7 +99,7 @@ def check_sequence_elements(values, element: L.ValueLayout, where: str):
 
 
 _ONE_BYTE_STRINGS = np.dtype("S1")
-_OCTETS = ("byte", "char", "uint8")  # the element types a bytes value fills, one byte each
+OCTETS = ("byte", "char", "uint8")  # the element types a bytes value fills, one byte each
 
 
 def primitive_source(values, element: L.ValueLayout, where: str) -> np.ndarray:
@@ -112,7 +112,7 @@ def primitive_source(values, element: L.ValueLayout, where: str) -> np.ndarray:
     if isinstance(values, memoryview) and values.format not in ("B", "b", "c"):
         values = np.asarray(values)  # a typed buffer: its elements, not its bytes
     if isinstance(values, (bytes, bytearray, memoryview)):
-        if element.primitive not in _OCTETS:
+        if element.primitive not in OCTETS:
             raise TypeError(
                 f"{where} takes {type(values).__name__} only for byte, char or uint8 elements, "
                 f"not {element.primitive}: for raw {element.primitive} data pass "

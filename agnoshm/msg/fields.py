@@ -21,7 +21,7 @@ from agnoshm.msg import layout as L
 from agnoshm.msg.arrays import pool_array
 from agnoshm.msg.checks import check_loan, check_range, check_received
 from agnoshm.msg.coerce import (
-    add_path, assign, check_sequence_elements, check_sequence_length, coerce_primitive,
+    OCTETS, add_path, assign, check_sequence_elements, check_sequence_length, coerce_primitive,
     primitive_source,
 )
 from agnoshm.msg.primitives import FLOAT32_MAX, INT_RANGES, TABLE
@@ -178,6 +178,71 @@ def _sequence_property(type_name: str, field: L.FieldLayout, writable: bool, vie
     return property(get, put if writable else None, doc=f"{field.value.type} {field.name}")
 
 
+_BYTE_FORMATS = ("B", "b", "c")  # memoryviews whose bytes are the elements (as primitive_source)
+
+
+def _loaned_primitive_sequence_property(type_name: str, field: L.FieldLayout,
+                                        view_class) -> property:
+    """A loaned sequence of primitives, whose setter copies raw data with one slice store.
+
+    The publisher's hot path (``msg.data = payload``): ``bytes``, ``bytearray`` or a
+    C-contiguous byte memoryview into byte/char/uint8 elements, and a C-contiguous numpy
+    array of exactly the element dtype into any, are the elements as they are; the new
+    storage is filled before the old is freed (``msg.data = msg.data``).  Anything else,
+    and an empty value, goes through the checked path (the same checks, the same errors).
+    """
+    prop = _sequence_property(type_name, field, True, view_class)
+    checked_put = prop.fset
+    offset = field.offset
+    element = field.value.element
+    bound = field.value.bound
+    dtype = element_dtype(element)
+    octets = element.primitive in OCTETS
+    where = f"{type_name}.{field.name}"
+    pack_triple, unpack_triple = TRIPLE.pack_into, TRIPLE.unpack_from
+
+    def put(view, values):
+        kind = type(values)
+        if kind is bytes or kind is bytearray:
+            if not octets:
+                return checked_put(view, values)
+            raw = values
+            count = nbytes = len(values)
+        elif kind is np.ndarray or kind is memoryview:
+            if kind is np.ndarray:
+                if values.dtype != dtype:
+                    return checked_put(view, values)
+                raw = memoryview(values)
+            elif octets and values.format in _BYTE_FORMATS:
+                raw = values
+            else:
+                return checked_put(view, values)
+            if not raw.c_contiguous:
+                return checked_put(view, values)
+            if raw.ndim != 1 or raw.format != "B":
+                raw = raw.cast("B")
+            nbytes = raw.nbytes
+            count = nbytes // element.size
+        else:
+            return checked_put(view, values)
+        if not count:
+            return checked_put(view, values)
+        loan = view._owner
+        if not loan.valid or loan.closed:
+            check_loan(view)
+        if bound and count > bound:
+            check_sequence_length(field, count, where)
+        buf, base = view._buf, view._base
+        position = view._address - base + offset
+        address = loan.allocate(nbytes)
+        start = address - base
+        buf[start:start + nbytes] = raw
+        old = unpack_triple(buf, position)[0]
+        pack_triple(buf, position, address, count, count)
+        if old:
+            loan.free(old)
+    return property(prop.fget, put, doc=prop.__doc__)
+
 
 def sequence_allocator(type_name: str, field: L.FieldLayout, view_class):
     """``alloc(view, n)`` for sequence ``field`` of a loan: give it storage for ``n`` elements
@@ -267,4 +332,6 @@ def _field_property(type_name: str, field: L.FieldLayout, writable: bool, view_c
         return _message_property(type_name, field, writable, view_class)
     if kind == L.ARRAY:
         return _array_property(type_name, field, writable, view_class)
+    if writable and field.value.element.kind == L.PRIMITIVE:
+        return _loaned_primitive_sequence_property(type_name, field, view_class)
     return _sequence_property(type_name, field, writable, view_class)
