@@ -4,7 +4,8 @@ import os
 import sys
 from glob import glob
 
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
+from setuptools.command.build_ext import build_ext
 
 package_name = "agnoshm"
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -33,6 +34,26 @@ def check_config() -> None:
 
 
 check_config()
+
+
+class OptionalBuildExt(build_ext):
+    """Build the C message path (agnoshm/_native) where a compiler is found; elsewhere say so
+    in one line and install the pure-Python path, which works the same (only slower)."""
+
+    def build_extension(self, ext):
+        try:
+            super().build_extension(ext)
+        except Exception as err:  # CompileError, no compiler, no Python.h: all mean the same
+            reason = " ".join(str(err).split()) or type(err).__name__
+            print(f"agnoshm: the native message path ({ext.name}) was not built ({reason}); "
+                  "agnoshm runs in pure Python. Install gcc and python3-dev and reinstall "
+                  "to build it (agnoshm doctor shows which path runs)", file=sys.stderr)
+
+
+# The stable ABI (3.10): one wheel for every Python agnoshm supports.
+NATIVE = Extension("agnoshm._native._ring", ["agnoshm/_native/ring.c"], optional=True,
+                   py_limited_api=True, define_macros=[("Py_LIMITED_API", "0x030A0000")],
+                   extra_compile_args=["-std=gnu11", "-O2"])
 
 setup(
     name=package_name,
@@ -64,7 +85,9 @@ setup(
         # the Zenoh bridge (agnoshm/zenoh/): zenoh.ext's advanced pub/sub, XXH3-128 for GIDs
         "zenoh": ["eclipse-zenoh>=1.10,<2", "xxhash>=3.0"],
     },
-    zip_safe=True,
+    ext_modules=[NATIVE],
+    cmdclass={"build_ext": OptionalBuildExt},
+    zip_safe=False,
     entry_points={
         "console_scripts": [
             "agnoshm = agnoshm.cli.main:main",

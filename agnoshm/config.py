@@ -18,6 +18,7 @@ from agnoshm.errors import AgnoshmError
 _SUFFIXES = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 MAX_PER_TOPIC = 0xFFFF  # the registry counts a topic's publishers and subscriptions in 16 bits
 MAX_ENTRIES = 0xFFFF  # a channel's log word keeps the entry index in 16 bits
+NATIVE_SETTINGS = ("auto", "0", "1")  # AGNOSHM_NATIVE: see agnoshm/_native
 
 
 class ConfigError(AgnoshmError, ValueError):
@@ -43,6 +44,7 @@ class Config:
     busy_poll_us: int = 0
     linger_sec: float = 1.0
     domain_id: int = 0
+    native: str = "auto"
 
     def __post_init__(self) -> None:
         from agnoshm.memory import BACKENDS  # the one table of pool backends
@@ -77,6 +79,8 @@ class Config:
             raise ConfigError(f"busy_poll_us must be >= 0, not {self.busy_poll_us}")
         if not 0 <= self.linger_sec < float("inf"):  # also refuses nan
             raise ConfigError(f"linger_sec must be a finite number >= 0, not {self.linger_sec}")
+        if self.native not in NATIVE_SETTINGS:
+            raise ConfigError(f"native must be auto, 0 or 1, not {self.native!r}")
         if self.domain_id < 0:
             raise ConfigError(f"ROS_DOMAIN_ID must be a non-negative integer, not {self.domain_id}")
 
@@ -148,6 +152,17 @@ def _parse_group(value: Any) -> int | None:
         raise ConfigError(f"group {value!r} does not exist (create it or set group: null)") from None
 
 
+def _parse_native(value: Any) -> str:
+    """``auto``, ``0`` or ``1`` (YAML's true/false and 0/1 too): the C message path."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    text = str(value).strip().lower()
+    if text not in NATIVE_SETTINGS:
+        raise ConfigError(f"not auto, 0 or 1: {value!r} (auto: the C message path when it was "
+                          "built, 0: pure Python, 1: C or fail)")
+    return text
+
+
 _PARSERS = {
     "backend": str,
     "pool_size": parse_size,
@@ -164,6 +179,7 @@ _PARSERS = {
     "busy_poll_us": _parse_int,
     "linger_sec": _parse_float,
     "domain_id": _parse_domain_id,
+    "native": _parse_native,
 }
 
 

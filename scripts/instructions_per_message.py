@@ -9,6 +9,8 @@ process (Python, numpy, libc), so the figure does not depend on the machine's lo
 
     python scripts/instructions_per_message.py            # 300 and 2,300 messages
     python scripts/instructions_per_message.py --alloc    # alloc("data", 64) instead
+    python scripts/instructions_per_message.py --native 1 # the C message path (agnoshm/_native)
+    python scripts/instructions_per_message.py --native 0 # the pure-Python path
 
 Environment: the agnoshm that ``python`` imports (``PYTHONPATH`` picks a tree).
 """
@@ -52,21 +54,28 @@ executor = agnoshm.SingleThreadedExecutor()
 executor.add_node(node)
 send()
 executor.spin_until(lambda: count >= n)
+print("path", "native" if type(pub._port).__name__.startswith("Native") else "pure")
 agnoshm.shutdown()
 """
 
 
-def _instructions(python: str, n: int, mode: str, domain: int, workdir: str) -> int:
+def _instructions(python: str, n: int, mode: str, domain: int, workdir: str,
+                  native: str | None) -> tuple[int, str]:
+    """Instructions of one run of ``n`` messages, and the path it ran (native or pure)."""
     out = os.path.join(workdir, f"callgrind.{n}")
     env = dict(os.environ, PYTHONHASHSEED="0")
-    subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", python,
-                    "-c", _WORKLOAD, str(n), mode, str(domain)],
-                   check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if native is not None:
+        env["AGNOSHM_NATIVE"] = native
+    ran = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", python,
+                          "-c", _WORKLOAD, str(n), mode, str(domain)],
+                         check=True, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                         text=True)
+    path = ran.stdout.split("path ", 1)[-1].strip() or "?"
     with open(out) as f:
         for line in f:
             match = re.match(r"(?:summary|totals):\s+(\d+)", line)
             if match:
-                return int(match.group(1))
+                return int(match.group(1)), path
     raise RuntimeError(f"no instruction total in {out}")
 
 
@@ -76,13 +85,17 @@ def main() -> None:
     parser.add_argument("--long", type=int, default=2300)
     parser.add_argument("--alloc", action="store_true", help="fill with alloc() instead of =")
     parser.add_argument("--domain", type=int, default=180 + os.getpid() % 50)
+    parser.add_argument("--native", choices=("auto", "0", "1"),
+                        help="the message path (sets AGNOSHM_NATIVE; default: the environment's)")
     args = parser.parse_args()
     mode = "alloc" if args.alloc else "assign"
     with tempfile.TemporaryDirectory() as workdir:
-        short = _instructions(sys.executable, args.short, mode, args.domain, workdir)
-        long = _instructions(sys.executable, args.long, mode, args.domain, workdir)
+        short, path = _instructions(sys.executable, args.short, mode, args.domain, workdir,
+                                    args.native)
+        long, _ = _instructions(sys.executable, args.long, mode, args.domain, workdir,
+                                args.native)
     per_message = (long - short) / (args.long - args.short)
-    print(f"{per_message / 1000:.1f}k instructions per message ({mode}; "
+    print(f"{per_message / 1000:.1f}k instructions per message ({mode}, {path} path; "
           f"{args.short} and {args.long} messages, callgrind)")
 
 

@@ -80,6 +80,8 @@ OVERRIDES = [  # variable, value, setting, parsed value (each differs from the d
     ("AGNOSHM_BUSY_POLL_US", "100", "busy_poll_us", 100),
     ("AGNOSHM_LINGER_SEC", "0.25", "linger_sec", 0.25),
     ("ROS_DOMAIN_ID", "42", "domain_id", 42),
+    ("AGNOSHM_NATIVE", "0", "native", "0"),
+    ("AGNOSHM_NATIVE", "1", "native", "1"),
 ]
 
 
@@ -116,6 +118,7 @@ def test_config_is_frozen():
 
 @pytest.mark.parametrize("variable,value,named", [
     ("AGNOSHM_BACKEND", "posix", "'posix'"),
+    ("AGNOSHM_NATIVE", "yes", "AGNOSHM_NATIVE: not auto, 0 or 1: 'yes'"),
     ("AGNOSHM_BACKEND", "MEMFD", "'MEMFD'"),
     ("AGNOSHM_POOL_SIZE", "lots", "'lots'"),
     ("AGNOSHM_POOL_SIZE", "inf", "'inf'"),

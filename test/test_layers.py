@@ -6,7 +6,7 @@ Layers, bottom to top; a module may import from its own layer and the ones below
 1. memory: ``agnoshm.memory`` and the ``heaphook`` package (which imports nothing of agnoshm)
 2. control plane: ``agnoshm.registry`` (it may import memory, e.g. to unlink a dead
    process's pool from inside a function)
-3. data plane: ``agnoshm.transport``
+3. data plane: ``agnoshm.transport``, and ``agnoshm._native`` (its optional C message path)
 4. messages: ``agnoshm.msg``
 5. API: the ``agnoshm`` package itself and every other top-level module
 6. integrations: ``agnoshm.ros``, ``cli``, ``bench``, ``demo``, ``bag``, ``zenoh``, ``__main__``
@@ -36,7 +36,8 @@ PACKAGES = ("agnoshm", "heaphook")
 SYSTEM, MEMORY, REGISTRY, TRANSPORT, MESSAGES, API, INTEGRATIONS = range(7)
 LAYER_NAMES = ["system", "memory", "registry", "transport", "msg", "API", "integrations"]
 SYSTEM_MODULES = {"_libc", "errors", "names", "config", "faults"}
-SUBPACKAGES = {"memory": MEMORY, "registry": REGISTRY, "transport": TRANSPORT, "msg": MESSAGES,
+SUBPACKAGES = {"memory": MEMORY, "registry": REGISTRY, "transport": TRANSPORT,
+               "_native": TRANSPORT, "msg": MESSAGES,
                "ros": INTEGRATIONS, "cli": INTEGRATIONS, "bench": INTEGRATIONS,
                "demo": INTEGRATIONS, "bag": INTEGRATIONS, "zenoh": INTEGRATIONS,
                "__main__": INTEGRATIONS}

@@ -6,7 +6,8 @@ or failure also prints the fix.  Checks: kernel and libc, the configuration,
 range (reserved and released in this process), ``/dev/shm`` (size, free space,
 a test object), POSIX message queue limits (``/proc/sys/fs/mqueue/*``,
 ``RLIMIT_MSGQUEUE``, a test queue), the domain's registry (magic and layout
-version, dead members), objects that dead processes left, and permissions.
+version, dead members), objects that dead processes left, permissions, and which
+message path runs (the C extension, or pure Python and why).
 Nothing is left behind; the exit status is 1 if any check failed.
 """
 
@@ -65,6 +66,7 @@ def run(args) -> int:
         checks += _registry(config)
         checks += _stale()
         checks += _permissions(config)
+        checks.append(_message_path(config))
     width = max(len(c.name) for c in checks)
     for c in checks:
         print(f"  {c.status:<4}  {c.name:<{width}}  {c.detail}")
@@ -92,6 +94,18 @@ def _config(checks: list[Check]):
                         f"{where or 'defaults'} + environment; range 0x{config.base_address:x}.."
                         f"0x{config.range_end:x}"))
     return config
+
+
+def _message_path(config) -> Check:
+    """The C message path (``agnoshm._native``) or pure Python, and why."""
+    from agnoshm import _native
+
+    detail = _native.describe(config.native)
+    if _native.MISSING is None or config.native == "0":
+        return Check(OK, "message path", detail)
+    return Check(FAIL if config.native == "1" else WARN, "message path", detail
+                 + (" and AGNOSHM_NATIVE=1 requires it" if config.native == "1" else
+                    "; pure Python works the same, only slower"), _native.FIX)
 
 
 def _version(text: str) -> tuple[int, ...]:

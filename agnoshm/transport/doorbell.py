@@ -35,9 +35,12 @@ class Doorbell:
     """The doorbell of one process slot."""
 
     __slots__ = ("address", "_word", "_sleeping", "_sleepers", "_lock", "_armed",
-                 "busy_poll_ns", "ring", "_futex_wait")
+                 "busy_poll_ns", "ring", "_futex_wait", "_fence")
 
-    def __init__(self, address: int, sleeping_address: int, busy_poll_us: int = 0):
+    def __init__(self, address: int, sleeping_address: int, busy_poll_us: int = 0,
+                 native=None):
+        """:param native: the C extension (``agnoshm._native._ring``) to wait, ring and
+        fence with, or None (ctypes)."""
         self.address = address
         self._word = ctypes.c_uint32.from_address(address)
         self._sleeping = ctypes.c_uint32.from_address(sleeping_address)
@@ -47,8 +50,13 @@ class Doorbell:
         #: how long a waiter spins looking for work before it arms (the wake-up loop's job)
         self.busy_poll_ns = busy_poll_us * 1000
         #: ``ring()``: add one to the word and wake every waiter (thread-safe, unconditional).
-        self.ring = _libc.futex_ringer(address)
-        self._futex_wait = _libc.futex_waiter(address)
+        if native is None:
+            self.ring = _libc.futex_ringer(address)
+            self._futex_wait = _libc.futex_waiter(address)
+            self._fence = full_fence
+        else:
+            futex = native.Futex(address)
+            self.ring, self._futex_wait, self._fence = futex.ring, futex.wait, native.full_fence
 
     def value(self) -> int:
         return self._word.value
@@ -65,7 +73,7 @@ class Doorbell:
             self._sleepers += 1
             self._sleeping.value = 1
         self._armed.on = True
-        full_fence()  # the flag before the caller's next look (ring.py)
+        self._fence()  # the flag before the caller's next look (ring.py)
 
     def disarm(self) -> None:
         """This thread is awake: publishers need not ring for it any more."""

@@ -218,7 +218,6 @@ class PublisherPort:
             raise InvalidHandleError("publisher was destroyed; create a new one")
         if faults.ARMED:
             faults.hit("publish.before")
-        words = self._words
         with self._lock:
             if not self._free_entries:
                 self._reclaim_locked(self.depth - 1)
@@ -228,49 +227,55 @@ class PublisherPort:
                         "release received messages (drop views and arrays) or raise max_entries")
             loan.valid = False
             entry = self._free_entries.pop()
-            seq = self._seq + 1
-            offset = self._entries + entry * _ENTRY_SIZE
-            _ENTRY_BODY.pack_into(self._memory, offset + 8, loan.address, loan.size,
-                                  time.monotonic_ns())
-            store_fence()
-            words[offset >> 3] = seq  # (a) the entry is complete
-            if faults.ARMED:
-                faults.hit("publish.inside")
-            words[self._log_word + seq % self._capacity] = seq << L.LOG_SHIFT | entry
-            if faults.ARMED:
-                faults.hit("publish.logged")
-            words[self._head_word] = seq  # (b) subscribers may take it from here on
-            words[self._published_word] = self._seq = seq
+            seq = self._seq = self._seq + 1
             live = self._live
             live.append(entry)
             self._blocks[entry] = loan.blocks
-            withdrawn = -1
-            if len(live) > self.depth:  # (c) the oldest left the depth
-                withdrawn = live.popleft()
-                words[(self._entries + withdrawn * _ENTRY_SIZE) >> 3] = 0
-                if faults.ARMED:
-                    faults.hit("reclaim.inside")
-            full_fence()  # (d)
-            if words[self._generation_word] != self._generation:
-                self._refresh_subscriptions()
-            if faults.ARMED:
-                faults.hit("publish.after")
-            for word, ring in self._sleepers:  # (e)
-                if words[word] >> 32:  # the process's sleeping flag
-                    ring()
-            if withdrawn >= 0:  # (f) freed by the next loan when no subscription holds it
-                memory = self._memory
-                for offset in self._hold_offsets:
-                    if memory[offset + withdrawn]:
-                        self._held.append(withdrawn)
-                        break
-                else:
-                    self._withdrawn.append(self._blocks.pop(withdrawn))
-                    self._free_entries.append(withdrawn)
+            withdrawn = live.popleft() if len(live) > self.depth else -1  # (c) left the depth
+            if self._commit(entry, seq, loan, withdrawn):
+                self._held.append(withdrawn)  # freed once no subscription holds it
+            elif withdrawn >= 0:  # freed by the next loan
+                self._withdrawn.append(self._blocks.pop(withdrawn))
+                self._free_entries.append(withdrawn)
         if loan._freeze_arrays():
             loan.pinned = True
             self._pinned.add(loan.address)
         return seq
+
+    def _commit(self, entry: int, seq: int, loan: Loan, withdrawn: int) -> bool:
+        """Steps (a)-(f) of ring.py: write the entry, log and head, withdraw entry
+        ``withdrawn`` (-1: none), fence, ring sleepers; return whether the withdrawn
+        entry is still held (lock held).  :class:`~agnoshm.transport.native_ports.NativePublisherPort` does it in C."""
+        words = self._words
+        offset = self._entries + entry * _ENTRY_SIZE
+        _ENTRY_BODY.pack_into(self._memory, offset + 8, loan.address, loan.size,
+                              time.monotonic_ns())
+        store_fence()
+        words[offset >> 3] = seq  # (a) the entry is complete
+        if faults.ARMED:
+            faults.hit("publish.inside")
+        words[self._log_word + seq % self._capacity] = seq << L.LOG_SHIFT | entry
+        if faults.ARMED:
+            faults.hit("publish.logged")
+        words[self._head_word] = words[self._published_word] = seq  # (b) subscribers may take it
+        if withdrawn >= 0:  # (c)
+            words[(self._entries + withdrawn * _ENTRY_SIZE) >> 3] = 0
+            if faults.ARMED:
+                faults.hit("reclaim.inside")
+        full_fence()  # (d)
+        if words[self._generation_word] != self._generation:
+            self._refresh_subscriptions()
+        if faults.ARMED:
+            faults.hit("publish.after")
+        for word, ring in self._sleepers:  # (e)
+            if words[word] >> 32:  # the process's sleeping flag
+                ring()
+        if withdrawn >= 0:  # (f)
+            memory = self._memory
+            for offset in self._hold_offsets:
+                if memory[offset + withdrawn]:
+                    return True
+        return False
 
     def _refresh_subscriptions(self) -> None:
         """Re-read the topic's subscriptions (its ``generation`` moved)."""
@@ -413,3 +418,4 @@ class PublisherPort:
         # Blocks of held messages are leaked into the pool deliberately only until
         # the process exits; a subscriber's view must never see reused bytes.
         self._blocks = held
+

@@ -104,6 +104,9 @@ class SubscriberPort:
     :param ignore_local: skip messages of publishers in this process.
     """
 
+    held = 0  # messages this subscription holds now
+    _received = 0  # this process is the only writer of the record's count
+
     def __init__(self, runtime, index: int, topic: int, depth: int, *,
                  ignore_local: bool = False, starts: dict | None = None):
         registry = runtime.registry
@@ -135,8 +138,6 @@ class SubscriberPort:
         self._lock = threading.RLock()
         self._generation = -1
         self._channels: list[_Channel] = []
-        self.held = 0
-        self._received = 0  # this process is the only writer of the record's count
         self.destroyed = False
         self.corrupted = 0  # messages dropped because they pointed outside their pool
         with self._lock:
@@ -158,8 +159,6 @@ class SubscriberPort:
         if self.destroyed:
             raise InvalidHandleError("subscription was destroyed; create a new one")
         with self._lock:
-            if self._words[self._generation_word] != self._generation:
-                self._refresh_channels()
             taken = self._take_locked(max_count)
             if not taken:
                 return []
@@ -169,8 +168,12 @@ class SubscriberPort:
         return leases
 
     def _take_locked(self, max_count: int) -> list[tuple]:
-        """Find, hold and check up to ``max_count`` new messages (own lock held)."""
+        """Find, hold and check up to ``max_count`` new messages (own lock held): ring.py's
+        steps (1)-(5).  :class:`~agnoshm.transport.native_ports.NativeSubscriberPort`
+        does them in C."""
         words, memory = self._words, self._memory
+        if words[self._generation_word] != self._generation:
+            self._refresh_channels()
         capacity, depth = self._capacity, self.depth
         found = []
         for channel in self._channels:
@@ -285,12 +288,7 @@ class SubscriberPort:
         if self.runtime.closed:
             return
         with self._lock:
-            _drop_hold(self._memory, lease.hold)
-            if faults.ARMED:
-                faults.hit("release.inside")
-            self.held -= 1
-            if self._words[self._incarnation_word] == self.incarnation:  # still our record
-                self._words32[self._held_word] = self.held
+            self._drop(lease.hold)
         if lease.mapping is not None:  # None: the publisher was gone before it was mapped
             self.runtime.peers.release(lease.mapping)
         if self.destroyed and self.held == 0:
@@ -299,6 +297,15 @@ class SubscriberPort:
                 self.runtime.drained.add(self)  # the listener unlists it
             else:
                 registry.finish_draining(self.index)
+
+    def _drop(self, hold: int) -> None:
+        """Take back one hold, at ``hold`` in the receipts (own lock held)."""
+        _drop_hold(self._memory, hold)
+        if faults.ARMED:
+            faults.hit("release.inside")
+        self.held -= 1
+        if self._words[self._incarnation_word] == self.incarnation:  # still our record
+            self._words32[self._held_word] = self.held
 
     def destroy(self) -> None:
         if not self.destroyed:

@@ -13,7 +13,7 @@ import sys
 import threading
 import weakref
 
-from agnoshm import faults
+from agnoshm import _native, faults
 from agnoshm.config import Config
 from agnoshm.memory import BACKENDS, AddressReservation, PoolAllocator
 from agnoshm.registry import layout as L
@@ -22,6 +22,7 @@ from agnoshm.transport.announce import AnnouncementQueue, announce
 from agnoshm.transport.doorbell import Doorbell
 from agnoshm.transport.listener import Listener
 from agnoshm.transport.peers import PeerPools
+from agnoshm.transport.native_ports import NativePublisherPort, NativeSubscriberPort
 from agnoshm.transport.publish import PublisherPort
 from agnoshm.transport.receive import SubscriberPort
 
@@ -33,7 +34,8 @@ class Runtime:
     """
 
     closed = True  # class-level defaults make close() safe after a failed __init__
-    registry = reservation = pool = queue = pool_server = listener = peers = None
+    registry = reservation = pool = queue = pool_server = listener = peers = native = None
+    native_region = None  # the registry's mapping as the C path sees it (closed before unmap)
     slot = -1
 
     def __init__(self, config: Config, name: str | None = None):
@@ -49,7 +51,11 @@ class Runtime:
             raise
 
     def _start(self, config: Config, name: str) -> None:
+        #: the C message path (``agnoshm._native._ring``), or None: pure Python (AGNOSHM_NATIVE)
+        self.native = _native.load(config.native)
         self.registry, self.slot = open_and_join(config, self.pid, config.backend, name)
+        if self.native is not None:
+            self.native_region = self.native.Region(self.registry.address, self.registry.size)
         self.closed = False
         if faults.ARMED:
             faults.hit("init.joined")
@@ -69,7 +75,8 @@ class Runtime:
         self.queue = AnnouncementQueue(self.pid, config.mode)
         self.pool_server = backend.serve(self.pool, config.domain_id, config.group)
         self.doorbell = Doorbell(self.registry.doorbell_address(self.slot),
-                                 self.registry.sleeping_address(self.slot), config.busy_poll_us)
+                                 self.registry.sleeping_address(self.slot), config.busy_poll_us,
+                                 self.native)
         if faults.ARMED:
             faults.hit("init.queue")
         self.listener = Listener(self)
@@ -79,7 +86,7 @@ class Runtime:
                               durability: int, node_name: str) -> PublisherPort:
         index, topic = self.registry.add_publisher(topic_name, type_name, type_hash, depth,
                                                    durability, node_name)
-        port = PublisherPort(self, index, topic, depth)
+        port = (NativePublisherPort if self.native else PublisherPort)(self, index, topic, depth)
         self._publishers.add(port)
         self._announce(topic)
         return port
@@ -100,7 +107,8 @@ class Runtime:
         starts: dict = {}
         index, topic = self.registry.add_subscription(topic_name, type_name, type_hash, depth,
                                                       durability, node_name, starts)
-        port = SubscriberPort(self, index, topic, depth, ignore_local=ignore_local, starts=starts)
+        port = (NativeSubscriberPort if self.native else SubscriberPort)(
+            self, index, topic, depth, ignore_local=ignore_local, starts=starts)
         for p in self.registry.publisher_indices(topic):  # map existing publishers' pools now
             r = self.registry.publishers[p]
             if r.state == L.USED:
@@ -137,6 +145,7 @@ class Runtime:
         from agnoshm import _libc
 
         self.closed = True
+        self._close_native_region()
         for fd in (self.queue and self.queue.fileno(), self.pool and self.pool.fd,
                    self.registry and self.registry._fd):
             if fd is not None and fd >= 0:
@@ -152,6 +161,12 @@ class Runtime:
         self.pool_server = self.peers = None
 
     # lifetime -------------------------------------------------------------------------
+    def _close_native_region(self) -> None:
+        """Before the registry is unmapped: native ports raise from here on (ValueError, as
+        the pure path's released memoryviews do) instead of touching unmapped memory."""
+        if self.native_region is not None:
+            self.native_region.close()
+
     def close(self) -> None:
         """Leave the domain and remove everything this process created (idempotent)."""
         with getattr(self, "_lock", threading.Lock()):
@@ -184,6 +199,7 @@ class Runtime:
             if self.reservation is not None:
                 self.reservation.close()
             if self.registry is not None:
+                self._close_native_region()
                 self.registry.close()
             self.registry = self.reservation = self.pool = self.queue = None
             self.pool_server = self.peers = None

@@ -1,0 +1,1039 @@
+/* agnoshm._native._ring: the per-message steps of transport/ring.py's protocol in C.
+ *
+ * One concept: the lock-free message path, word for word as ring.py describes it
+ * and publish.py / receive.py implement it in Python (the reference).  Nothing
+ * here is stored anywhere the Python path cannot read: it writes the same words
+ * of the same registry layout.  Private bookkeeping (free entry lists, leases,
+ * pools) stays in Python.
+ *
+ *   Region  the registry's mapping (closed before it is unmapped: later calls raise)
+ *   Writer  one publisher's channel: publish (steps a-f), finish (e-f)
+ *   Reader  one subscription's receipts: has_data, take (steps 1-5), release
+ *   Futex   one process's doorbell word: wait (FUTEX_WAIT without the GIL), ring
+ *   full_fence()
+ *
+ * Memory ordering: C11 atomics.  Stores that publish (entry seq, log, head) are
+ * release stores and the loads that find them acquire loads, which is what
+ * ring.py's store_fence/load_fence stand for; Dekker's steps (d) and (4) are
+ * atomic_thread_fence(memory_order_seq_cst).  Correct on aarch64 as on x86-64.
+ *
+ * Shared words are untrusted: every index computed from one (an entry index
+ * from a log word, a hold count's place) is bounds-checked before use, every
+ * offset handed in from Python is checked against the mapping's size, and
+ * arithmetic on sequence numbers never wraps where Python's ints would not.
+ * Where the Python path skips a hostile word, this code skips it too; where
+ * it raises, this raises the same exception with the same message.
+ */
+#ifndef Py_LIMITED_API
+#define Py_LIMITED_API 0x030A0000
+#endif
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <linux/futex.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LOG_SHIFT 16
+#define ENTRY_MASK ((1u << LOG_SHIFT) - 1)
+#define ENTRY_SIZE 32 /* seq, address, size, timestamp_ns */
+#define HOLD_MAX 255  /* a count another process scribbled on stays where it is */
+#define WAKE_OP_ADD_ONE ((FUTEX_OP_ADD << 28) | (FUTEX_OP_CMP_EQ << 24) | (1 << 12) | 0)
+
+typedef _Atomic uint64_t a64;
+typedef _Atomic uint32_t a32;
+typedef _Atomic uint8_t a8;
+
+#define W64(base, off) ((a64 *)((base) + (off)))
+#define W32(base, off) ((a32 *)((base) + (off)))
+#define W8(base, off) ((a8 *)((base) + (off)))
+#define LOAD(p, order) atomic_load_explicit((p), memory_order_##order)
+#define STORE(p, v, order) atomic_store_explicit((p), (v), memory_order_##order)
+
+/* agnoshm.faults, set once by agnoshm._native: each call checks its ARMED once. */
+static PyObject *faults_module;
+static PyObject *str_armed;
+
+static int
+faults_armed(void)
+{
+    if (faults_module == NULL)
+        return 0;
+    PyObject *armed = PyObject_GetAttr(faults_module, str_armed);
+    if (armed == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    int on = PyObject_IsTrue(armed);
+    Py_DECREF(armed);
+    return on > 0;
+}
+
+/* faults.hit(name): may SIGKILL this process; -1 with an exception set if it raised. */
+static int
+hit(int armed, const char *name)
+{
+    if (!armed)
+        return 0;
+    PyObject *r = PyObject_CallMethod(faults_module, "hit", "s", name);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+static void
+futex_ring(a32 *word)
+{
+    syscall(SYS_futex, word, FUTEX_WAKE_OP, INT_MAX, NULL, word, WAKE_OP_ADD_ONE);
+}
+
+/* An offset of `length` bytes at `offset`, aligned to `align`, inside a mapping of `size`. */
+static int
+check_span(const char *what, uint64_t offset, uint64_t length, uint64_t align, uint64_t size)
+{
+    if (offset % align || offset > size || length > size - offset) {
+        PyErr_Format(PyExc_ValueError, "%s: offset %llu (+%llu) lies outside the registry "
+                     "(%llu bytes) or is misaligned", what, (unsigned long long)offset,
+                     (unsigned long long)length, (unsigned long long)size);
+        return -1;
+    }
+    return 0;
+}
+
+/* A list (or any sequence) of Python ints as a malloc'd uint64 array. */
+static int
+u64_array(PyObject *seq, uint64_t **out, Py_ssize_t *n)
+{
+    PyObject *fast = PySequence_Fast(seq, "expected a sequence of ints");
+    if (fast == NULL)
+        return -1;
+    Py_ssize_t len = PySequence_Size(fast);
+    uint64_t *a = PyMem_Malloc(sizeof(uint64_t) * (len ? len : 1));
+    if (a == NULL) {
+        Py_DECREF(fast);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < len; i++) {
+        PyObject *item = PySequence_GetItem(fast, i);
+        if (item == NULL)
+            goto fail;
+        a[i] = PyLong_AsUnsignedLongLong(item);
+        Py_DECREF(item);
+        if (PyErr_Occurred())
+            goto fail;
+    }
+    Py_DECREF(fast);
+    PyMem_Free(*out);
+    *out = a;
+    *n = len;
+    return 0;
+fail:
+    Py_DECREF(fast);
+    PyMem_Free(a);
+    return -1;
+}
+
+static int
+arg_u64(PyObject *const *args, Py_ssize_t i, uint64_t *out)
+{
+    *out = PyLong_AsUnsignedLongLong(args[i]);
+    return (*out == (uint64_t)-1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+static int
+arg_i64(PyObject *const *args, Py_ssize_t i, int64_t *out)
+{
+    *out = PyLong_AsLongLong(args[i]);
+    return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+static int
+nargs_ok(const char *name, Py_ssize_t nargs, Py_ssize_t lo, Py_ssize_t hi)
+{
+    if (nargs < lo || nargs > hi) {
+        PyErr_Format(PyExc_TypeError, "%s() takes %zd to %zd arguments (%zd given)", name, lo,
+                     hi, nargs);
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------ Region */
+
+/* The registry's mapping as the C path sees it: one per runtime, closed (base = NULL) before
+ * the registry is unmapped, so a port used after shutdown raises what the Python path's
+ * released memoryviews raise instead of touching memory that may hold something else now. */
+typedef struct {
+    PyObject_HEAD
+    char *base;
+    uint64_t size;
+} Region;
+
+static PyObject *Region_type;
+
+static PyObject *
+Region_new(PyTypeObject *type, PyObject *args, PyObject *kw)
+{
+    unsigned long long base, size;
+    static char *names[] = {"base", "size", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "KK", names, &base, &size))
+        return NULL;
+    if (base == 0 || base % 8) {
+        PyErr_SetString(PyExc_ValueError, "a region starts at a non-null 8-byte aligned address");
+        return NULL;
+    }
+    allocfunc alloc = (allocfunc)PyType_GetSlot(type, Py_tp_alloc);
+    Region *self = (Region *)alloc(type, 0);
+    if (self != NULL) {
+        self->base = (char *)(uintptr_t)base;
+        self->size = size;
+    }
+    return (PyObject *)self;
+}
+
+static void
+Region_dealloc(Region *self)
+{
+    PyTypeObject *type = Py_TYPE(self);
+    freefunc tp_free = (freefunc)PyType_GetSlot(type, Py_tp_free);
+    tp_free(self);
+    Py_DECREF(type);
+}
+
+static PyObject *
+Region_close(Region *self, PyObject *unused)
+{
+    self->base = NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Region_get_closed(Region *self, void *closure)
+{
+    return PyBool_FromLong(self->base == NULL);
+}
+
+/* The base address, or NULL with the Python path's error (its memoryviews are released). */
+static inline char *
+region_base(Region *region)
+{
+    char *base = region->base;
+    if (base == NULL)
+        PyErr_SetString(PyExc_ValueError, "operation forbidden on released memoryview object");
+    return base;
+}
+
+static PyMethodDef Region_methods[] = {
+    {"close", (PyCFunction)Region_close, METH_NOARGS,
+     "forget the mapping (before it is unmapped): every later use raises ValueError"},
+    {NULL}};
+
+static PyGetSetDef Region_getset[] = {
+    {"closed", (getter)Region_get_closed, NULL, "whether close() was called", NULL},
+    {NULL}};
+
+static PyType_Slot Region_slots[] = {
+    {Py_tp_new, Region_new},
+    {Py_tp_dealloc, Region_dealloc},
+    {Py_tp_methods, Region_methods},
+    {Py_tp_getset, Region_getset},
+    {Py_tp_doc, "Region(base, size): the registry's mapping, shared by Writers and Readers."},
+    {0, NULL}};
+
+static PyType_Spec Region_spec = {"agnoshm._native._ring.Region", sizeof(Region), 0,
+                                  Py_TPFLAGS_DEFAULT, Region_slots};
+
+/* ------------------------------------------------------------------------------ Writer */
+
+typedef struct {
+    PyObject_HEAD
+    Region *region;
+    uint64_t size;
+    uint64_t capacity;
+    uint64_t entries, log, head, published, generation_at; /* byte offsets */
+    uint64_t generation;
+    int known; /* generation holds the topic's generation read at the last refresh */
+    uint64_t *holds; /* per listed subscription: where it counts holds on our entries */
+    Py_ssize_t n_holds;
+    uint64_t *sleepers; /* per subscribing process: its doorbell word (sleeping at +4) */
+    Py_ssize_t n_sleepers;
+} Writer;
+
+enum { FREE_OR_NONE = 0, HELD = 1, MOVED = 2 };
+
+static PyObject *
+Writer_new(PyTypeObject *type, PyObject *args, PyObject *kw)
+{
+    PyObject *region;
+    unsigned long long capacity, entries, log, head, published, generation_at;
+    static char *names[] = {"region", "capacity", "entries", "log", "head", "published",
+                            "generation", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!KKKKKK", names, (PyTypeObject *)Region_type,
+                                     &region, &capacity, &entries, &log, &head, &published,
+                                     &generation_at))
+        return NULL;
+    uint64_t size = ((Region *)region)->size;
+    if (capacity < 1 || capacity > ENTRY_MASK + 1) {
+        PyErr_Format(PyExc_ValueError, "capacity %llu is not 1..%u", capacity, ENTRY_MASK + 1);
+        return NULL;
+    }
+    if (check_span("entries", entries, capacity * ENTRY_SIZE, 8, size) ||
+        check_span("log", log, capacity * 8, 8, size) || check_span("head", head, 8, 8, size) ||
+        check_span("published", published, 8, 8, size) ||
+        check_span("generation", generation_at, 8, 8, size))
+        return NULL;
+    allocfunc alloc = (allocfunc)PyType_GetSlot(type, Py_tp_alloc);
+    Writer *self = (Writer *)alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    Py_INCREF(region);
+    self->region = (Region *)region;
+    self->size = size;
+    self->capacity = capacity;
+    self->entries = entries;
+    self->log = log;
+    self->head = head;
+    self->published = published;
+    self->generation_at = generation_at;
+    return (PyObject *)self;
+}
+
+static void
+Writer_dealloc(Writer *self)
+{
+    PyTypeObject *type = Py_TYPE(self);
+    PyMem_Free(self->holds);
+    PyMem_Free(self->sleepers);
+    Py_XDECREF(self->region);
+    freefunc tp_free = (freefunc)PyType_GetSlot(type, Py_tp_free);
+    tp_free(self);
+    Py_DECREF(type);
+}
+
+/* set_subscriptions(generation, hold_offsets, doorbells): what the topic lists now. */
+static PyObject *
+Writer_set_subscriptions(Writer *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint64_t generation, *holds = NULL, *sleepers = NULL;
+    Py_ssize_t n_holds = 0, n_sleepers = 0;
+    if (nargs_ok("set_subscriptions", nargs, 3, 3) || arg_u64(args, 0, &generation))
+        return NULL;
+    if (u64_array(args[1], &holds, &n_holds) || u64_array(args[2], &sleepers, &n_sleepers))
+        goto fail;
+    for (Py_ssize_t i = 0; i < n_holds; i++)
+        if (check_span("hold counts", holds[i], self->capacity, 1, self->size))
+            goto fail;
+    for (Py_ssize_t i = 0; i < n_sleepers; i++)
+        if (check_span("doorbell", sleepers[i], 8, 8, self->size))
+            goto fail;
+    PyMem_Free(self->holds);
+    PyMem_Free(self->sleepers);
+    self->holds = holds, self->n_holds = n_holds;
+    self->sleepers = sleepers, self->n_sleepers = n_sleepers;
+    self->generation = generation;
+    self->known = 1;
+    Py_RETURN_NONE;
+fail:
+    PyMem_Free(holds);
+    PyMem_Free(sleepers);
+    return NULL;
+}
+
+/* Steps (e) and (f): ring sleeping processes, read the withdrawn entry's holds. */
+static PyObject *
+writer_finish(Writer *self, char *base, int armed, int64_t withdrawn)
+{
+    if (hit(armed, "publish.after"))
+        return NULL;
+    for (Py_ssize_t i = 0; i < self->n_sleepers; i++) { /* (e) */
+        a32 *doorbell = W32(base, self->sleepers[i]);
+        if (LOAD(W32(base, self->sleepers[i] + 4), relaxed)) /* the process's sleeping flag */
+            futex_ring(doorbell);
+    }
+    if (withdrawn >= 0) { /* (f) */
+        for (Py_ssize_t i = 0; i < self->n_holds; i++)
+            if (LOAD(W8(base, self->holds[i] + (uint64_t)withdrawn), relaxed))
+                return PyLong_FromLong(HELD);
+    }
+    return PyLong_FromLong(FREE_OR_NONE);
+}
+
+/* publish(entry, seq, address, size, withdrawn) -> 0 (withdrawn freed, or none: -1),
+ * 1 (withdrawn still held), 2 (the topic's generation moved: refresh, then finish()). */
+static PyObject *
+Writer_publish(Writer *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint64_t entry, seq, address, size;
+    int64_t withdrawn;
+    if (nargs_ok("publish", nargs, 5, 5) || arg_u64(args, 0, &entry) ||
+        arg_u64(args, 1, &seq) || arg_u64(args, 2, &address) || arg_u64(args, 3, &size) ||
+        arg_i64(args, 4, &withdrawn))
+        return NULL;
+    if (entry >= self->capacity || withdrawn >= (int64_t)self->capacity) {
+        PyErr_Format(PyExc_ValueError, "entry %llu or %lld past the channel's %llu entries",
+                     (unsigned long long)entry, (long long)withdrawn,
+                     (unsigned long long)self->capacity);
+        return NULL;
+    }
+    char *base = region_base(self->region);
+    if (base == NULL)
+        return NULL;
+    int armed = faults_armed();
+    uint64_t at = self->entries + entry * ENTRY_SIZE;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now); /* time.monotonic_ns() */
+    STORE(W64(base, at + 8), address, relaxed);
+    STORE(W64(base, at + 16), size, relaxed);
+    STORE(W64(base, at + 24), (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec,
+          relaxed);
+    STORE(W64(base, at), seq, release); /* (a) the entry is complete */
+    if (hit(armed, "publish.inside"))
+        return NULL;
+    STORE(W64(base, self->log + (seq % self->capacity) * 8), seq << LOG_SHIFT | entry, release);
+    if (hit(armed, "publish.logged"))
+        return NULL;
+    STORE(W64(base, self->head), seq, release); /* (b) */
+    STORE(W64(base, self->published), seq, relaxed);
+    if (withdrawn >= 0) { /* (c) */
+        STORE(W64(base, self->entries + (uint64_t)withdrawn * ENTRY_SIZE), 0, relaxed);
+        if (hit(armed, "reclaim.inside"))
+            return NULL;
+    }
+    atomic_thread_fence(memory_order_seq_cst); /* (d) */
+    if (!self->known || LOAD(W64(base, self->generation_at), relaxed) != self->generation)
+        return PyLong_FromLong(MOVED);
+    return writer_finish(self, base, armed, withdrawn);
+}
+
+/* finish(withdrawn): publish's steps (e) and (f) after a refresh. */
+static PyObject *
+Writer_finish(Writer *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    int64_t withdrawn;
+    if (nargs_ok("finish", nargs, 1, 1) || arg_i64(args, 0, &withdrawn))
+        return NULL;
+    if (withdrawn >= (int64_t)self->capacity) {
+        PyErr_SetString(PyExc_ValueError, "entry past the channel");
+        return NULL;
+    }
+    char *base = region_base(self->region);
+    if (base == NULL)
+        return NULL;
+    return writer_finish(self, base, faults_armed(), withdrawn);
+}
+
+static PyObject *
+Writer_forget(Writer *self, PyObject *unused)
+{
+    self->known = 0; /* the next publish returns MOVED: the Python side refreshes */
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef Writer_methods[] = {
+    {"forget", (PyCFunction)Writer_forget, METH_NOARGS,
+     "forget the subscriptions: the next publish() returns 2 (refresh, then finish())"},
+    {"publish", (PyCFunction)(void (*)(void))Writer_publish, METH_FASTCALL,
+     "publish(entry, seq, address, size, withdrawn): ring.py's steps (a)-(f)"},
+    {"finish", (PyCFunction)(void (*)(void))Writer_finish, METH_FASTCALL,
+     "finish(withdrawn): steps (e)-(f), after publish() returned 2 and the lists were refreshed"},
+    {"set_subscriptions", (PyCFunction)(void (*)(void))Writer_set_subscriptions, METH_FASTCALL,
+     "set_subscriptions(generation, hold_offsets, doorbell_offsets)"},
+    {NULL}};
+
+static PyType_Slot Writer_slots[] = {
+    {Py_tp_new, Writer_new},
+    {Py_tp_dealloc, Writer_dealloc},
+    {Py_tp_methods, Writer_methods},
+    {Py_tp_doc, "One publisher's channel (byte offsets into the registry mapped at base)."},
+    {0, NULL}};
+
+static PyType_Spec Writer_spec = {"agnoshm._native._ring.Writer", sizeof(Writer), 0,
+                                  Py_TPFLAGS_DEFAULT, Writer_slots};
+
+/* ------------------------------------------------------------------------------ Reader */
+
+typedef struct {
+    uint64_t ident_at, ident, head, log, entries, cursor, cursor_at, holds;
+} Channel;
+
+typedef struct {
+    uint64_t stamp, seq, entry, address, size;
+    Py_ssize_t channel, order;
+} Found;
+
+typedef struct {
+    PyObject_HEAD
+    Region *region;
+    uint64_t size;
+    uint64_t capacity, depth;
+    uint64_t generation_at, received_at, held_at, incarnation_at, incarnation;
+    uint64_t generation;
+    int known;
+    int64_t held;
+    uint64_t received;
+    Channel *channels;
+    Py_ssize_t n;
+    PyObject *objects; /* the Python channel objects, handed back in take()'s tuples */
+} Reader;
+
+static PyObject *
+Reader_new(PyTypeObject *type, PyObject *args, PyObject *kw)
+{
+    PyObject *region;
+    unsigned long long capacity, depth, generation_at, received_at, held_at, incarnation_at,
+        incarnation;
+    static char *names[] = {"region", "capacity", "depth", "generation", "received", "held",
+                            "incarnation_at", "incarnation", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!KKKKKKK", names, (PyTypeObject *)Region_type,
+                                     &region, &capacity, &depth, &generation_at, &received_at,
+                                     &held_at, &incarnation_at, &incarnation))
+        return NULL;
+    uint64_t size = ((Region *)region)->size;
+    if (depth < 1) {
+        PyErr_Format(PyExc_ValueError, "depth %llu is not >= 1", depth);
+        return NULL;
+    }
+    if (capacity < 1 || capacity > ENTRY_MASK + 1) {
+        PyErr_Format(PyExc_ValueError, "capacity %llu is not 1..%u", capacity, ENTRY_MASK + 1);
+        return NULL;
+    }
+    if (check_span("generation", generation_at, 8, 8, size) ||
+        check_span("received", received_at, 8, 8, size) ||
+        check_span("held", held_at, 4, 4, size) ||
+        check_span("incarnation", incarnation_at, 8, 8, size))
+        return NULL;
+    allocfunc alloc = (allocfunc)PyType_GetSlot(type, Py_tp_alloc);
+    Reader *self = (Reader *)alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    Py_INCREF(region);
+    self->region = (Region *)region;
+    self->size = size;
+    self->capacity = capacity;
+    self->depth = depth;
+    self->generation_at = generation_at;
+    self->received_at = received_at;
+    self->held_at = held_at;
+    self->incarnation_at = incarnation_at;
+    self->incarnation = incarnation;
+    return (PyObject *)self;
+}
+
+static void
+Reader_dealloc(Reader *self)
+{
+    PyTypeObject *type = Py_TYPE(self);
+    PyMem_Free(self->channels);
+    Py_XDECREF(self->objects);
+    Py_XDECREF(self->region);
+    freefunc tp_free = (freefunc)PyType_GetSlot(type, Py_tp_free);
+    tp_free(self);
+    Py_DECREF(type);
+}
+
+static int
+attr_u64(PyObject *obj, const char *name, uint64_t scale, uint64_t *out)
+{
+    PyObject *v = PyObject_GetAttrString(obj, name);
+    if (v == NULL)
+        return -1;
+    *out = PyLong_AsUnsignedLongLong(v) * scale;
+    Py_DECREF(v);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+/* set_channels(generation, channels): the publishers the topic lists now (receive._Channel:
+ * *_word attributes are u64 word indices, entries and holds byte offsets). */
+static PyObject *
+Reader_set_channels(Reader *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint64_t generation;
+    if (nargs_ok("set_channels", nargs, 2, 2) || arg_u64(args, 0, &generation))
+        return NULL;
+    PyObject *list = PySequence_List(args[1]);
+    if (list == NULL)
+        return NULL;
+    Py_ssize_t n = PyList_Size(list);
+    Channel *channels = PyMem_Calloc(n ? n : 1, sizeof(Channel));
+    if (channels == NULL) {
+        Py_DECREF(list);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *o = PyList_GetItem(list, i); /* borrowed */
+        Channel *c = &channels[i];
+        if (attr_u64(o, "ident_word", 8, &c->ident_at) || attr_u64(o, "ident", 1, &c->ident) ||
+            attr_u64(o, "head_word", 8, &c->head) || attr_u64(o, "log_word", 8, &c->log) ||
+            attr_u64(o, "entries", 1, &c->entries) || attr_u64(o, "cursor", 1, &c->cursor) ||
+            attr_u64(o, "cursor_word", 8, &c->cursor_at) || attr_u64(o, "holds", 1, &c->holds))
+            goto fail;
+        if (check_span("ident", c->ident_at, 8, 8, self->size) ||
+            check_span("head", c->head, 8, 8, self->size) ||
+            check_span("log", c->log, self->capacity * 8, 8, self->size) ||
+            check_span("entries", c->entries, self->capacity * ENTRY_SIZE, 8, self->size) ||
+            check_span("cursor", c->cursor_at, 8, 8, self->size) ||
+            check_span("holds", c->holds, self->capacity, 1, self->size))
+            goto fail;
+    }
+    PyMem_Free(self->channels);
+    PyObject *old = self->objects;
+    self->objects = list;
+    Py_XDECREF(old);
+    self->channels = channels;
+    self->n = n;
+    self->generation = generation;
+    self->known = 1;
+    Py_RETURN_NONE;
+fail:
+    PyMem_Free(channels);
+    Py_DECREF(list);
+    return NULL;
+}
+
+/* sync_cursors(): write each channel's cursor back to its Python object's ``cursor``. */
+static PyObject *
+Reader_sync_cursors(Reader *self, PyObject *unused)
+{
+    for (Py_ssize_t i = 0; i < self->n; i++) {
+        PyObject *v = PyLong_FromUnsignedLongLong(self->channels[i].cursor);
+        if (v == NULL)
+            return NULL;
+        int r = PyObject_SetAttrString(PyList_GetItem(self->objects, i), "cursor", v);
+        Py_DECREF(v);
+        if (r < 0)
+            return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Reader_has_data(Reader *self, PyObject *unused)
+{
+    char *base = region_base(self->region);
+    if (base == NULL)
+        return NULL;
+    if (!self->known || LOAD(W64(base, self->generation_at), relaxed) != self->generation)
+        Py_RETURN_TRUE;
+    for (Py_ssize_t i = 0; i < self->n; i++)
+        if (LOAD(W64(base, self->channels[i].head), relaxed) > self->channels[i].cursor)
+            Py_RETURN_TRUE;
+    Py_RETURN_FALSE;
+}
+
+static int
+by_time(const void *a, const void *b)
+{
+    const Found *x = a, *y = b;
+    if (x->stamp != y->stamp)
+        return x->stamp < y->stamp ? -1 : 1;
+    return x->order < y->order ? -1 : x->order > y->order; /* stable, as list.sort */
+}
+
+static void
+drop_hold(a8 *hold)
+{
+    uint8_t count = LOAD(hold, relaxed);
+    if (count)
+        STORE(hold, count - 1, relaxed);
+}
+
+/* take(max_count, check=True) -> [(timestamp_ns, seq, channel, entry, address, size)], or
+ * None (without touching anything) when check is true and the topic's generation moved. */
+static PyObject *
+Reader_take(Reader *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    int64_t max_count;
+    int check = 1;
+    if (nargs_ok("take", nargs, 1, 2) || arg_i64(args, 0, &max_count))
+        return NULL;
+    if (nargs > 1 && (check = PyObject_IsTrue(args[1])) < 0)
+        return NULL;
+    if (max_count < 0) {
+        PyErr_SetString(PyExc_ValueError, "max_count must be >= 0");
+        return NULL;
+    }
+    char *base = region_base(self->region);
+    if (base == NULL)
+        return NULL;
+    if (check && (!self->known ||
+                  LOAD(W64(base, self->generation_at), relaxed) != self->generation))
+        Py_RETURN_NONE;
+    const uint64_t capacity = self->capacity, depth = self->depth;
+    Found stack[64], *found = stack;
+    Py_ssize_t nfound = 0, room = 64;
+    PyObject *result = NULL;
+    for (Py_ssize_t i = 0; i < self->n; i++) { /* (1) and (2) */
+        Channel *c = &self->channels[i];
+        uint64_t head = LOAD(W64(base, c->head), acquire);
+        if (head <= c->cursor)
+            continue;
+        /* max(cursor + 1, head - depth + 1, head - capacity + 1) without wrapping: a head
+         * another process scribbled on may be 2**64 - 1 (Python's ints do not wrap) */
+        uint64_t first = c->cursor + 1; /* cursor < head: no wrap */
+        if (head >= depth - 1 && head - (depth - 1) > first)
+            first = head - (depth - 1);
+        if (head >= capacity - 1 && head - (capacity - 1) > first)
+            first = head - (capacity - 1);
+        uint64_t count = head - first + 1; /* at most min(depth, capacity) */
+        if (nfound + (Py_ssize_t)count > room) {
+            Py_ssize_t want = nfound + (Py_ssize_t)count;
+            Found *grown = PyMem_Malloc(sizeof(Found) * want);
+            if (grown == NULL) {
+                PyErr_NoMemory();
+                goto done;
+            }
+            memcpy(grown, found, sizeof(Found) * nfound);
+            if (found != stack)
+                PyMem_Free(found);
+            found = grown, room = want;
+        }
+        for (uint64_t k = 0; k < count; k++) {
+            uint64_t seq = first + k;
+            uint64_t word = LOAD(W64(base, c->log + (seq % capacity) * 8), acquire);
+            if (word >> LOG_SHIFT != seq)
+                continue; /* overwritten: it left the depth */
+            uint64_t entry = word & ENTRY_MASK;
+            if (entry >= capacity)
+                continue; /* a scribbled log word: no entry of this channel */
+            uint64_t at = c->entries + entry * ENTRY_SIZE;
+            if (LOAD(W64(base, at), acquire) != seq)
+                continue;
+            Found *f = &found[nfound];
+            f->address = LOAD(W64(base, at + 8), relaxed);
+            f->size = LOAD(W64(base, at + 16), relaxed);
+            f->stamp = LOAD(W64(base, at + 24), relaxed);
+            f->seq = seq, f->entry = entry, f->channel = i, f->order = nfound;
+            nfound++;
+        }
+        c->cursor = head;
+    }
+    if (nfound == 0) {
+        result = PyList_New(0);
+        goto done;
+    }
+    if (nfound > 1 && self->n > 1)
+        qsort(found, nfound, sizeof(Found), by_time); /* several publishers: publish order */
+    Py_ssize_t start = nfound > (Py_ssize_t)depth ? nfound - (Py_ssize_t)depth : 0;
+    Py_ssize_t wlen = nfound - start;
+    if (wlen > max_count) { /* the rest stays new for the next take */
+        for (Py_ssize_t j = start + max_count; j < nfound; j++) {
+            Channel *c = &self->channels[found[j].channel];
+            if (c->cursor >= found[j].seq)
+                c->cursor = found[j].seq - 1;
+        }
+        wlen = max_count;
+    }
+    Found *window = found + start;
+    for (Py_ssize_t j = 0; j < wlen; j++) { /* (3) */
+        a8 *hold = W8(base, self->channels[window[j].channel].holds + window[j].entry);
+        uint8_t count = LOAD(hold, relaxed);
+        if (count < HOLD_MAX)
+            STORE(hold, count + 1, relaxed);
+    }
+    int armed = faults_armed();
+    if (hit(armed, "take.claimed"))
+        goto done;
+    atomic_thread_fence(memory_order_seq_cst); /* (4) */
+    Py_ssize_t taken = 0;
+    for (Py_ssize_t j = 0; j < wlen; j++) { /* (5) */
+        Channel *c = &self->channels[window[j].channel];
+        if (LOAD(W64(base, c->entries + window[j].entry * ENTRY_SIZE), relaxed) == window[j].seq
+            && LOAD(W64(base, c->ident_at), relaxed) == c->ident)
+            window[taken++] = window[j];
+        else /* withdrawn meanwhile: it left the depth */
+            drop_hold(W8(base, c->holds + window[j].entry));
+    }
+    if (hit(armed, "take.inside"))
+        goto done;
+    for (Py_ssize_t i = 0; i < self->n; i++) /* how far this subscription read (linger) */
+        STORE(W64(base, self->channels[i].cursor_at), self->channels[i].cursor, relaxed);
+    if (taken) {
+        self->held += taken;
+        self->received += taken;
+        STORE(W32(base, self->held_at), (uint32_t)self->held, relaxed);
+        STORE(W64(base, self->received_at), self->received, relaxed);
+    }
+    result = PyList_New(taken);
+    if (result == NULL)
+        goto done;
+    for (Py_ssize_t j = 0; j < taken; j++) {
+        Found *f = &window[j];
+        PyObject *channel = PyList_GetItem(self->objects, f->channel);
+        PyObject *item = Py_BuildValue("(KKOKKK)", f->stamp, f->seq, channel, f->entry,
+                                       f->address, f->size);
+        if (item == NULL) {
+            Py_CLEAR(result);
+            goto done;
+        }
+        PyList_SetItem(result, j, item);
+    }
+done:
+    if (found != stack)
+        PyMem_Free(found);
+    return result;
+}
+
+/* release(hold): take back one hold (byte offset of the count in the receipts). */
+static PyObject *
+Reader_release(Reader *self, PyObject *arg)
+{
+    uint64_t hold = PyLong_AsUnsignedLongLong(arg);
+    if (hold == (uint64_t)-1 && PyErr_Occurred())
+        return NULL;
+    if (hold >= self->size) {
+        PyErr_SetString(PyExc_IndexError, "index out of bounds on dimension 1");
+        return NULL;
+    }
+    char *base = region_base(self->region);
+    if (base == NULL)
+        return NULL;
+    drop_hold(W8(base, hold));
+    if (hit(faults_armed(), "release.inside"))
+        return NULL;
+    self->held -= 1;
+    if (LOAD(W64(base, self->incarnation_at), relaxed) == self->incarnation) /* still ours */
+        STORE(W32(base, self->held_at), (uint32_t)self->held, relaxed);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Reader_get_held(Reader *self, void *closure)
+{
+    return PyLong_FromLongLong(self->held);
+}
+
+static PyObject *
+Reader_get_received(Reader *self, void *closure)
+{
+    return PyLong_FromUnsignedLongLong(self->received);
+}
+
+static PyObject *
+Reader_forget(Reader *self, PyObject *unused)
+{
+    self->known = 0; /* the next checked take returns None: the Python side refreshes */
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef Reader_methods[] = {
+    {"forget", (PyCFunction)Reader_forget, METH_NOARGS,
+     "forget the channels: the next take(n) returns None (refresh, then take(n, False))"},
+    {"take", (PyCFunction)(void (*)(void))Reader_take, METH_FASTCALL,
+     "take(max_count, check=True): ring.py's steps (1)-(5); None if the generation moved"},
+    {"release", (PyCFunction)Reader_release, METH_O, "release(hold): drop one hold"},
+    {"has_data", (PyCFunction)Reader_has_data, METH_NOARGS,
+     "whether a take may find something (a new message, or the generation moved)"},
+    {"set_channels", (PyCFunction)(void (*)(void))Reader_set_channels, METH_FASTCALL,
+     "set_channels(generation, channels)"},
+    {"sync_cursors", (PyCFunction)Reader_sync_cursors, METH_NOARGS,
+     "copy each channel's cursor to its Python object"},
+    {NULL}};
+
+static PyGetSetDef Reader_getset[] = {
+    {"held", (getter)Reader_get_held, NULL, "messages this subscription holds", NULL},
+    {"received", (getter)Reader_get_received, NULL, "messages it took", NULL},
+    {NULL}};
+
+static PyType_Slot Reader_slots[] = {
+    {Py_tp_new, Reader_new},
+    {Py_tp_dealloc, Reader_dealloc},
+    {Py_tp_methods, Reader_methods},
+    {Py_tp_getset, Reader_getset},
+    {Py_tp_doc, "One subscription's receipts and the channels of its topic."},
+    {0, NULL}};
+
+static PyType_Spec Reader_spec = {"agnoshm._native._ring.Reader", sizeof(Reader), 0,
+                                  Py_TPFLAGS_DEFAULT, Reader_slots};
+
+/* ------------------------------------------------------------------------------- Futex */
+
+typedef struct {
+    PyObject_HEAD
+    a32 *word;
+} Futex;
+
+static PyObject *
+Futex_new(PyTypeObject *type, PyObject *args, PyObject *kw)
+{
+    unsigned long long address;
+    static char *names[] = {"address", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "K", names, &address))
+        return NULL;
+    if (address == 0 || address % 4) {
+        PyErr_SetString(PyExc_ValueError, "a futex word is a non-null 4-byte aligned address");
+        return NULL;
+    }
+    allocfunc alloc = (allocfunc)PyType_GetSlot(type, Py_tp_alloc);
+    Futex *self = (Futex *)alloc(type, 0);
+    if (self != NULL)
+        self->word = (a32 *)(uintptr_t)address;
+    return (PyObject *)self;
+}
+
+static void
+Futex_dealloc(Futex *self)
+{
+    PyTypeObject *type = Py_TYPE(self);
+    freefunc tp_free = (freefunc)PyType_GetSlot(type, Py_tp_free);
+    tp_free(self);
+    Py_DECREF(type);
+}
+
+static PyObject *
+Futex_ring(Futex *self, PyObject *unused)
+{
+    futex_ring(self->word);
+    Py_RETURN_NONE;
+}
+
+/* wait(expected, timeout_sec): as _libc.futex_waiter's wait; the GIL is released. */
+static PyObject *
+Futex_wait(Futex *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs_ok("wait", nargs, 2, 2))
+        return NULL;
+    unsigned long expected = PyLong_AsUnsignedLongMask(args[0]);
+    if (PyErr_Occurred())
+        return NULL;
+    struct timespec timeout, *limit = NULL;
+    if (args[1] != Py_None) {
+        double sec = PyFloat_AsDouble(args[1]);
+        if (sec == -1.0 && PyErr_Occurred())
+            return NULL;
+        /* as _libc.futex_waiter: max(0, int(timeout_sec * 1e9)) nanoseconds */
+        if (isnan(sec)) {
+            PyErr_SetString(PyExc_ValueError, "cannot convert float NaN to integer");
+            return NULL;
+        }
+        if (isinf(sec)) {
+            PyErr_SetString(PyExc_OverflowError, "cannot convert float infinity to integer");
+            return NULL;
+        }
+        if (sec <= 0) {
+            timeout.tv_sec = 0, timeout.tv_nsec = 0;
+        } else if (sec >= 9e9) { /* past what a long long of nanoseconds holds: whole seconds */
+            timeout.tv_sec = sec < 9e18 ? (time_t)sec : (time_t)9e18;
+            timeout.tv_nsec = 0;
+        } else {
+            long long ns = (long long)(sec * 1e9);
+            timeout.tv_sec = ns / 1000000000;
+            timeout.tv_nsec = ns % 1000000000;
+        }
+        limit = &timeout;
+    }
+    long r;
+    int err;
+    Py_BEGIN_ALLOW_THREADS
+    r = syscall(SYS_futex, self->word, FUTEX_WAIT, (uint32_t)expected, limit, NULL, 0);
+    err = errno;
+    Py_END_ALLOW_THREADS
+    if (r == -1 && err != EAGAIN && err != ETIMEDOUT && err != EINTR) {
+        errno = err;
+        return PyErr_SetFromErrnoWithFilename(PyExc_OSError, "futex(FUTEX_WAIT)");
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Futex_value(Futex *self, PyObject *unused)
+{
+    return PyLong_FromUnsignedLong(LOAD(self->word, acquire));
+}
+
+static PyMethodDef Futex_methods[] = {
+    {"ring", (PyCFunction)Futex_ring, METH_NOARGS, "add one to the word and wake every waiter"},
+    {"wait", (PyCFunction)(void (*)(void))Futex_wait, METH_FASTCALL,
+     "wait(expected, timeout_sec): sleep while the word equals expected"},
+    {"value", (PyCFunction)Futex_value, METH_NOARGS, "the word"},
+    {NULL}};
+
+static PyType_Slot Futex_slots[] = {
+    {Py_tp_new, Futex_new},
+    {Py_tp_dealloc, Futex_dealloc},
+    {Py_tp_methods, Futex_methods},
+    {Py_tp_doc, "A shared 32-bit futex word (a process's doorbell)."},
+    {0, NULL}};
+
+static PyType_Spec Futex_spec = {"agnoshm._native._ring.Futex", sizeof(Futex), 0,
+                                 Py_TPFLAGS_DEFAULT, Futex_slots};
+
+/* ------------------------------------------------------------------------------ module */
+
+static PyObject *
+full_fence(PyObject *module, PyObject *unused)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+set_faults(PyObject *module, PyObject *faults)
+{
+    PyObject *old = faults_module;
+    Py_INCREF(faults);
+    faults_module = faults;
+    Py_XDECREF(old);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef module_methods[] = {
+    {"full_fence", full_fence, METH_NOARGS, "order every earlier store before every later load"},
+    {"set_faults", set_faults, METH_O, "set_faults(agnoshm.faults): the fault points' module"},
+    {NULL}};
+
+static int
+add_type(PyObject *module, PyType_Spec *spec)
+{
+    PyObject *type = PyType_FromSpec(spec);
+    if (type == NULL)
+        return -1;
+    const char *name = strrchr(spec->name, '.') + 1;
+    int r = PyModule_AddObject(module, name, type);
+    if (r < 0)
+        Py_DECREF(type);
+    return r;
+}
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "agnoshm._native._ring",
+    "The per-message steps of agnoshm/transport/ring.py's protocol, in C.", -1, module_methods};
+
+PyMODINIT_FUNC
+PyInit__ring(void)
+{
+    str_armed = PyUnicode_InternFromString("ARMED");
+    if (str_armed == NULL)
+        return NULL;
+    PyObject *module = PyModule_Create(&module_def);
+    if (module == NULL)
+        return NULL;
+    Region_type = PyType_FromSpec(&Region_spec);
+    if (Region_type == NULL) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    Py_INCREF(Region_type);
+    if (PyModule_AddObject(module, "Region", Region_type) < 0) {
+        Py_DECREF(Region_type);
+        Py_DECREF(module);
+        return NULL;
+    }
+    if (add_type(module, &Writer_spec) || add_type(module, &Reader_spec) ||
+        add_type(module, &Futex_spec) ||
+        PyModule_AddIntConstant(module, "HELD", HELD) ||
+        PyModule_AddIntConstant(module, "MOVED", MOVED)) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}
