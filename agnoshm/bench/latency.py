@@ -31,6 +31,7 @@ THROUGHPUT_TOPIC = "/agnoshm_bench/throughput"
 FANOUT_TOPIC = "/agnoshm_bench/fanout"
 LATENCY_DEPTH = 10
 ACK = b"a"
+NATIVE = "agnoshm-native"  # the transport name of agnoshm's rows on its C message path
 
 
 def _wait_for(predicate, timeout: float, what: str) -> None:
@@ -44,12 +45,16 @@ def _wait_for(predicate, timeout: float, what: str) -> None:
 # --- child processes ---------------------------------------------------------------------
 
 class Sender:
-    """Child side: the publisher of the latency, throughput and fan-out runs."""
+    """Child side: the publisher of the latency, throughput and fan-out runs.
 
-    def __init__(self, ack: socket.socket):
+    :param namespace: prefix of its topics (two pairs in one domain must not hear each other).
+    """
+
+    def __init__(self, ack: socket.socket, namespace: str = ""):
         import agnoshm
 
         self._agnoshm = agnoshm
+        self._ns = namespace
         self._ack = ack
         self._ack.settimeout(STARTUP_TIMEOUT)
         self.node = agnoshm.Node("bench_publisher")
@@ -59,6 +64,7 @@ class Sender:
         return os.getpid()
 
     def _publisher(self, topic: str, depth: int, subscriptions: int):
+        topic = self._ns + topic
         pub = self._publishers.get(topic)
         if pub is None:
             pub = self._publishers[topic] = self.node.create_publisher(
@@ -130,15 +136,17 @@ class Sender:
 
 
 class Receiver:
-    """Child side: the subscriber of the latency and throughput runs."""
+    """Child side: the subscriber of the latency and throughput runs (``namespace``: as the
+    :class:`Sender`'s)."""
 
-    def __init__(self, ack: socket.socket):
+    def __init__(self, ack: socket.socket, namespace: str = ""):
         import agnoshm
 
         self._agnoshm = agnoshm
+        self._ns = namespace
         self._ack = ack
         self.node = agnoshm.Node("bench_subscriber")
-        self.node.create_subscription(agnoshm.Bytes, LATENCY_TOPIC, self._on_latency,
+        self.node.create_subscription(agnoshm.Bytes, namespace + LATENCY_TOPIC, self._on_latency,
                                       LATENCY_DEPTH)
         self._throughput_sub = None
         self.executor = agnoshm.SingleThreadedExecutor()
@@ -187,7 +195,7 @@ class Receiver:
     def subscribe_throughput(self, depth: int) -> None:
         if self._throughput_sub is None:
             self._throughput_sub = self.node.create_subscription(
-                self._agnoshm.Bytes, THROUGHPUT_TOPIC, self._on_throughput, depth)
+                self._agnoshm.Bytes, self._ns + THROUGHPUT_TOPIC, self._on_throughput, depth)
 
     def throughput(self, timeout: float) -> dict:
         """Count messages until the :data:`LAST` one; return the count and the time it took."""
@@ -244,15 +252,22 @@ class AgnoshmPair:
     """A publisher process and a subscriber process, kept for several measurements.
 
     :param receiver_env: extra environment of the subscriber (``AGNOSHM_BUSY_POLL_US``).
+    :param native: both processes on the C message path (``AGNOSHM_NATIVE=1``; rows named
+        :data:`NATIVE`) instead of the pure-Python reference (``AGNOSHM_NATIVE=0``).
     """
 
-    def __init__(self, settings: Settings, receiver_env: dict[str, str] | None = None):
+    def __init__(self, settings: Settings, receiver_env: dict[str, str] | None = None,
+                 native: bool = False):
         self.settings = settings
+        self.transport = NATIVE if native else "agnoshm"
+        path = {"AGNOSHM_NATIVE": "1" if native else "0"}
         self.workers: list[Worker] = []
         ours, theirs = socket.socketpair()
         try:
-            self.sender = self._start("publisher", Sender, ours)
-            self.receiver = self._start("subscriber", Receiver, theirs, env=receiver_env)
+            namespace = "/native" if native else ""
+            self.sender = self._start("publisher", Sender, ours, namespace, env=path)
+            self.receiver = self._start("subscriber", Receiver, theirs, namespace,
+                                        env={**path, **(receiver_env or {})})
             for worker in self.workers:
                 worker.started()
         except BaseException:
@@ -278,7 +293,7 @@ class AgnoshmPair:
         self.receiver.send("latency", s.warmup + s.samples, timeout)
         self.sender.send("latency", size, s.samples, s.warmup, interval_s)
         published, received = gather([self.sender, self.receiver], timeout)
-        return {"transport": "agnoshm", "size": size, "interval_s": interval_s,
+        return {"transport": self.transport, "size": size, "interval_s": interval_s,
                 **summarize(received["latency_ns"]),
                 "receiver_cpu_per_s": received["cpu_per_s"],
                 "receiver_cpu_per_message_us": received["cpu_per_message_us"],
@@ -286,7 +301,7 @@ class AgnoshmPair:
 
     def throughput(self) -> dict:
         """Messages per second received while the publisher publishes back to back."""
-        return run_throughput("agnoshm", self.settings, self.sender, self.receiver)
+        return run_throughput(self.transport, self.settings, self.sender, self.receiver)
 
     def fanout(self, size: int = 64) -> dict:
         """``publish()`` durations with the fan-out subscriptions spread over processes."""

@@ -15,12 +15,23 @@ import os
 import platform
 from pathlib import Path
 
+from agnoshm.bench.c_floor import TRANSPORT as C_FLOOR
 from agnoshm.bench.floor import LABEL as FLOOR_LABEL
-from agnoshm.bench.floor import TRANSPORT as FLOOR  # a baseline, never a rival in the verdict
+from agnoshm.bench.floor import TRANSPORT as FLOOR
+from agnoshm.bench.latency import NATIVE
+from agnoshm.bench.throughput import median_rate
 
 SCHEMA = "agnoshm-bench/1"
-FLOOR_NOTE = (f"{FLOOR} = {FLOOR_LABEL} (agnoshm's lock-free ring protocol in pure Python, "
-              "payload in place; no Node, view or executor)")
+FLOORS = (FLOOR, C_FLOOR)  # baselines, never rivals in the verdict
+NOTES = {
+    NATIVE: f"{NATIVE} = agnoshm on its C message path (AGNOSHM_NATIVE=1); agnoshm = its "
+            "pure-Python path (AGNOSHM_NATIVE=0), the reference",
+    FLOOR: f"{FLOOR} = {FLOOR_LABEL} (agnoshm's lock-free ring protocol in pure Python, "
+           "payload in place; no Node, view or executor)",
+    C_FLOOR: f"{C_FLOOR} = a futex ping-pong between two C processes, compiled here: the "
+             "physical limit of a wake-up across processes",
+}
+PEER = "iceoryx2"  # the peer of issue 16's and 19's ratio targets
 
 #: The issue's targets; reported against, never asserted.
 TARGETS = {
@@ -33,6 +44,9 @@ TARGETS = {
     "spin_over_raw_p50": 1.3,  # latency through spin() / the runtime's raw receive path
     "throughput_over_iceoryx2": 1.0,  # issue 16: agnoshm's msgs/s / iceoryx2's, same rounds
     "busy_poll_over_iceoryx2_p50": 1.2,  # issue 16: busy-poll p50 / iceoryx2's busy-poll p50
+    "pure_over_iceoryx2": 1.0,  # issue 16: p50 and p99 / iceoryx2's at every size
+    "native_over_iceoryx2": 0.8,  # issue 19: the same on the native path
+    "native_throughput_over_iceoryx2": 1.5,  # issue 19
 }
 
 
@@ -100,6 +114,16 @@ def check_targets(results: dict) -> list[dict]:
         if ratio is not None:
             add(f"throughput at {size_label(t['size'])} / iceoryx2's (median of rounds)", ratio,
                 TARGETS["throughput_over_iceoryx2"], at_most=False)
+        ratio = t.get("native", {}).get("versus", {}).get("iceoryx2", {}).get("ratio")
+        if ratio is not None:
+            add(f"{NATIVE} throughput at {size_label(t['size'])} / iceoryx2's (median of rounds)",
+                ratio, TARGETS["native_throughput_over_iceoryx2"], at_most=False)
+    for transport, target in (("agnoshm", "pure_over_iceoryx2"),
+                              (NATIVE, "native_over_iceoryx2")):
+        for ours, theirs in latency_pairs(results["latency"], transport, PEER):
+            for p in ("p50", "p99"):
+                add(f"{transport} {p} / iceoryx2's {p}, {size_label(ours['size'])}",
+                    ours[f"{p}_us"] / theirs[f"{p}_us"], TARGETS[target])
     for ours, theirs in busy_poll_pairs(results.get("busy_poll") or [], "iceoryx2"):
         add(f"busy-poll p50 / iceoryx2's busy-poll p50, {size_label(ours['size'])}, pause "
             f"{1e3 * ours['interval_s']:g} ms", ours["p50_us"] / theirs["p50_us"],
@@ -156,7 +180,7 @@ def _us(value: float) -> str:
 #: How the verdict names each transport.
 SPOKEN = {"socket": "a socket copy", "shm-copy": "a shared-memory copy",
           "cdr-socket": "CDR + socket copy", "cyclonedds": "Cyclone DDS",
-          FLOOR: "its floor (a bare ring)"}
+          FLOOR: "its floor (a bare ring)", C_FLOOR: "the C floor (a futex ping-pong)"}
 TIMES = "\u00d7"  # the multiplication sign of "52× faster"
 
 
@@ -219,7 +243,61 @@ def transports_table(results: dict) -> str:
                          _us(r["p99_us"]), _us(r["max_us"]), versus])
     table = _table(["size", "transport", "p50 us", "p90 us", "p99 us", "max us", "agnoshm is"],
                    rows)
-    return table + ("\n" + FLOOR_NOTE if FLOOR in order else "")
+    return "\n".join([table, *(note for t, note in NOTES.items() if t in order)])
+
+
+def latency_pairs(rows: list[dict], ours: str, theirs: str) -> list[tuple[dict, dict]]:
+    """(``ours``'s row, ``theirs``'s row) at each size both have, by size."""
+    mine = {r["size"]: r for r in rows if r["transport"] == ours}
+    return sorted(((mine[r["size"]], r) for r in rows
+                   if r["transport"] == theirs and r["size"] in mine), key=lambda p: p[0]["size"])
+
+
+def paths_table(results: dict) -> str:
+    """size | p50 / p99 of agnoshm's two paths, iceoryx2 and the floors | each path's p50
+    against iceoryx2's; "-" where a row was not measured."""
+    by_key = {(r["transport"], r["size"]): r for r in results["latency"]}
+    columns = ("agnoshm", NATIVE, PEER, *FLOORS)
+    rows = []
+    for size in results["settings"]["sizes"]:
+        row = [size_label(size)]
+        for transport in columns:
+            r = by_key.get((transport, size))
+            row.append(f"{_us(r['p50_us'])} / {_us(r['p99_us'])}" if r else "-")
+        theirs = by_key.get((PEER, size))
+        for path in ("agnoshm", NATIVE):
+            ours = by_key.get((path, size))
+            row.append(compared(ours["p50_us"], theirs["p50_us"]) if ours and theirs else "-")
+        rows.append(row)
+    return _table(["size", *columns, "agnoshm is", f"{NATIVE} is"], rows)
+
+
+def paths_verdict(results: dict) -> list[str]:
+    """The native path against iceoryx2 at each size, and each path's distance to the C floor."""
+    rows = results["latency"]
+    lines = []
+    pairs = latency_pairs(rows, NATIVE, PEER)
+    if pairs:
+        lines.append(f"  {NATIVE} against {PEER}, p50: " + ", ".join(
+            f"{compared(ours['p50_us'], theirs['p50_us'])} at {size_label(ours['size'])}"
+            for ours, theirs in pairs))
+    floors = [r["p50_us"] for r in rows if r["transport"] == C_FLOOR]
+    above = []
+    for path in ("agnoshm", NATIVE):
+        factors = [ours["p50_us"] / floor["p50_us"]
+                   for ours, floor in latency_pairs(rows, path, C_FLOOR)]
+        if factors:
+            above.append(f"{path}'s is {_span(factors, times)} it")
+    if floors and above:
+        lines.append(f"  the C floor (a futex ping-pong between two C processes), p50 "
+                     f"{_span(floors, _us)} us: " + ", ".join(above))
+    return lines
+
+
+def _span(values: list[float], fmt) -> str:
+    """``fmt(min)``, or ``fmt(min)-fmt(max)`` when they differ."""
+    low, high = fmt(min(values)), fmt(max(values))
+    return low if low == high else f"{low}-{high}"
 
 
 def spin_versus_raw(dispatch_row: dict) -> str:
@@ -240,7 +318,7 @@ def verdict(results: dict) -> list[str]:
     for size in results["settings"]["sizes"]:
         p50 = by_size.get(size, {})
         ours = p50.get("agnoshm")
-        rivals = sorted((t for t in p50 if t not in ("agnoshm", FLOOR)), key=p50.get)
+        rivals = sorted((t for t in p50 if t not in ("agnoshm", NATIVE, *FLOORS)), key=p50.get)
         if ours is None or not rivals:
             continue
         best = rivals[0]
@@ -304,17 +382,19 @@ def throughput_table(t: dict) -> str:
     """transport | msgs/s received in each round | median | agnoshm is."""
     rounds = t.get("rounds", 1)
     runs = t.get("runs") or [{**t, "round": 1}]
+    paths = [(t, "agnoshm is")]
+    if "received_per_s" in t.get("native", {}):
+        paths.append((t["native"], f"{NATIVE} is"))
     rows = []
     for transport in dict.fromkeys(r["transport"] for r in runs):
         rates = {r["round"]: r["received_per_s"] for r in runs if r["transport"] == transport}
-        versus = t.get("versus", {}).get(transport, {})
-        median = t["received_per_s"] if transport == "agnoshm" else versus["received_per_s"]
-        ratio = versus.get("ratio")
+        ratios = [path.get("versus", {}).get(transport, {}).get("ratio") for path, _ in paths]
         rows.append([transport, *(f"{rates[n]:,.0f}" if n in rates else "-"
                                   for n in range(1, rounds + 1)),
-                     f"{median:,.0f}", compared_speed(ratio) if ratio else ""])
+                     f"{median_rate(t, transport):,.0f}",
+                     *(compared_speed(ratio) if ratio else "" for ratio in ratios)])
     return _table(["transport", *(f"round {n}" for n in range(1, rounds + 1)), "median",
-                   "agnoshm is"], rows)
+                   *(title for _, title in paths)], rows)
 
 
 def _mode(row: dict) -> str:
@@ -329,6 +409,10 @@ def text(results: dict) -> str:
            latency_table(results),
            "", "every transport, same pacing (agnoshm is: agnoshm's p50 against the row's):",
            transports_table(results)]
+    if any(r["transport"] in (NATIVE, PEER, *FLOORS) for r in results["latency"]):
+        out += ["", f"agnoshm's two paths beside {PEER} and the floors, measured size by size "
+                f"(p50 / p99 us; agnoshm is, {NATIVE} is: its p50 against {PEER}'s):",
+                paths_table(results)]
     missing = not_measured(results)
     if missing:
         out += ["", "not measured:", *missing]
@@ -393,13 +477,15 @@ def verdict_more(results: dict) -> list[str]:
     (no pause: agnoshm spins only ``busy_poll_us`` before it sleeps, a peer's poll never sleeps)."""
     lines = []
     t = results.get("throughput") or {}
-    for transport, versus in t.get("versus", {}).items():
-        if versus.get("ratio") is None:
-            continue
-        lines.append(f"  throughput at {size_label(t['size'])}: agnoshm is "
-                     f"{compared_speed(versus['ratio'], spoken(transport))} "
-                     f"({t['received_per_s']:,.0f} against {versus['received_per_s']:,.0f} msgs/s, "
-                     f"median of {t['rounds']} alternated rounds)")
+    for name, path in (("agnoshm", t), (NATIVE, t.get("native") or {})):
+        for transport, versus in path.get("versus", {}).items():
+            if versus.get("ratio") is None:
+                continue
+            lines.append(f"  throughput at {size_label(t['size'])}: {name} is "
+                         f"{compared_speed(versus['ratio'], spoken(transport))} "
+                         f"({path['received_per_s']:,.0f} against "
+                         f"{versus['received_per_s']:,.0f} msgs/s, median of {t['rounds']} "
+                         "alternated rounds)")
     rows = results.get("busy_poll") or []
     for peer in dict.fromkeys(r["transport"] for r in rows if r["transport"] != "agnoshm"):
         for ours, theirs in busy_poll_pairs(rows, peer):
@@ -422,7 +508,7 @@ def verdict_text(results: dict) -> str:
     lines = verdict(results)
     if not lines:
         return ""
-    lines += verdict_more(results)
+    lines += paths_verdict(results) + verdict_more(results)
     notes = []
     if any("CDR + socket copy" in line for line in lines):
         notes.append("  (CDR + socket copy: a sensor_msgs/Image serialized with rosbags and sent "
@@ -448,8 +534,7 @@ def header(results: dict) -> str:
 def _throughput_bars(ax, t: dict) -> None:
     """One horizontal bar per transport (its median msgs/s) with a dot per round."""
     transports = list(dict.fromkeys(r["transport"] for r in t["runs"]))
-    medians = [t["received_per_s"] if name == "agnoshm" else t["versus"][name]["received_per_s"]
-               for name in transports]
+    medians = [median_rate(t, name) for name in transports]
     ax.barh(range(len(transports)), medians, color="0.8")
     for i, name in enumerate(transports):
         rates = [r["received_per_s"] for r in t["runs"] if r["transport"] == name]
@@ -496,8 +581,9 @@ def write_plot(results: dict, path: str | os.PathLike) -> Path | None:
         rows = sorted((r for r in results["latency"] if r["transport"] == transport),
                       key=lambda r: r["size"])
         sizes = [r["size"] for r in rows]
-        width = 2.5 if transport == "agnoshm" else 1.5
-        name = f"{transport} (agnoshm's floor)" if transport == FLOOR else transport
+        width = 2.5 if transport in ("agnoshm", NATIVE) else 1.5
+        name = {FLOOR: f"{FLOOR} (agnoshm's floor)",
+                C_FLOOR: f"{C_FLOOR} (physical limit)"}.get(transport, transport)
         line, = ax.plot(sizes, [r["p50_us"] for r in rows], marker="o", linewidth=width,
                         label=f"{name} p50")
         ax.plot(sizes, [r["p99_us"] for r in rows], linestyle="--", color=line.get_color(),

@@ -1,10 +1,11 @@
 """``agnoshm bench``: measure agnoshm against copy baselines and other middlewares on this machine.
 
-Runs, in a private ``ROS_DOMAIN_ID``: latency per size (agnoshm, then its
-floor, a bare ring, and the socket, shm-copy and cdr-socket baselines, size
-by size; then iceoryx2, zenoh, Cyclone DDS and rclpy where installed),
-throughput, fan-out cost of ``publish()``, the busy-poll comparison and typed
-messages; prints the tables and a verdict per size (which transport is
+Runs, in a private ``ROS_DOMAIN_ID``: latency per size (agnoshm's pure-Python
+path, its native path where built, iceoryx2 where installed, the floors, a
+bare ring and a futex ping-pong between two C processes where a C compiler is
+found, and the socket, shm-copy and cdr-socket baselines, size by size; then
+zenoh, Cyclone DDS and rclpy where installed), throughput, fan-out cost of
+``publish()``, the busy-poll comparison and typed messages; prints the tables and a verdict per size (which transport is
 fastest, by how much, and agnoshm against its floor), writes the JSON and,
 next to it, a PNG plot of latency against size (the plot needs matplotlib:
 pip install 'agnoshm[plot]').  A slow machine never fails the command; only a
@@ -22,10 +23,7 @@ import threading
 from pathlib import Path
 
 from agnoshm.bench import DEFAULT_SIZES, BenchError, Settings, environment, private_domain_id
-from agnoshm.bench import busy_poll, dispatch, messages, peers, report, throughput
-from agnoshm.bench import floor
-from agnoshm.bench.baselines import TRANSPORTS, CopyPair
-from agnoshm.bench.latency import AgnoshmPair
+from agnoshm.bench import busy_poll, dispatch, messages, peers, report, sweep, throughput
 from agnoshm.bench.peers import PEERS
 from agnoshm.bench.progress import Progress
 from agnoshm.cli import CommandError, positive_int
@@ -102,14 +100,15 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 def total_steps(settings: Settings, latency_only: bool = False) -> int:
     """Steps of the progress bar: latency rows, throughput, fan-out, dispatch, busy-poll, typed."""
-    rows = len(settings.sizes) * (2 + len(TRANSPORTS))  # agnoshm, its floor, the baselines
+    rows = len(settings.sizes) * sweep.lanes_per_size()
     for transport in PEERS:
-        if peers.availability(transport) is None:
+        if transport != sweep.ALTERNATED and peers.availability(transport) is None:
             limit = peers.peer_module(transport).size_limit
             rows += sum(1 for size in settings.sizes if limit(size) is None)
     if latency_only:
         return rows
-    rounds = settings.throughput_rounds * (1 + len(throughput.throughput_peers()))
+    paths = 1 + (sweep.native_missing() is None)
+    rounds = settings.throughput_rounds * (paths + len(throughput.throughput_peers()))
     return rows + rounds + 1 + 1 + busy_poll.steps(settings) + 1 + len(messages.CASES)
 
 
@@ -123,8 +122,9 @@ def _row_line(row: dict) -> str:
             f"p99 {row['p99_us']:,.1f} us")
 
 
-def measure_peers(settings: Settings, results: dict, progress: Progress) -> None:
-    """Each other middleware in turn, over every size it can carry."""
+def measure_peers(settings: Settings, results: dict, progress: Progress,
+                  exclude: tuple[str, ...] = ()) -> None:
+    """Each other middleware in turn (but those in ``exclude``), over every size it can carry."""
     run_id = str(os.getpid())
 
     def row_done(row) -> None:
@@ -136,6 +136,8 @@ def measure_peers(settings: Settings, results: dict, progress: Progress) -> None
         progress.step(_row_line(row))
 
     for transport in PEERS:
+        if transport in exclude:
+            continue
         if peers.availability(transport) is not None:
             status = peers.availability(transport)
         else:
@@ -152,55 +154,51 @@ def measure_peers(settings: Settings, results: dict, progress: Progress) -> None
             progress.line(f"{transport}: {peers.status_text(status)}")
 
 
+def measure_sweep(lanes: sweep.Sweep, settings: Settings, results: dict,
+                  progress: Progress) -> None:
+    """The latency rows of :mod:`~agnoshm.bench.sweep`, size by size, then its lanes' statuses;
+    ends every lane's processes but agnoshm's."""
+    for i, size in enumerate(settings.sizes, 1):
+        parts = []
+
+        def done(row: dict) -> None:
+            results["latency"].append(row)
+            parts.append(f"{row['transport']} p50 {row['p50_us']:,.1f} p99 {row['p99_us']:,.1f}")
+            progress.step()
+
+        label = report.size_label(size)
+        measured = lanes.measure(size, lambda t: progress.start(f"{t} {label}"), done)
+        progress.skip(sweep.lanes_per_size() - measured)
+        progress.line(f"[{i}/{len(settings.sizes)}] {label}: " + " | ".join(parts) + " us")
+    results["transports"] += lanes.status_rows()
+    results["skipped"] += lanes.skipped
+    for status in lanes.status_rows():
+        if status["status"] != "measured":
+            progress.line(f"{status['transport']}: {peers.status_text(status)}")
+    lanes.close_lanes()
+
+
 def measure(settings: Settings, results: dict, progress: Progress,
             latency_only: bool = False) -> None:
     """Fill ``results`` with every measurement (or only the latency sweep); workers are gone
     when this returns."""
-    pairs = []
+    progress.start("starting worker processes")
+    lanes = sweep.Sweep(settings, str(os.getpid()))
     try:
-        progress.start("starting worker processes")
-        agnoshm_pair = AgnoshmPair(settings)
-        pairs.append(agnoshm_pair)
-        floor_pair = floor.FloorPair(settings)
-        pairs.append(floor_pair)
-        copy_pair = CopyPair(settings)
-        pairs.append(copy_pair)
-        count = len(settings.sizes)
-        for i, size in enumerate(settings.sizes, 1):
-            parts = []
-            for transport in ("agnoshm", floor.TRANSPORT, *TRANSPORTS):
-                progress.start(f"{transport} {report.size_label(size)}")
-                if transport == "agnoshm":
-                    row = agnoshm_pair.latency(size)
-                elif transport == floor.TRANSPORT:
-                    row = floor_pair.latency(size)
-                else:
-                    row = copy_pair.latency(transport, size)
-                results["latency"].append(row)
-                parts.append(f"{transport} p50 {row['p50_us']:,.1f} p99 {row['p99_us']:,.1f}")
-                progress.step()
-            progress.line(f"[{i}/{count}] {report.size_label(size)}: " + " | ".join(parts) + " us")
-        results["transports"] += [{"transport": "agnoshm", "status": "measured"},
-                                  {"transport": floor.TRANSPORT, "status": "measured",
-                                   "label": floor.LABEL},
-                                  *({"transport": t, "status": "measured"} for t in TRANSPORTS)]
-        for pair in (copy_pair, floor_pair):
-            pairs.remove(pair)
-            pair.close()
-        measure_peers(settings, results, progress)
+        measure_sweep(lanes, settings, results, progress)
+        measure_peers(settings, results, progress, exclude=(sweep.ALTERNATED,))
         if latency_only:
             progress.finish()
             return
         progress.start("throughput")
         results["throughput"] = throughput.measure_throughput(
-            settings, agnoshm_pair, str(os.getpid()),
+            settings, [p for p in (lanes.agnoshm, lanes.native) if p], str(os.getpid()),
             lambda row: progress.step(report.throughput_line(row)))
         progress.start(f"fan-out to {settings.fanout_subscriptions} subscriptions")
-        f = results["fanout"] = agnoshm_pair.fanout()
+        f = results["fanout"] = lanes.agnoshm.fanout()
         progress.step(f"fan-out: publish() p50 {f['p50_us']:,.1f} us, p99 {f['p99_us']:,.1f} us")
     finally:
-        for pair in reversed(pairs):
-            pair.close()
+        lanes.close()
     progress.start("executor dispatch")
     d = results["dispatch"] = dispatch.measure_dispatch(settings, dispatch_rounds(settings))
     progress.step(f"executor: {d['callbacks_per_s']:,.0f} callbacks/s; latency through spin() "
@@ -253,8 +251,9 @@ def run(args: argparse.Namespace) -> int:
     domain = private_domain_id()
     command = " ".join([_invocation(), *map(shlex.quote, args.argv)])
     results = report.new_results(settings, command, ros_domain_id=domain)
+    # agnoshm's rows run the pure-Python path unless they say otherwise (agnoshm-native)
     env = {"ROS_DOMAIN_ID": str(domain), "AGNOSHM_BACKEND": settings.backend,
-           "AGNOSHM_BUSY_POLL_US": "0"}
+           "AGNOSHM_BUSY_POLL_US": "0", "AGNOSHM_NATIVE": "0"}
     _check_writable(args.json, "--json")
     _say(report.header(results))
     in_main_thread = threading.current_thread() is threading.main_thread()

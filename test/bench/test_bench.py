@@ -102,7 +102,8 @@ def _verdict(stdout: str) -> dict[str, str]:
             found[match[1]] = match[2]
         else:
             assert line.startswith(("  (CDR + socket copy: ", "  throughput at ",
-                                    "  busy-poll at ")), line
+                                    "  busy-poll at ", "  agnoshm-native against ",
+                                    "  the C floor (")), line
     return found
 
 
@@ -114,8 +115,9 @@ def test_the_verdict_ends_the_output_and_names_the_fastest_at_each_size(quick):
     sentences = _verdict(proc.stdout)
     assert list(sentences) == [size_label(size) for size in SIZES]
     for size in SIZES:
-        p50 = {r["transport"]: r["p50_us"] for r in results["latency"]
-               if r["size"] == size and r["transport"] != "ring-floor"}  # a floor, not a rival
+        p50 = {r["transport"]: r["p50_us"] for r in results["latency"]  # floors: not rivals
+               if r["size"] == size and r["transport"] not in ("ring-floor", "c-floor",
+                                                                "agnoshm-native")}
         fastest = min(p50, key=p50.get)
         sentence = sentences[size_label(size)]
         if fastest == "agnoshm":
@@ -356,7 +358,10 @@ def test_throughput_alternates_agnoshm_with_iceoryx2_round_by_round(quick):
     t = json.loads(out.read_text())["throughput"]
     rounds = t["rounds"]
     assert rounds == 3 and (t["size"], t["depth"]) == (4096, 100)
-    expected = ["agnoshm", "iceoryx2"] if _installed("iceoryx2") else ["agnoshm"]
+    from agnoshm import _native
+
+    expected = ["agnoshm", *(["agnoshm-native"] if _native.MISSING is None else []),
+                *(["iceoryx2"] if _installed("iceoryx2") else [])]
     assert [(r["transport"], r["round"]) for r in t["runs"]] == [
         (name, n) for n in range(1, rounds + 1) for name in expected]
     for run in t["runs"]:
@@ -367,6 +372,10 @@ def test_throughput_alternates_agnoshm_with_iceoryx2_round_by_round(quick):
     if not _installed("iceoryx2"):
         assert t["versus"] == {}
         return
+    if "agnoshm-native" in expected:
+        native = t["native"]["versus"]["iceoryx2"]
+        assert len(native["ratios"]) == rounds and _positive(native["ratio"])
+        assert re.search(r"\n  throughput at 4 KiB: agnoshm-native is .*iceoryx2 \(", proc.stdout)
     versus = t["versus"]["iceoryx2"]
     assert len(versus["ratios"]) == rounds and _positive(versus["ratio"])
     assert re.search(r"\n  throughput at 4 KiB: agnoshm is .*iceoryx2 \(", proc.stdout)

@@ -101,3 +101,72 @@ def test_the_plot_gets_a_throughput_panel_below_the_latency_axes(tmp_path, monke
     assert [t.get_text() for t in bars.get_yticklabels()] == ["agnoshm", "iceoryx2"]
     assert [p.get_width() for p in bars.patches] == [100.0, 300.0]
     plt.close(saved[0])
+
+
+NATIVE_RUNS = [*RUNS, _run("agnoshm-native", 1, 400.0), _run("agnoshm-native", 2, 600.0),
+               _run("agnoshm-native", 3, 800.0)]
+
+
+def test_the_native_path_is_compared_with_the_peers_in_its_own_rounds():
+    sut = summarize_runs(NATIVE_RUNS)
+    assert sut["received_per_s"] == 100.0 and set(sut["versus"]) == {"iceoryx2"}
+    native = sut["native"]
+    assert native["transport"] == "agnoshm-native" and native["received_per_s"] == 600.0
+    assert native["versus"]["iceoryx2"]["ratios"] == [2.0, 2.0, 2.0]
+    table = report.throughput_table(sut).splitlines()
+    assert [c.strip() for c in table[0].split("|")[-2:]] == ["agnoshm is", "agnoshm-native is"]
+    assert [line.split("|")[0].strip() for line in table[2:]] == ["agnoshm", "iceoryx2",
+                                                                  "agnoshm-native"]
+    assert table[3].split("|")[-1].strip() == f"2.0{TIMES} faster"
+    assert report.verdict_more({"throughput": sut})[1] == (
+        f"  throughput at 4 KiB: agnoshm-native is 2.0{TIMES} faster than iceoryx2 (600 against "
+        "300 msgs/s, median of 3 alternated rounds)")
+    targets = {r["name"]: r for r in report.check_targets({"latency": [], "throughput": sut})}
+    ratio = targets["agnoshm-native throughput at 4 KiB / iceoryx2's (median of rounds)"]
+    assert (ratio["value"], ratio["target"], ratio["met"]) == (2.0, 1.5, True)
+
+
+def test_a_native_path_that_failed_is_named_with_its_reason():
+    sut = summarize_runs(RUNS, {"agnoshm-native": "failed: boom"})
+    assert sut["native"] == {"status": "failed: boom"} and set(sut["versus"]) == {"iceoryx2"}
+    assert "agnoshm-native is" not in report.throughput_table(sut)
+
+
+def _latency(transport: str, size: int, p50: float, p99: float) -> dict:
+    return {"transport": transport, "size": size, "p50_us": p50, "p99_us": p99}
+
+
+PATH_ROWS = [_latency("agnoshm", 64, 100.0, 400.0), _latency("agnoshm-native", 64, 40.0, 100.0),
+             _latency("iceoryx2", 64, 50.0, 200.0), _latency("ring-floor", 64, 45.0, 90.0),
+             _latency("c-floor", 64, 10.0, 20.0),
+             _latency("agnoshm", 4096, 60.0, 150.0), _latency("iceoryx2", 4096, 60.0, 100.0),
+             _latency("c-floor", 4096, 12.0, 30.0)]
+
+
+def test_the_paths_table_puts_both_paths_iceoryx2_and_the_floors_side_by_side():
+    table = report.paths_table({"settings": {"sizes": [64, 4096]}, "latency": PATH_ROWS})
+    header, _rule, small, large = table.splitlines()
+    assert [c.strip() for c in header.split("|")] == [
+        "size", "agnoshm", "agnoshm-native", "iceoryx2", "ring-floor", "c-floor", "agnoshm is",
+        "agnoshm-native is"]
+    assert [c.strip() for c in small.split("|")] == [
+        "64 B", "100.0 / 400.0", "40.0 / 100.0", "50.0 / 200.0", "45.0 / 90.0", "10.0 / 20.0",
+        f"2.0{TIMES} slower", f"1.2{TIMES} faster"]
+    assert [c.strip() for c in large.split("|")] == [
+        "4 KiB", "60.0 / 150.0", "-", "60.0 / 100.0", "-", "12.0 / 30.0", "about as fast", "-"]
+
+
+def test_the_paths_verdict_and_the_ratio_targets_of_issues_16_and_19():
+    results = {"settings": {"sizes": [64, 4096]}, "latency": PATH_ROWS}
+    assert report.paths_verdict(results) == [
+        f"  agnoshm-native against iceoryx2, p50: 1.2{TIMES} faster at 64 B",
+        "  the C floor (a futex ping-pong between two C processes), p50 10.0-12.0 us: "
+        f"agnoshm's is 5.0{TIMES}-10{TIMES} it, agnoshm-native's is 4.0{TIMES} it"]
+    targets = {r["name"]: (r["value"], r["target"]) for r in report.check_targets(results)}
+    assert targets["agnoshm p50 / iceoryx2's p50, 64 B"] == (2.0, 1.0)
+    assert targets["agnoshm p99 / iceoryx2's p99, 4 KiB"] == (1.5, 1.0)
+    assert targets["agnoshm-native p50 / iceoryx2's p50, 64 B"] == (0.8, 0.8)
+    assert targets["agnoshm-native p99 / iceoryx2's p99, 64 B"] == (0.5, 0.8)
+    assert "agnoshm-native p50 / iceoryx2's p50, 4 KiB" not in targets
+    verdict = report.verdict(results)
+    assert verdict[0].startswith("  at 64 B:  iceoryx2 is fastest")  # no floor, no own path
