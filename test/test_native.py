@@ -1,0 +1,418 @@
+"""The optional native message path (agnoshm/_native) against the pure-Python reference.
+
+* a conformance suite of the data path: every case runs on both paths (``AGNOSHM_NATIVE``
+  0 and 1, inherited by the processes a test starts); the native case is skipped, saying
+  why, only when the extension was not built;
+* a native-path process and a pure-path process exchange messages, both ways;
+* hostile channels, entries, log indices, pointers and hold counts are fed to a pure and
+  a native port of one process, which must answer the same (same result, or the same
+  exception with the same message), never crash;
+* ``AGNOSHM_NATIVE=1`` without the extension fails naming the fix, ``auto`` runs pure
+  Python, and ``agnoshm doctor`` says which path runs;
+* a build without a C compiler installs, prints its one line, and runs pure Python.
+
+Real processes and real shared memory, no mocks; processes synchronize on events and
+queues (timeouts are deadlock watchdogs only).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sources import REPO
+
+import agnoshm
+import native_workers
+import workers
+from agnoshm import _native
+from agnoshm.errors import LimitReachedError
+from agnoshm.registry import layout as L
+from workers import TIMEOUT
+
+TEST_DIR = Path(__file__).resolve().parent
+NOT_BUILT = f"the native extension is not built here ({_native.MISSING})"
+PATH_NAMES = {"0": "pure", "1": "native"}
+
+
+def _native_param(value: str):
+    marks = [pytest.mark.skipif(_native.MISSING is not None, reason=NOT_BUILT)] if value == "1" else []
+    return pytest.param(value, id=PATH_NAMES[value], marks=marks)
+
+
+@pytest.fixture(params=[_native_param("0"), _native_param("1")])
+def path(request, monkeypatch, isolated_domain):
+    """Run the test on one message path, in this process and the processes it starts."""
+    monkeypatch.setenv("AGNOSHM_NATIVE", request.param)
+    return PATH_NAMES[request.param]
+
+
+def _start(target, *args):
+    process = workers.context().Process(target=target, args=args)
+    process.start()
+    return process
+
+
+def _join(*processes):
+    for p in processes:
+        p.join(TIMEOUT)
+        assert p.exitcode == 0, f"{p.name} exited with {p.exitcode}"
+
+
+def _drain(sub, into: list, expected: int) -> bool:
+    """Take everything there is now; True once ``expected`` messages have arrived."""
+    while (msg := sub.take()) is not None:
+        into.append(workers.read_header(msg.data))
+    return len(into) >= expected
+
+
+# -- (a) the data path, on both paths ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("pub_depth,sub_depth", [(10, 4), (3, 8)])
+def test_keep_last_keeps_the_newest_depth_messages(path, pub_depth, sub_depth):
+    ctx = workers.context()
+    ready, out, done = ctx.Event(), ctx.Queue(), ctx.Event()
+    node = agnoshm.Node("listener")
+    sub = node.create_polling_subscription(agnoshm.Bytes, "/keep_last", sub_depth)
+    assert native_workers.path_of(sub) == path
+    child = _start(native_workers.publish_then_wait, "/keep_last", 10, pub_depth, "volatile",
+                   ready, out, done)
+    ready.set()
+    assert out.get(timeout=TIMEOUT) == ("published", path, 10)
+    received: list = []
+    _drain(sub, received, 0)
+    done.set()
+    _join(child)
+    kept = min(pub_depth, sub_depth)
+    assert received == [(1, i) for i in range(10 - kept, 10)]
+
+
+def test_transient_local_late_joiner_gets_the_retained_messages(path):
+    ctx = workers.context()
+    ready, out, done = ctx.Event(), ctx.Queue(), ctx.Event()
+    ready.set()
+    child = _start(native_workers.publish_then_wait, "/latched", 12, 5, "transient_local",
+                   ready, out, done)
+    assert out.get(timeout=TIMEOUT) == ("published", path, 12)
+    node = agnoshm.Node("late")
+    qos = agnoshm.QoSProfile(depth=5, durability=agnoshm.DurabilityPolicy.TRANSIENT_LOCAL)
+    sub = node.create_polling_subscription(agnoshm.Bytes, "/latched", qos)
+    received: list = []
+    _drain(sub, received, 0)
+    done.set()
+    _join(child)
+    assert received == [(1, i) for i in range(7, 12)]
+
+
+def test_each_subscription_gets_every_message_once_in_order_per_publisher(path):
+    ctx = workers.context()
+    out, start, done = ctx.Queue(), ctx.Event(), ctx.Event()
+    count = 120
+    node = agnoshm.Node("listener")
+    subs = [node.create_polling_subscription(agnoshm.Bytes, "/order", 256) for _ in range(2)]
+    readies = [ctx.Event() for _ in range(2)]
+    pubs = [_start(native_workers.publish_on_start, "/order", i, count, 256, 2, r, start, out, done)
+            for i, r in enumerate(readies)]
+    for r in readies:
+        assert r.wait(TIMEOUT)
+    start.set()
+    received: list[list] = [[], []]
+    workers.wait_until(lambda: all(_drain(s, got, 2 * count) for s, got in zip(subs, received)),
+                       what="every message")
+    reports = sorted(out.get(timeout=TIMEOUT) for _ in pubs)
+    done.set()
+    _join(*pubs)
+    assert reports == [("published", path, 0, count), ("published", path, 1, count)]
+    for got in received:
+        assert len(got) == 2 * count, "a message came twice"
+        for publisher in range(2):
+            assert [c for p, c in got if p == publisher] == list(range(count))
+    assert all(s.take() is None for s in subs)
+
+
+def test_held_and_released_counts_reach_both_sides(path):
+    ctx = workers.context()
+    ready, out = ctx.Event(), ctx.Queue()
+    release, done = ctx.Event(), ctx.Event()
+    node = agnoshm.Node("talker")
+    pub = node.create_publisher(agnoshm.Bytes, "/held", 3)
+    child = _start(native_workers.hold_then_release, "/held", 3, ready, out, None, release, done)
+    assert ready.wait(TIMEOUT)
+    workers.wait_until(lambda: pub.get_subscription_count() == 1)
+    for i in range(3):
+        msg = pub.borrow_loaned_message()
+        workers.fill(msg.alloc("data", 64), 2, i)
+        pub.publish(msg)
+    kind, child_path, held, record_held, headers = out.get(timeout=TIMEOUT)
+    assert (kind, child_path, held, record_held) == ("holding", path, 3, 3)
+    assert headers == [(2, 0), (2, 1), (2, 2)]
+    for i in range(3, 5):  # two held ones leave the depth: withdrawn, kept
+        pub.publish(bytes(64))
+    pub._port.reclaim()
+    assert pub._port.held_count() == 2
+    release.set()
+    assert out.get(timeout=TIMEOUT) == ("released", 0, 0)
+    pub._port.reclaim()
+    assert pub._port.held_count() == 0
+    done.set()
+    _join(child)
+
+
+def test_subscribers_holding_every_entry_is_a_clear_error(path, monkeypatch):
+    monkeypatch.setenv("AGNOSHM_MAX_ENTRIES", "8")
+    ctx = workers.context()
+    ready, out = ctx.Event(), ctx.Queue()
+    release, done = ctx.Event(), ctx.Event()
+    node = agnoshm.Node("talker")
+    pub = node.create_publisher(agnoshm.Bytes, "/full", 8)
+    child = _start(native_workers.hold_then_release, "/full", 8, ready, out, None, release, done)
+    assert ready.wait(TIMEOUT)
+    workers.wait_until(lambda: pub.get_subscription_count() == 1)
+    for i in range(8):
+        pub.publish(bytes([i]) * 32)
+    assert out.get(timeout=TIMEOUT)[:3] == ("holding", path, 8)
+    with pytest.raises(LimitReachedError, match="subscribers hold all 8 messages of this "
+                                                "publisher: release received messages"):
+        pub.publish(b"one too many")
+    release.set()
+    assert out.get(timeout=TIMEOUT) == ("released", 0, 0)
+    pub.publish(b"room again")
+    done.set()
+    _join(child)
+
+
+def test_a_publisher_destroyed_while_messages_are_held_leaves_them_intact(path):
+    ctx = workers.context()
+    ready, out = ctx.Event(), ctx.Queue()
+    check, release, done = ctx.Event(), ctx.Event(), ctx.Event()
+    node = agnoshm.Node("talker")
+    pub = node.create_publisher(agnoshm.Bytes, "/gone", 4)
+    child = _start(native_workers.hold_then_release, "/gone", 2, ready, out, check, release, done)
+    assert ready.wait(TIMEOUT)
+    workers.wait_until(lambda: pub.get_subscription_count() == 1)
+    for i in range(2):
+        msg = pub.borrow_loaned_message()
+        workers.fill(msg.alloc("data", 4096), 3, i)
+        pub.publish(msg)
+    assert out.get(timeout=TIMEOUT)[:4] == ("holding", path, 2, 2)
+    node.destroy_publisher(pub)
+    other = node.create_publisher(agnoshm.Bytes, "/other", 4)  # reuses the pool
+    for i in range(50):
+        other.publish(bytes([0xEE]) * 4096)
+    check.set()
+    assert out.get(timeout=TIMEOUT) == ("intact", True)
+    release.set()
+    assert out.get(timeout=TIMEOUT) == ("released", 0, 0)
+    done.set()
+    _join(child)
+    assert agnoshm.context.get_runtime().registry.check_consistency() == []
+
+
+def test_a_subscription_destroyed_while_a_message_is_held_drains_then_leaves(path):
+    ctx = workers.context()
+    ready, out, done = ctx.Event(), ctx.Queue(), ctx.Event()
+    node = agnoshm.Node("listener")
+    sub = node.create_polling_subscription(agnoshm.Bytes, "/drain", 4)
+    child = _start(native_workers.publish_then_wait, "/drain", 2, 4, "volatile", ready, out, done)
+    ready.set()
+    assert out.get(timeout=TIMEOUT) == ("published", path, 2)
+    msg = sub.take()
+    registry = agnoshm.context.get_runtime().registry
+    index = sub._port.index
+    node.destroy_subscription(sub)
+    assert registry.subscriptions[index].state == L.DRAINING
+    assert workers.read_header(msg.data) == (1, 0)
+    del msg
+    gc.collect()
+    assert registry.subscriptions[index].state == L.FREE
+    done.set()
+    _join(child)
+    assert registry.check_consistency() == []
+
+
+# -- (b) one domain, both paths ----------------------------------------------------------------
+
+CROSS = [pytest.param("1", "0", id="native-here-pure-there",
+                      marks=pytest.mark.skipif(_native.MISSING is not None, reason=NOT_BUILT)),
+         pytest.param("0", "1", id="pure-here-native-there",
+                      marks=pytest.mark.skipif(_native.MISSING is not None, reason=NOT_BUILT))]
+
+
+@pytest.mark.parametrize("here,there", CROSS)
+def test_a_native_and_a_pure_process_exchange_messages_both_ways(isolated_domain, monkeypatch,
+                                                                here, there):
+    count = 50
+    monkeypatch.setenv("AGNOSHM_NATIVE", here)
+    node = agnoshm.Node("pinger")
+    qos = agnoshm.QoSProfile(depth=count)
+    ping = node.create_publisher(agnoshm.Bytes, "/ping", qos)
+    pong = node.create_polling_subscription(agnoshm.Bytes, "/pong", qos)
+    assert native_workers.path_of(ping) == native_workers.path_of(pong) == PATH_NAMES[here]
+    monkeypatch.setenv("AGNOSHM_NATIVE", there)  # what the child starts with
+    ctx = workers.context()
+    ready, out = ctx.Event(), ctx.Queue()
+    child = _start(native_workers.echo, "/ping", "/pong", count, ready, out)
+    assert ready.wait(TIMEOUT)
+    assert out.get(timeout=TIMEOUT) == ("paths", PATH_NAMES[there], PATH_NAMES[there])
+    workers.wait_until(lambda: ping.get_subscription_count() == 1
+                       and pong.get_publisher_count() == 1)
+    answers = []
+    for i in range(count):
+        msg = ping.borrow_loaned_message()
+        workers.fill(msg.alloc("data", 100 + i), 9, i)
+        ping.publish(msg)
+        workers.wait_until(lambda: _drain(pong, answers, i + 1), what=f"answer {i}")
+    assert answers == [(9, i) for i in range(count)]
+    assert out.get(timeout=TIMEOUT) == ("answered", count)
+    _join(child)
+
+
+# -- (c) hostile input: the same answer from both paths -------------------------------------------
+
+
+@pytest.mark.skipif(_native.MISSING is not None, reason=NOT_BUILT)
+def test_hostile_channels_and_hold_counts_get_the_same_answer_from_both_paths(isolated_domain):
+    examples = max(1, int(300 * float(os.environ.get("AGNOSHM_HOSTILE_EXAMPLES", "1"))))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(TEST_DIR)]),
+               AGNOSHM_NATIVE="1", AGNOSHM_MAX_ENTRIES="8", AGNOSHM_POOL_SIZE="64M")
+    result = subprocess.run(
+        [sys.executable, "-c", "import native_workers as n; n.main()", "differential",
+         str(examples)], env=env, capture_output=True, text=True, timeout=TIMEOUT * 3)
+    output = result.stdout + result.stderr
+    assert result.returncode >= 0, f"died of signal {-result.returncode}:\n{output[-4000:]}"
+    assert result.returncode == 0, f"the paths answered differently:\n{output[-6000:]}"
+    tally = json.loads([x for x in result.stdout.splitlines() if x.startswith("tally ")][-1][6:])
+    print(f"\ndifferential: {tally}")
+    assert tally.get("receive ok", 0) > 0 and tally.get("publish ok", 0) > 0
+
+
+# -- (d) the extension missing, and what doctor says -----------------------------------------------
+
+#: Put first on sys.meta_path: the import of the extension fails as on a machine where it was
+#: never built (a real ImportError from the import system; agnoshm's code is untouched).
+BLOCK = r"""
+import sys
+class NoNativeRing:
+    def find_spec(self, name, path=None, target=None):
+        if name == "agnoshm._native._ring":
+            raise ModuleNotFoundError("No module named 'agnoshm._native._ring'", name=name)
+        return None
+sys.meta_path.insert(0, NoNativeRing())
+"""
+
+TRY_INIT = BLOCK + r"""
+import agnoshm
+from agnoshm import _native
+try:
+    node = agnoshm.Node("n")
+except Exception as err:
+    print("raised", type(err).__name__, "|", err)
+else:
+    pub = node.create_publisher(agnoshm.Bytes, "/x", 4)
+    sub = node.create_polling_subscription(agnoshm.Bytes, "/x", 4)
+    pub.publish(b"pure")
+    print("ran", type(pub._port).__name__, type(sub._port).__name__, bytes(sub.take().data))
+    agnoshm.shutdown()
+"""
+
+DOCTOR = "import sys\nfrom agnoshm.cli.main import main\nsys.exit(main(['doctor']))\n"
+
+
+def _python(code: str, native: str) -> str:
+    env = dict(os.environ, AGNOSHM_NATIVE=native)
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                            timeout=TIMEOUT)
+    assert result.returncode >= 0, result.stderr
+    return result.stdout + result.stderr
+
+
+def _doctor_line(output: str) -> tuple[str, str, str]:
+    """Doctor's message-path check: (status, detail, fix or "")."""
+    lines = output.splitlines()
+    at = next(i for i, line in enumerate(lines) if " message path " in line)
+    status, detail = lines[at].split(" message path ", 1)
+    following = lines[at + 1].strip() if at + 1 < len(lines) else ""
+    return status.strip(), detail.strip(), following[5:] if following.startswith("fix: ") else ""
+
+
+def test_native_1_without_the_extension_fails_naming_the_fix(isolated_domain):
+    output = _python(TRY_INIT, "1")
+    assert "raised NativeUnavailableError | AGNOSHM_NATIVE=1, but agnoshm's native extension " \
+           "agnoshm._native._ring is not built" in output, output
+    assert "apt install gcc python3-dev" in output and "AGNOSHM_NATIVE=auto or 0" in output
+
+
+@pytest.mark.parametrize("native", ["auto", "0"])
+def test_without_the_extension_auto_and_0_run_pure_python(isolated_domain, native):
+    output = _python(TRY_INIT, native)
+    assert "ran PublisherPort SubscriberPort b'pure'" in output, output
+
+
+def test_doctor_says_which_message_path_runs(isolated_domain):
+    missing = {n: _doctor_line(_python(BLOCK + DOCTOR, n)) for n in ("auto", "0", "1")}
+    assert missing["0"] == ("ok", "pure Python (AGNOSHM_NATIVE=0)", "")
+    not_built = ("pure Python: the extension agnoshm._native._ring is not built (No module "
+                 "named 'agnoshm._native._ring')")
+    assert missing["auto"][:2] == ("WARN", not_built + "; pure Python works the same, only slower")
+    assert missing["1"][:2] == ("FAIL", not_built + " and AGNOSHM_NATIVE=1 requires it")
+    for status, detail, fix in (missing["auto"], missing["1"]):
+        assert fix == _native.FIX
+    if _native.MISSING is None:
+        for native in ("auto", "1"):
+            assert _doctor_line(_python(DOCTOR, native)) == (
+                "ok", f"native: agnoshm._native._ring ({_native._ring.__file__}), "
+                      f"AGNOSHM_NATIVE={native}", "")
+
+
+# -- (e) an install without a C compiler ----------------------------------------------------------
+
+NO_COMPILER_LINE = "agnoshm: the native message path (agnoshm._native._ring) was not built"
+
+
+def _tree_copy(target: Path) -> Path:
+    """The files git knows in this checkout (tracked, and new ones not ignored): no built .so."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=REPO, capture_output=True, check=True).stdout.split(b"\0")
+    for name in filter(None, listed):
+        source = REPO / os.fsdecode(name)
+        if source.is_file() and not name.startswith(b"test/"):
+            (target / os.fsdecode(name)).parent.mkdir(parents=True, exist_ok=True)
+            (target / os.fsdecode(name)).write_bytes(source.read_bytes())
+    return target
+
+
+def test_a_build_without_a_c_compiler_installs_says_so_once_and_runs_pure_python(
+        tmp_path, isolated_domain):
+    src = _tree_copy(tmp_path / "src")
+    env = dict(os.environ, CC="/bin/false", LDSHARED="/bin/false")
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", "-w",
+                            str(tmp_path / "wheel"), str(src)], env=env, capture_output=True,
+                           text=True, timeout=600)
+    output = built.stdout + built.stderr
+    assert built.returncode == 0, output[-4000:]
+    said = [line for line in output.splitlines() if NO_COMPILER_LINE in line]
+    assert len(said) == 1, output[-4000:]
+    assert "agnoshm runs in pure Python" in said[0] and "agnoshm doctor" in said[0]
+    (wheel,) = (tmp_path / "wheel").glob("agnoshm-*.whl")
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",
+                    str(target), str(wheel)], check=True, capture_output=True, timeout=600)
+    assert not list(target.glob("agnoshm/_native/*.so"))
+    run_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME",)}
+    run_env.update(PYTHONPATH=str(target), AGNOSHM_NATIVE="auto")
+    ran = subprocess.run([sys.executable, "-c", TRY_INIT.replace(BLOCK, "") +
+                          "import agnoshm; print('from', agnoshm.__file__)"],
+                         env=run_env, cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT)
+    assert "ran PublisherPort SubscriberPort b'pure'" in ran.stdout, ran.stdout + ran.stderr
+    assert f"from {target}" in ran.stdout, ran.stdout
+    doctor = subprocess.run([sys.executable, "-c", DOCTOR], env=run_env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=TIMEOUT)
+    status, detail, fix = _doctor_line(doctor.stdout)
+    assert (status, fix) == ("WARN", _native.FIX), doctor.stdout
+    assert detail.startswith("pure Python: the extension agnoshm._native._ring is not built")
