@@ -66,7 +66,7 @@ setup(
     packages=find_packages(include=["agnoshm", "agnoshm.*", "heaphook", "heaphook.*"]),
     # the .srv (and service_msgs) definitions agnoshm knows without ROS (agnoshm/msg/srv.py)
     package_data={"agnoshm": ["py.typed", "msg/interfaces/*/srv/*.srv",
-                              "msg/interfaces/*/msg/*.msg"]},
+                              "msg/interfaces/*/msg/*.msg", "_native/_ring.pyi"]},
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
         ("share/" + package_name, ["package.xml"]),

@@ -71,6 +71,41 @@ def _drain(sub, into: list, expected: int) -> bool:
     return len(into) >= expected
 
 
+# -- the extension's stub --------------------------------------------------------------------
+
+
+@pytest.mark.skipif(_native.MISSING is not None, reason=NOT_BUILT)
+def test_the_stub_names_exactly_what_the_extension_has():
+    import ast
+    import inspect
+
+    stub = ast.parse((REPO / "agnoshm/_native/_ring.pyi").read_text())
+    ring = _native._ring
+    public = {name for name in dir(ring) if not name.startswith("_")}
+    stubbed = set()
+    for node in stub.body:
+        if isinstance(node, ast.ClassDef):
+            stubbed.add(node.name)
+            runtime_type = getattr(ring, node.name)
+            members = {n.name for n in node.body if isinstance(n, ast.FunctionDef)} | {
+                n.target.id for n in node.body if isinstance(n, ast.AnnAssign)}
+            have = {name for name in dir(runtime_type) if not name.startswith("_")}
+            assert members - {"__new__"} == have, node.name
+            new = next(n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__new__")
+            # constructed by the stub's keywords (nothing is read or written at construction)
+            values = {"region": ring.Region(base=8, size=1 << 20), "size": 1 << 20,
+                      "capacity": 1, "depth": 1}
+            assert isinstance(runtime_type(**{a.arg: values.get(a.arg, 8)
+                                              for a in new.args.args[1:]}), runtime_type)
+        elif isinstance(node, ast.FunctionDef):
+            stubbed.add(node.name)
+            assert inspect.isbuiltin(getattr(ring, node.name))
+        elif isinstance(node, ast.AnnAssign):
+            stubbed.add(node.target.id)
+            assert isinstance(getattr(ring, node.target.id), int)
+    assert stubbed == public
+
+
 # -- (a) the data path, on both paths ---------------------------------------------------------
 
 
