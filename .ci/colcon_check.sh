@@ -31,8 +31,14 @@ listener=""
 fail() { echo "colcon_check: FAILED: $*" >&2; [ -z "$listener" ] || kill "$listener" 2>/dev/null; exit 1; }
 command -v "$COLCON" >/dev/null || fail "no colcon ($COLCON): pip install colcon-core colcon-ros colcon-python-setup-py"
 SECONDS=0
+# a directory of a previous check is emptied; anything else is refused, never wiped
+MARK=".agnoshm-colcon-check"
+if [ -d "$OUT" ] && [ -n "$(ls -A "$OUT")" ] && [ ! -e "$OUT/$MARK" ]; then
+    fail "AGNOSHM_COLCON_OUT=$OUT is a non-empty directory this check did not make; name an empty or new one"
+fi
 rm -rf "$OUT"
 mkdir -p "$OUT"
+touch "$OUT/$MARK"
 cd "$OUT"  # colcon puts log/ (and anything relative) here, not in the source tree
 
 echo "== colcon build ($SRC)"
@@ -53,6 +59,14 @@ done
 site=$(find "$PREFIX/lib" -path '*-packages/agnoshm/__init__.py' | head -n 1)
 [ -n "$site" ] || fail "the agnoshm Python package is not installed under $PREFIX/lib"
 echo "ok: ${site#"$PREFIX/"}"
+# the C message path (agnoshm/_native) is built wherever a C compiler is
+native=$(find "$PREFIX/lib" -path '*-packages/agnoshm/_native/_ring*.so' | head -n 1)
+if command -v "${CC:-cc}" >/dev/null; then
+    [ -n "$native" ] || fail "colcon build did not build agnoshm/_native although ${CC:-cc} is here"
+    echo "ok: ${native#"$PREFIX/"}"
+else
+    echo "note: no C compiler (${CC:-cc}): the install runs pure Python"
+fi
 # colcon's own folders (a build/ of setuptools, from a `pip install .` there, is not colcon's)
 [ ! -e "$SRC/build/agnoshm" ] && [ ! -e "$SRC/install" ] && [ ! -e "$SRC/log" ] \
     || fail "colcon wrote build/agnoshm, install/ or log/ into $SRC"

@@ -11,6 +11,7 @@ scripts. Skipped, with the reason, where colcon with colcon-ros is not installed
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -66,6 +67,21 @@ def test_colcon_builds_installs_and_tests_the_package(colcon, tmp_path, isolated
                  "ok: listener heard 3 messages in order"):
         assert line in result.stdout, output[-6000:]
     assert not any((REPO / name).exists() for name in ("build/agnoshm", "install", "log"))
+    if shutil.which(os.environ.get("CC", "cc")):  # colcon builds the C message path too
+        assert re.search(r"^ok: lib/python3\.\d+/site-packages/agnoshm/_native/_ring\.", result.stdout,
+                         re.M), output[-6000:]
+
+
+def test_colcon_check_refuses_to_wipe_a_directory_it_did_not_make(colcon, tmp_path):
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    result = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "COLCON": colcon, "AGNOSHM_COLCON_OUT": str(precious)})
+    assert result.returncode == 1
+    assert f"AGNOSHM_COLCON_OUT={precious} is a non-empty directory this check did not make" \
+        in result.stderr
+    assert (precious / "notes.txt").read_text() == "keep me"
 
 
 @pytest.mark.parametrize("file, change, error", [
