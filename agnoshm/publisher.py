@@ -25,7 +25,11 @@ class Publisher(Endpoint):
         :raises PoolExhaustedError: if the pool has no room.
         :raises InvalidHandleError: if the publisher was destroyed.
         """
-        return self.msg_type.loaned(self._live_port().loan(self.msg_type.struct_size))
+        port = self._port
+        if port is None:
+            port = self._live_port()  # raises
+        msg_type = self.msg_type
+        return msg_type.loaned(port.loan(msg_type.struct_size))
 
     def publish(self, msg) -> None:
         """Send a message to the topic's subscribers.
@@ -40,7 +44,9 @@ class Publisher(Endpoint):
             or an rclpy message; dicts and other objects are copied by field name).
         :raises InvalidHandleError: if the publisher or its node was destroyed.
         """
-        port = self._live_port()
+        port = self._port
+        if port is None:
+            port = self._live_port()  # raises
         if isinstance(msg, LoanedView):
             loan = msg._owner
             if msg._type_name != self.msg_type.type_name:  # also any view nested in a loan

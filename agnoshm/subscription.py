@@ -53,6 +53,8 @@ class PollingSubscription(Endpoint):
                 leases = port.take(min(port.depth, TAKE_BATCH))
             except InvalidHandleError:  # destroyed meanwhile (by another thread)
                 return None
+            if len(leases) == 1:  # the common case: no backlog, nothing to queue
+                return self.msg_type.received(leases[0])
             if not leases:
                 return None
             inbox.extend(leases)

@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 
-__all__ = ["pool_array"]
+__all__ = ["PoolBytes", "pool_array"]
 
 
-class _PoolBytes:
+class PoolBytes:
     """Hands ``[address, address + nbytes)`` to numpy (``__array_interface__``).
 
     The array's ``base`` is this object, which holds the message's owner: any
@@ -36,7 +36,7 @@ def pool_array(address: int, nbytes: int, dtype, count: int, *, writable: bool, 
         array = np.empty(0, dtype=dtype)
         array.flags.writeable = writable
         return array
-    holder = _PoolBytes()
+    holder = PoolBytes()
     holder.owner = owner
     if dtype.names:  # structured: numpy builds it from the bytes with its own layout
         holder.__array_interface__ = {"data": (address, not writable), "shape": (nbytes,),

@@ -18,7 +18,7 @@ import numpy as np
 
 from agnoshm.msg import defaults
 from agnoshm.msg import layout as L
-from agnoshm.msg.arrays import pool_array
+from agnoshm.msg.arrays import PoolBytes, pool_array
 from agnoshm.msg.checks import check_loan, check_range, check_received
 from agnoshm.msg.coerce import (
     OCTETS, add_path, assign, check_sequence_elements, check_sequence_length, coerce_primitive,
@@ -33,6 +33,7 @@ from agnoshm.msg.storage import (
 __all__ = ["field_property", "sequence_allocator"]
 
 _LONGDOUBLE = np.dtype(np.longdouble)  # float128 fields
+asarray = np.asarray
 
 
 def _primitive_property(type_name: str, field: L.FieldLayout, writable: bool) -> property:
@@ -308,6 +309,10 @@ def _received_array_sequence_property(type_name: str, field: L.FieldLayout) -> p
     element_size = element.size
     where = f"{type_name}.{field.name}"
     unpack_triple = TRIPLE.unpack_from
+    if dtype.names:  # structured: numpy lays it out from the bytes (pool_array)
+        typestr = None
+    else:
+        typestr = dtype.str
 
     def get(view):
         owner = view._owner
@@ -318,7 +323,14 @@ def _received_array_sequence_property(type_name: str, field: L.FieldLayout) -> p
         nbytes = size * element_size
         if size and (data < base or data + nbytes > view._end):
             check_range(view, data, nbytes, where)
-        return pool_array(data, nbytes, dtype, size, writable=False, owner=owner)
+        if not size or typestr is None:
+            return pool_array(data, nbytes, dtype, size, writable=False, owner=owner)
+        # pool_array's read-only case, inline: this is the getter of every image's data
+        holder = PoolBytes()
+        holder.owner = owner
+        holder.__array_interface__ = {"data": (data, True), "shape": (size,),
+                                      "typestr": typestr, "version": 3}
+        return asarray(holder)
     return property(get, None, doc=f"{field.value.type} {field.name}")
 
 

@@ -147,6 +147,17 @@ class LoanedView(MessageView):
             raise _unknown_field(self, name, f"; cannot set it to {short_repr(value)}")
 
 
+def _field_setter(setters: dict):
+    """A loaned view class's ``__setattr__``: the field's setter, called directly (the
+    publisher's ``msg.data = payload``), or UnknownFieldError for any other name."""
+    def __setattr__(self, name, value):
+        setter = setters.get(name)
+        if setter is None:
+            raise _unknown_field(self, name, f"; cannot set it to {short_repr(value)}")
+        setter(self, value)
+    return __setattr__
+
+
 class ReceivedView(MessageView):
     """A read-only message, read in place in its publisher's pool."""
 
@@ -197,6 +208,8 @@ def _make_view_class(type_name: str, writable: bool) -> type:
         namespace["_allocators"] = {
             field.name: fields.sequence_allocator(type_name, field, view_class)
             for field in (() if layout.is_empty else layout.fields) if field.value.kind == "sequence"}
+        namespace["__setattr__"] = _field_setter(
+            {name: namespace[name].fset for name in namespace["_field_names"]})
     for constant in layout.definition.constants:
         namespace[constant.name] = constant.value
     base = LoanedView if writable else ReceivedView
