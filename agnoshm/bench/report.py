@@ -44,6 +44,7 @@ TARGETS = {
     "spin_over_raw_p50": 1.3,  # latency through spin() / the runtime's raw receive path
     "throughput_over_iceoryx2": 1.0,  # issue 16: agnoshm's msgs/s / iceoryx2's, same rounds
     "busy_poll_over_iceoryx2_p50": 1.2,  # issue 16: busy-poll p50 / iceoryx2's busy-poll p50
+    "native_busy_poll_over_iceoryx2_p50": 1.0,  # issue 19: the same on the native path
     "pure_over_iceoryx2": 1.0,  # issue 16: p50 and p99 / iceoryx2's at every size
     "native_over_iceoryx2": 0.8,  # issue 19: the same on the native path
     "native_throughput_over_iceoryx2": 1.5,  # issue 19
@@ -124,10 +125,12 @@ def check_targets(results: dict) -> list[dict]:
             for p in ("p50", "p99"):
                 add(f"{transport} {p} / iceoryx2's {p}, {size_label(ours['size'])}",
                     ours[f"{p}_us"] / theirs[f"{p}_us"], TARGETS[target])
-    for ours, theirs in busy_poll_pairs(results.get("busy_poll") or [], "iceoryx2"):
-        add(f"busy-poll p50 / iceoryx2's busy-poll p50, {size_label(ours['size'])}, pause "
-            f"{1e3 * ours['interval_s']:g} ms", ours["p50_us"] / theirs["p50_us"],
-            TARGETS["busy_poll_over_iceoryx2_p50"])
+    for path, name, target in (("agnoshm", "", "busy_poll_over_iceoryx2_p50"),
+                               (NATIVE, f"{NATIVE} ", "native_busy_poll_over_iceoryx2_p50")):
+        for ours, theirs in busy_poll_pairs(results.get("busy_poll") or [], PEER, path):
+            add(f"{name}busy-poll p50 / iceoryx2's busy-poll p50, {size_label(ours['size'])}, "
+                f"pause {1e3 * ours['interval_s']:g} ms", ours["p50_us"] / theirs["p50_us"],
+                TARGETS[target])
     if results.get("fanout"):
         f = results["fanout"]
         add(f"fan-out publish() p50, {f['subscriptions']} subs / {f['processes']} procs (us)",
@@ -370,10 +373,12 @@ def throughput_line(row: dict) -> str:
             "msgs/s received")
 
 
-def busy_poll_pairs(rows: list[dict], peer: str) -> list[tuple[dict, dict]]:
-    """(agnoshm busy-poll row, ``peer``'s busy-poll row) at each size and pause both have."""
+def busy_poll_pairs(rows: list[dict], peer: str,
+                    path: str = "agnoshm") -> list[tuple[dict, dict]]:
+    """(the busy-poll row of agnoshm's ``path``, ``peer``'s busy-poll row) at each size and
+    pause both have."""
     ours = {(r["size"], r["interval_s"]): r for r in rows
-            if r["transport"] == "agnoshm" and r.get("busy_poll_us")}
+            if r["transport"] == path and r.get("busy_poll_us")}
     return [(ours[r["size"], r["interval_s"]], r) for r in rows
             if r["transport"] == peer and (r["size"], r["interval_s"]) in ours]
 
@@ -444,9 +449,11 @@ def text(results: dict) -> str:
                 for r in results["busy_poll"]]
         out += ["", "wake-up mode (pause = between one message's receipt and the next send; "
                 "subscriber CPU = CPU seconds per wall second, % of one core, and CPU us per "
-                "message):",
+                "message; busy-poll rows alternated row by row):",
                 _table(["transport", "mode", "pause", "size", "p50 us", "p99 us",
                         "subscriber CPU", "CPU us/msg"], rows)]
+        if any(r["transport"] == NATIVE for r in results["busy_poll"]):
+            out.append(NOTES[NATIVE])
     m = results.get("messages")
     if m:
         side, access, latency, cdr = m["publish_side"], m["receive_side"], m["latency"], m["cdr"]
@@ -473,8 +480,9 @@ def text(results: dict) -> str:
 
 def verdict_more(results: dict) -> list[str]:
     """The verdict's lines after the sizes: throughput against each peer measured in the same
-    rounds, and agnoshm's busy-poll against each peer's busy-polling subscriber in ping-pong
-    (no pause: agnoshm spins only ``busy_poll_us`` before it sleeps, a peer's poll never sleeps)."""
+    rounds, and the busy-poll of each agnoshm path (pure, then native) against each peer's
+    busy-polling subscriber in ping-pong (no pause: agnoshm spins only ``busy_poll_us`` before
+    it sleeps, a peer's poll never sleeps)."""
     lines = []
     t = results.get("throughput") or {}
     for name, path in (("agnoshm", t), (NATIVE, t.get("native") or {})):
@@ -487,20 +495,26 @@ def verdict_more(results: dict) -> list[str]:
                          f"{versus['received_per_s']:,.0f} msgs/s, median of {t['rounds']} "
                          "alternated rounds)")
     rows = results.get("busy_poll") or []
-    for peer in dict.fromkeys(r["transport"] for r in rows if r["transport"] != "agnoshm"):
-        for ours, theirs in busy_poll_pairs(rows, peer):
-            if ours["interval_s"]:
-                continue
-            cpu = ""
-            if "receiver_cpu_per_message_us" in ours and "receiver_cpu_per_message_us" in theirs:
-                cpu = (f"; subscriber CPU {_us(ours['receiver_cpu_per_message_us'])} against "
-                       f"{_us(theirs['receiver_cpu_per_message_us'])} us per message")
-            lines.append(f"  busy-poll at {size_label(ours['size'])}, no pause: agnoshm "
-                         f"({ours['mode']}) is "
-                         f"{compared(ours['p50_us'], theirs['p50_us'], spoken(peer))}'s "
-                         f"receive() loop (p50 {_us(ours['p50_us'])} against "
-                         f"{_us(theirs['p50_us'])} us{cpu})")
+    paths = ("agnoshm", NATIVE)
+    for peer in dict.fromkeys(r["transport"] for r in rows if r["transport"] not in paths):
+        pairs = [(ours["size"], index, path, ours, theirs)
+                 for index, path in enumerate(paths)
+                 for ours, theirs in busy_poll_pairs(rows, peer, path) if not ours["interval_s"]]
+        lines += [_busy_poll_line(path, ours, theirs, peer)
+                  for *_, path, ours, theirs in sorted(pairs, key=lambda p: p[:2])]
     return lines
+
+
+def _busy_poll_line(path: str, ours: dict, theirs: dict, peer: str) -> str:
+    """``  busy-poll at 64 B, no pause: <path> (busy-poll 100 us) is 3.0× slower than
+    iceoryx2's receive() loop (p50 ..; subscriber CPU ..)``."""
+    cpu = ""
+    if "receiver_cpu_per_message_us" in ours and "receiver_cpu_per_message_us" in theirs:
+        cpu = (f"; subscriber CPU {_us(ours['receiver_cpu_per_message_us'])} against "
+               f"{_us(theirs['receiver_cpu_per_message_us'])} us per message")
+    return (f"  busy-poll at {size_label(ours['size'])}, no pause: {path} ({ours['mode']}) is "
+            f"{compared(ours['p50_us'], theirs['p50_us'], spoken(peer))}'s receive() loop "
+            f"(p50 {_us(ours['p50_us'])} against {_us(theirs['p50_us'])} us{cpu})")
 
 
 def verdict_text(results: dict) -> str:

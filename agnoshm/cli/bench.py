@@ -5,7 +5,8 @@ path, its native path where built, iceoryx2 where installed, the floors, a
 bare ring and a futex ping-pong between two C processes where a C compiler is
 found, and the socket, shm-copy and cdr-socket baselines, size by size; then
 zenoh, Cyclone DDS and rclpy where installed), throughput, fan-out cost of
-``publish()``, the busy-poll comparison and typed messages; prints the tables and a verdict per size (which transport is
+``publish()``, the busy-poll comparison (both of agnoshm's paths beside
+iceoryx2's polling receiver) and typed messages; prints the tables and a verdict per size (which transport is
 fastest, by how much, and agnoshm against its floor), writes the JSON and,
 next to it, a PNG plot of latency against size (the plot needs matplotlib:
 pip install 'agnoshm[plot]').  A slow machine never fails the command; only a

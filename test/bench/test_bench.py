@@ -394,18 +394,37 @@ def test_busy_poll_rows_show_the_cpu_cost_beside_iceoryx2s_receive_loop(quick):
                and r["busy_poll_us"] == 100 and r["mode"] == "busy-poll 100 us"}
     assert agnoshm == cases
     assert "CPU us/msg" in proc.stdout
+    from agnoshm import _native
+
+    native = [r for r in rows if r["transport"] == "agnoshm-native"]
+    if _native.MISSING is None:
+        assert {(r["interval_s"], r["size"]) for r in native} == cases
+        assert all(r["mode"] == "busy-poll 100 us" and r["count"] == 200 for r in native)
+    else:
+        assert native == []
+        assert {s["size"] for s in results["skipped"]
+                if s["transport"] == "agnoshm-native busy-poll"} == {64, 1 << 20}
+        assert "  agnoshm-native busy-poll at 64 B, 1 MiB: skipped: agnoshm's native" in proc.stdout
     if not _installed("iceoryx2"):
         return
     peer = [r for r in rows if r["transport"] == "iceoryx2"]
     assert {(r["interval_s"], r["size"]) for r in peer} == cases
     assert all(r["mode"] == "busy-poll, receive() in a loop" and r["count"] == 200 for r in peer)
-    busy = [r for r in rows if r["transport"] in ("agnoshm", "iceoryx2") and r["busy_poll_us"] != 0]
-    assert [r["transport"] for r in busy] == ["agnoshm", "iceoryx2"] * 4  # alternated row by row
+    busy = [r["transport"] for r in rows if r["busy_poll_us"] != 0]
+    paths = ["agnoshm", *(["agnoshm-native"] if native else [])]
+    assert busy == [*paths, "iceoryx2"] * 4  # alternated row by row
     assert re.search(r"\n  busy-poll at 64 B, no pause: agnoshm \(busy-poll 100 us\) is .*"
                      r"iceoryx2's receive\(\) loop \(p50 .*subscriber CPU .* us per message\)",
                      proc.stdout)
     names = {target["name"] for target in results["targets"]}
     assert "busy-poll p50 / iceoryx2's busy-poll p50, 64 B, pause 0 ms" in names
+    if native:
+        assert re.search(r"\n  busy-poll at 64 B, no pause: agnoshm-native \(busy-poll 100 us\) "
+                         r"is .*iceoryx2's receive\(\) loop \(p50 .*subscriber CPU .* us per "
+                         r"message\)", proc.stdout)
+        target = {t["name"]: t for t in results["targets"]}[
+            "agnoshm-native busy-poll p50 / iceoryx2's busy-poll p50, 64 B, pause 0 ms"]
+        assert target["target"] == 1.0 and _positive(target["value"])
 
 
 def test_json_has_the_executor_dispatch_against_the_raw_path(quick):

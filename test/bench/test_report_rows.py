@@ -170,3 +170,59 @@ def test_the_paths_verdict_and_the_ratio_targets_of_issues_16_and_19():
     assert "agnoshm-native p50 / iceoryx2's p50, 4 KiB" not in targets
     verdict = report.verdict(results)
     assert verdict[0].startswith("  at 64 B:  iceoryx2 is fastest")  # no floor, no own path
+
+
+NATIVE_BUSY = [_busy("agnoshm", 0.0, 30.0, 60.0, "busy-poll 100 us"),
+               _busy("agnoshm-native", 0.0, 12.0, 40.0, "busy-poll 100 us"),
+               _busy("iceoryx2", 0.0, 10.0, 50.0, "busy-poll, receive() in a loop"),
+               _busy("agnoshm", 0.002, 80.0, 120.0, "busy-poll 100 us"),
+               _busy("agnoshm-native", 0.002, 40.0, 90.0, "busy-poll 100 us"),
+               _busy("iceoryx2", 0.002, 20.0, 2000.0, "busy-poll, receive() in a loop")]
+
+
+def test_native_busy_poll_is_compared_with_iceoryx2s_loop_never_taken_for_a_peer():
+    lines = report.verdict_more({"busy_poll": NATIVE_BUSY})
+    assert lines == [
+        f"  busy-poll at 64 B, no pause: agnoshm (busy-poll 100 us) is 3.0{TIMES} slower than "
+        "iceoryx2's receive() loop (p50 30.0 against 10.0 us; subscriber CPU 60.0 against "
+        "50.0 us per message)",
+        f"  busy-poll at 64 B, no pause: agnoshm-native (busy-poll 100 us) is 1.2{TIMES} slower "
+        "than iceoryx2's receive() loop (p50 12.0 against 10.0 us; subscriber CPU 40.0 against "
+        "50.0 us per message)"]
+
+
+def test_native_busy_poll_has_issue_19s_target_beside_issue_16s():
+    targets = {r["name"]: r for r in report.check_targets(
+        {"latency": [], "busy_poll": NATIVE_BUSY})}
+    native = targets["agnoshm-native busy-poll p50 / iceoryx2's busy-poll p50, 64 B, pause 0 ms"]
+    assert (native["value"], native["target"], native["met"]) == (1.2, 1.0, False)
+    paused = targets["agnoshm-native busy-poll p50 / iceoryx2's busy-poll p50, 64 B, pause 2 ms"]
+    assert (paused["value"], paused["met"]) == (2.0, False)
+    pure = targets["busy-poll p50 / iceoryx2's busy-poll p50, 64 B, pause 0 ms"]
+    assert (pure["value"], pure["target"]) == (3.0, 1.2)
+    assert len(targets) == 4
+
+
+def test_the_wake_up_table_has_the_native_rows_with_their_cpu_and_the_paths_note():
+    text = report.text({"latency": [], "settings": {"sizes": []}, "busy_poll": NATIVE_BUSY})
+    table = text.split("busy-poll rows alternated row by row):\n", 1)[1].splitlines()
+    assert [c.strip() for c in table[3].split("|")] == [
+        "agnoshm-native", "busy-poll 100 us", "0 ms", "64 B", "12.0", "24.0", "50.0 %", "40.0"]
+    assert [line.split("|")[0].strip() for line in table[2:8]] == [
+        "agnoshm", "agnoshm-native", "iceoryx2"] * 2
+    assert table[8] == report.NOTES["agnoshm-native"]
+
+
+def test_the_wake_up_table_has_no_paths_note_without_native_rows():
+    rows = [r for r in NATIVE_BUSY if r["transport"] != "agnoshm-native"]
+    text = report.text({"latency": [], "settings": {"sizes": []}, "busy_poll": rows})
+    assert report.NOTES["agnoshm-native"] not in text
+
+
+def test_busy_poll_verdict_lines_go_size_by_size_pure_then_native():
+    large = [{**r, "size": 1 << 20} for r in NATIVE_BUSY]
+    lines = report.verdict_more({"busy_poll": large + NATIVE_BUSY})
+    assert [line.split(": ")[1].split(" (")[0] for line in lines] == [
+        "agnoshm", "agnoshm-native", "agnoshm", "agnoshm-native"]
+    assert [line.split(",")[0] for line in lines] == [
+        "  busy-poll at 64 B", "  busy-poll at 64 B", "  busy-poll at 1 MiB", "  busy-poll at 1 MiB"]
