@@ -68,6 +68,15 @@ store-then-load steps (d) and (4) need the full fence, a locked instruction.
 Elsewhere every fence is a ``FUTEX_WAKE_OP`` on a private word, whose atomic
 operation the kernel brackets with full barriers (``dmb ish`` on arm64):
 slower, and correct.
+
+*The native path* (``agnoshm/_native/ring.c``) does the same steps on the same
+words with C11 atomics, so it is correct on any CPU without the kernel's help:
+(a)'s ``seq`` and (b)'s ``log`` and ``head`` are release stores, (1)'s ``head``,
+``log`` and (2)'s ``seq`` acquire loads (what :func:`store_fence` and
+:func:`load_fence` stand for); (d) and (4) are
+``atomic_thread_fence(memory_order_seq_cst)`` (Dekker's pattern needs a fence on
+both sides; a C side and a Python side pair up as two of either would); every
+other shared word is a relaxed atomic load or store.
 """
 
 from __future__ import annotations
