@@ -13,7 +13,7 @@ SOURCES = ["setup.py", "setup.cfg", "package.xml", "README.md", "pyproject.toml"
 
 def copy_sources(target: Path) -> Path:
     """Copy what a build needs (no tests, no caches) into the new directory ``target``."""
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "*.so")  # a build builds its own
     target.mkdir()
     for name in SOURCES:
         source = REPO / name
