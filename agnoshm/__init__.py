@@ -54,6 +54,8 @@ from agnoshm.executor import (
     spin_until_future_complete,
 )
 from agnoshm.executors.thread_config import ThreadConfigError, ThreadSettingError
+from agnoshm.config import ConfigError
+from agnoshm._native import NativeUnavailableError
 from agnoshm.task import Future
 from agnoshm.events import (
     MatchedInfo,
@@ -70,6 +72,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CallbackGroup", "CallbackIsolatedExecutor", "ThreadConfigError", "ThreadSettingError",
+    "ConfigError", "NativeUnavailableError",
     "Future", "MultiThreadedExecutor", "MutuallyExclusiveCallbackGroup",
     "ReentrantCallbackGroup", "create_polling_subscription", "get_global_executor",
     "spin_until_future_complete",

@@ -346,7 +346,8 @@ import agnoshm
 from agnoshm import _native
 try:
     node = agnoshm.Node("n")
-except Exception as err:
+except agnoshm.NativeUnavailableError as err:  # public, and a ConfigError
+    assert isinstance(err, agnoshm.ConfigError)
     print("raised", type(err).__name__, "|", err)
 else:
     pub = node.create_publisher(agnoshm.Bytes, "/x", 4)
