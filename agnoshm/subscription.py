@@ -64,6 +64,15 @@ class PollingSubscription(Endpoint):
             return None
         return self.msg_type.received(lease)
 
+    def take_pending(self):
+        """Return the next message this subscription already took from its publishers
+        (a batch ``take()`` holds the rest back) without taking new ones, or None."""
+        try:
+            lease = self._inbox.popleft()
+        except IndexError:
+            return None
+        return self.msg_type.received(lease)
+
     def get_publisher_count(self) -> int:
         """Return how many publishers publish on this topic: in every process of the
         domain, plus the ROS 2 or Zenoh publishers a bridge relays from."""

@@ -101,17 +101,28 @@ def record(path, topics: list[str], *, count: int | None = None, duration: float
                          if (msg := topic.subscription.take()) is not None]
                 return (taken or None), POLL_S
 
-            while not stop.is_set():
-                taken = wait_for_work(doorbell, look, deadline=deadline, stop=stop.is_set)
-                if taken is None:  # stopped, or the duration is over
-                    break
+            def write(taken) -> bool:
+                """Write ``(topic, message)`` pairs; True once ``count`` is reached."""
                 for topic, msg in taken:
                     _write(writer, typestore, topic, msg, summary)
                     if on_message is not None:
                         on_message(topic.name, summary.messages)
                     if count is not None and summary.messages >= count:
-                        return summary
+                        return True
+                return False
+
+            while not stop.is_set():
+                taken = wait_for_work(doorbell, look, deadline=deadline, stop=stop.is_set)
+                if taken is None:  # stopped, or the duration is over
+                    break
+                if write(taken):
+                    return summary
                 if deadline is not None and time.monotonic() >= deadline:
+                    break
+            # Messages already taken (a take holds a batch back) are in the bag, not lost.
+            for topic in recording:
+                pending_messages = iter(topic.subscription.take_pending, None)
+                if write((topic, msg) for msg in pending_messages):
                     break
             return summary
         finally:

@@ -238,6 +238,20 @@ def test_a_polling_subscription_takes_a_backlog_in_batches_oldest_first(isolated
     assert bytes(sub.take().data) == b"\x01\x00" and sub.take() is None
 
 
+def test_take_pending_hands_out_only_what_a_take_already_took(isolated_domain):
+    node = agnoshm.Node("n")
+    pub = node.create_publisher(agnoshm.Bytes, "/pending", 10)
+    sub = node.create_polling_subscription(agnoshm.Bytes, "/pending", 10)
+    for i in range(3):
+        pub.publish(bytes([i]))
+    assert sub.take_pending() is None  # nothing taken yet, though three wait
+    assert bytes(sub.take().data) == b"\x00"  # takes the three, hands out the first
+    pub.publish(b"\x03")
+    assert [bytes(sub.take_pending().data) for _ in range(2)] == [b"\x01", b"\x02"]
+    assert sub.take_pending() is None  # the fourth was published after the take
+    assert bytes(sub.take().data) == b"\x03"
+
+
 def test_a_backlog_taken_while_publishing_goes_on_arrives_once_and_in_order(isolated_domain):
     """The entries one walk found but did not take are kept for the next take, which then
     walks only what was published since."""
