@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from sources import REPO
+from sources import REPO, copy_sources
 
 import agnoshm
 import native_workers
@@ -411,21 +411,9 @@ def test_doctor_says_which_message_path_runs(isolated_domain):
 NO_COMPILER_LINE = "agnoshm: the native message path (agnoshm._native._ring) was not built"
 
 
-def _tree_copy(target: Path) -> Path:
-    """The files git knows in this checkout (tracked, and new ones not ignored): no built .so."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                            cwd=REPO, capture_output=True, check=True).stdout.split(b"\0")
-    for name in filter(None, listed):
-        source = REPO / os.fsdecode(name)
-        if source.is_file() and not name.startswith(b"test/"):
-            (target / os.fsdecode(name)).parent.mkdir(parents=True, exist_ok=True)
-            (target / os.fsdecode(name)).write_bytes(source.read_bytes())
-    return target
-
-
 def test_a_build_without_a_c_compiler_installs_says_so_once_and_runs_pure_python(
         tmp_path, isolated_domain):
-    src = _tree_copy(tmp_path / "src")
+    src = copy_sources(tmp_path / "src")  # what a build reads; no built .so (nor .git)
     env = dict(os.environ, CC="/bin/false", LDSHARED="/bin/false")
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", "-w",
                             str(tmp_path / "wheel"), str(src)], env=env, capture_output=True,
