@@ -91,6 +91,10 @@ class RawSubscription:
         leases = self.port.take(1) if self.port.has_data() else []
         return leases[0] if leases else None
 
+    def take_pending(self):
+        """None: this subscription takes one lease at a time and holds none back."""
+        return None
+
     def destroy(self) -> None:
         self.port.destroy()
 
@@ -169,13 +173,27 @@ def listen(args, purpose: str, on_message, on_subscribed=None) -> int:
             return on_message(None)
 
         try:
-            while (msg := session.wait_for(look, stop)) is not None:
-                while msg is not None:
-                    if on_message(msg):
-                        return 0
-                    msg = sub.take()
-            return 0
-        except KeyboardInterrupt:
+            try:
+                while (msg := session.wait_for(look, stop)) is not None:
+                    while msg is not None:
+                        if on_message(msg):
+                            return 0  # done: what the take holds beyond is not asked for
+                        msg = sub.take()
+            except KeyboardInterrupt:
+                pass
+            _hand_out_pending(sub, on_message)
             return 0
         finally:
             sub.destroy()
+
+
+def _hand_out_pending(sub, on_message) -> None:
+    """Hand ``on_message`` the messages ``sub`` already took (a take holds a batch back) until it
+    returns True: stopped by Ctrl-C, SIGTERM or ``on_message(None)``, a listener still sees what
+    it took, as ``bag record`` writes it. A second Ctrl-C drops them."""
+    try:
+        while (msg := sub.take_pending()) is not None:
+            if on_message(msg):
+                return
+    except KeyboardInterrupt:
+        pass

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
+import re
+import select
+import signal
 import sys
+import time
 
 import pytest
 
@@ -15,6 +20,7 @@ if _HERE not in sys.path:  # for `import cli_workers`, here and in spawned child
 import cli_workers as cw  # noqa: E402
 
 from agnoshm.cli.main import main  # noqa: E402
+from agnoshm.subscription import TAKE_BATCH  # noqa: E402
 
 SPECS = [("/chatter", "std_msgs/msg/String", 10, "volatile"),
          ("/image", "sensor_msgs/msg/Image", 3, "transient_local")]
@@ -97,6 +103,53 @@ def test_echo_once_abbreviates_arrays_and_selects_fields(talker):
 def _run(*args):
     result = cw.run_cli(*args)
     return result.returncode, result.stdout, result.stderr
+
+
+def _pipe_size() -> int:
+    read_end, write_end = os.pipe()
+    try:
+        return fcntl.fcntl(read_end, fcntl.F_GETPIPE_SZ)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+def _read_until(process, text: bytes) -> bytes:
+    """Read the started command's stdout until ``text`` came, and no further (watchdog)."""
+    got = b""
+    deadline = time.monotonic() + cw.TIMEOUT
+    while text not in got:
+        ready, _, _ = select.select([process.stdout], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            raise TimeoutError(f"timed out waiting for {text!r}; read {got[-200:]!r}")
+        chunk = os.read(process.stdout.fileno(), 4096)
+        if not chunk:
+            raise AssertionError(f"the command ended first: {got[-200:]!r} {cw.finish(process)}")
+        got += chunk
+    return got
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_echo_stopped_mid_batch_still_prints_the_messages_it_took(isolated_domain, signum):
+    """A take holds a batch back in the subscription's inbox: echo stopped while it prints
+    one prints the rest of the batch (what it took), then exits."""
+    specs = [("/backlog", "std_msgs/msg/String", TAKE_BATCH, "transient_local")]
+    size = _pipe_size() // 2  # the batch is 8 pipes' worth: unread, echo stops early in it
+    with cw.Worker(cw.talker, "backlog_talker", specs) as worker:
+        worker.call("publish", "/backlog",
+                    [{"data": f"m{i:02d} " + "x" * size} for i in range(TAKE_BATCH)])
+        process = cw.start_cli("topic", "echo", "/backlog", "--full-length")
+        try:  # TRANSIENT_LOCAL: echo's first take holds all of them; it printed the first
+            first = _read_until(process, b"\n---\n").decode()
+            process.send_signal(signum)  # while the rest waits in its inbox or on the pipe
+        finally:
+            code, rest, err = cw.finish(process)
+    out = first + rest
+    assert code == 0, err
+    printed = re.findall(r"^data: m(\d\d) x+$", out, re.M)
+    assert printed[0] == "00" and printed[-1] == f"{TAKE_BATCH - 1:02d}", out[-200:]
+    assert printed == sorted(set(printed)), printed  # in order, each once
+    assert out.endswith("\n---\n")
 
 
 def test_echo_of_an_unresolvable_type_offers_raw_bytes(isolated_domain):
