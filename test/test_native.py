@@ -22,6 +22,7 @@ import json
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -91,10 +92,16 @@ def test_the_stub_names_exactly_what_the_extension_has():
                 n.target.id for n in node.body if isinstance(n, ast.AnnAssign)}
             have = {name for name in dir(runtime_type) if not name.startswith("_")}
             assert members - {"__new__"} == have, node.name
-            new = next(n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__new__")
+            new = next((n for n in node.body
+                        if isinstance(n, ast.FunctionDef) and n.name == "__new__"), None)
+            if new is None:  # made by the extension only (a Reader's Leases)
+                with pytest.raises(TypeError):
+                    runtime_type()
+                continue
             # constructed by the stub's keywords (nothing is read or written at construction)
             values = {"region": ring.Region(base=8, size=1 << 20), "size": 1 << 20,
-                      "capacity": 1, "depth": 1}
+                      "capacity": 1, "depth": 1,
+                      "pool": types.SimpleNamespace(address=1 << 30, size=1 << 20)}
             assert isinstance(runtime_type(**{a.arg: values.get(a.arg, 8)
                                               for a in new.args.args[1:]}), runtime_type)
         elif isinstance(node, ast.FunctionDef):
@@ -269,6 +276,74 @@ def test_a_subscription_destroyed_while_a_message_is_held_drains_then_leaves(pat
     done.set()
     _join(child)
     assert registry.check_consistency() == []
+
+
+def test_a_received_message_keeps_its_gone_publishers_pool_mapped_until_released(path):
+    ctx = workers.context()
+    ready, out, done = ctx.Event(), ctx.Queue(), ctx.Event()
+    node = agnoshm.Node("keeper")
+    sub = node.create_polling_subscription(agnoshm.Bytes, "/kept_pool", 4)
+    child = _start(native_workers.publish_then_wait, "/kept_pool", 1, 4, "volatile", ready, out,
+                   done)
+    ready.set()
+    assert out.get(timeout=TIMEOUT) == ("published", path, 1)
+    received: list = []
+    workers.wait_until(lambda: _keep(sub, received), what="the message")
+    msg = received[0]
+    data = msg.data  # an array over the publisher's pool: its base holds the message
+    mapping = msg._owner.mapping
+    assert mapping.leases == 1 and not data.flags.writeable
+    with pytest.raises(ValueError):
+        data.flags.writeable = True
+    done.set()
+    _join(child)  # the publisher's process is gone, its pool unlinked
+    runtime = agnoshm.context.get_runtime()
+    runtime.peers.drop_stale()  # must not unmap what a held message points into
+    assert not mapping.retired and not mapping.retire()
+    assert workers.read_header(data) == (1, 0)
+    del msg, received
+    gc.collect()
+    assert mapping.leases == 1  # the array alone still holds it
+    assert workers.read_header(data) == (1, 0)
+    del data
+    gc.collect()
+    assert mapping.leases == 0
+    runtime.peers.drop_stale()
+    assert mapping.retired
+
+
+def _keep(sub, into: list) -> bool:
+    msg = sub.take()
+    if msg is not None:
+        into.append(msg)
+    return bool(into)
+
+
+@pytest.mark.skipif(_native.MISSING is not None, reason=NOT_BUILT)
+def test_a_native_lease_exports_its_pool_read_only_while_it_holds_the_message(isolated_domain,
+                                                                              monkeypatch):
+    monkeypatch.setenv("AGNOSHM_NATIVE", "1")
+    node = agnoshm.Node("exporter")
+    pub = node.create_publisher(agnoshm.Bytes, "/exported", 4)
+    sub = node.create_polling_subscription(agnoshm.Bytes, "/exported", 4)
+    msg = pub.borrow_loaned_message()
+    msg.data = bytes(range(64))
+    pub.publish(msg)
+    (lease,) = sub._port.take(1)
+    assert type(lease) is _native._ring.Lease and lease.exports_pool
+    pool = lease.pool
+    view = memoryview(lease)
+    assert view.readonly and view.obj is lease and len(view) == pool.size
+    import ctypes
+    with pytest.raises(TypeError, match="not writable"):  # nothing writes through it
+        (ctypes.c_char * 1).from_buffer(lease)
+    view.release()
+    assert sub._port.held == 1 and lease.valid
+    lease.release()
+    lease.release()  # exactly once
+    assert sub._port.held == 0 and not lease.valid
+    with pytest.raises(BufferError, match="released"):
+        memoryview(lease)
 
 
 # -- (b) one domain, both paths ----------------------------------------------------------------

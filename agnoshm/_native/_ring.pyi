@@ -3,6 +3,7 @@ against the module.  Offsets are byte offsets into the registry mapping that ``R
 describes; every one is checked against its size when handed in."""
 
 from types import ModuleType
+from typing import Any
 
 HELD: int
 MOVED: int
@@ -28,15 +29,46 @@ class Writer:
                           doorbell_offsets: list[int]) -> None: ...
     def forget(self) -> None: ...
 
+class Mapping:
+    """Another process's pool as this process maps it, counting the Leases into it
+    (``transport/peers.py``'s ``PeerMapping`` on the pure path)."""
+
+    pool: Any
+    incarnation: int
+    leases: int
+    retired: bool
+    def __new__(cls, incarnation: int, pool: Any) -> "Mapping": ...
+    def retire(self) -> bool: ...
+
+class Lease:
+    """A received message's hold (``receive.Lease`` on the pure path); released exactly
+    once, by ``release()`` or when the last reference dies."""
+
+    port: Any
+    mapping: Mapping
+    publisher: int
+    hold: int
+    seq: int
+    address: int
+    size: int
+    timestamp_ns: int
+    pool: Any
+    valid: bool
+    closed: bool
+    #: True: it exports its pool's bytes, read-only (the buffer protocol), for numpy
+    exports_pool: bool
+    def release(self) -> None: ...
+
 class Reader:
-    """One subscription's receipts: ring.py's steps (1)-(5) and release."""
+    """One subscription's receipts: ring.py's steps (1)-(5), handing out Leases."""
 
     held: int
     received: int
+    corrupted: int
     def __new__(cls, region: Region, capacity: int, depth: int, generation: int, received: int,
                 held: int, incarnation_at: int, incarnation: int) -> "Reader": ...
-    def take(self, max_count: int, check: bool = True) -> list[tuple] | None: ...
-    def release(self, hold: int) -> None: ...
+    def take(self, port: Any, max_count: int, check: bool = True) -> list[Lease] | None: ...
+    def mark_destroyed(self) -> None: ...
     def has_data(self) -> bool: ...
     def set_channels(self, generation: int, channels: list) -> None: ...
     def sync_cursors(self) -> None: ...

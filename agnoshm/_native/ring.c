@@ -3,12 +3,15 @@
  * One concept: the lock-free message path, word for word as ring.py describes it
  * and publish.py / receive.py implement it in Python (the reference).  Nothing
  * here is stored anywhere the Python path cannot read: it writes the same words
- * of the same registry layout.  Private bookkeeping (free entry lists, leases,
- * pools) stays in Python.
+ * of the same registry layout.  Private bookkeeping (free entry lists, loans,
+ * mapping pools) stays in Python; a received message's Lease is built and
+ * released here, as receive.py's Lease is there.
  *
  *   Region  the registry's mapping (closed before it is unmapped: later calls raise)
  *   Writer  one publisher's channel: publish (steps a-f), finish (e-f)
- *   Reader  one subscription's receipts: has_data, take (steps 1-5), release
+ *   Reader  one subscription's receipts: has_data, take (steps 1-5, handing out Leases)
+ *   Lease   a received message's hold: released exactly once, when it dies (or release())
+ *   Mapping another process's pool as this process maps it, counting the Leases into it
  *   Futex   one process's doorbell word: wait (FUTEX_WAIT without the GIL), ring
  *   full_fence()
  *
@@ -29,12 +32,14 @@
 #endif
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <linux/futex.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +62,28 @@ typedef _Atomic uint8_t a8;
 #define W8(base, off) ((a8 *)((base) + (off)))
 #define LOAD(p, order) atomic_load_explicit((p), memory_order_##order)
 #define STORE(p, v, order) atomic_store_explicit((p), (v), memory_order_##order)
+
+/* The buffer protocol.  The 3.10 limited API does not declare Py_buffer, but PyType_FromSpec
+ * takes the buffer slots since 3.9 and the struct's layout is that of every CPython since 3.3
+ * (part of the stable ABI from 3.11, where the header declares it). */
+#if Py_LIMITED_API + 0 >= 0x030B0000
+typedef Py_buffer Buffer;
+#else
+typedef struct {
+    void *buf;
+    PyObject *obj;
+    Py_ssize_t len, itemsize;
+    int readonly, ndim;
+    char *format;
+    Py_ssize_t *shape, *strides, *suboffsets;
+    void *internal;
+} Buffer;
+#define PyBUF_WRITABLE 0x0001
+#define PyBUF_FORMAT 0x0004
+#define PyBUF_ND 0x0008
+#define PyBUF_STRIDES (0x0010 | PyBUF_ND)
+#define Py_bf_getbuffer 1
+#endif
 
 /* agnoshm.faults, set once by agnoshm._native: each call checks its ARMED once. */
 static PyObject *faults_module;
@@ -462,8 +489,11 @@ static PyType_Spec Writer_spec = {"agnoshm._native._ring.Writer", sizeof(Writer)
 
 /* ------------------------------------------------------------------------------ Reader */
 
+typedef struct Mapping Mapping;
+
 typedef struct {
-    uint64_t ident_at, ident, head, log, entries, cursor, cursor_at, holds;
+    uint64_t ident_at, ident, head, log, entries, cursor, cursor_at, holds, publisher;
+    Mapping *mapping; /* its publisher's pool, once a take needed it (strong; NULL: not yet) */
 } Channel;
 
 typedef struct {
@@ -481,10 +511,20 @@ typedef struct {
     int known;
     int64_t held;
     uint64_t received;
+    uint64_t corrupted; /* messages dropped because they pointed outside their pool */
+    int destroyed;      /* the subscription was destroyed: its last release unlists it */
     Channel *channels;
     Py_ssize_t n;
-    PyObject *objects; /* the Python channel objects, handed back in take()'s tuples */
+    PyObject *objects; /* the Python channel objects (receive._Channel), for _mapping_of */
 } Reader;
+
+static void
+free_channels(Channel *channels, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++)
+        Py_XDECREF((PyObject *)channels[i].mapping);
+    PyMem_Free(channels);
+}
 
 static PyObject *
 Reader_new(PyTypeObject *type, PyObject *args, PyObject *kw)
@@ -533,7 +573,7 @@ static void
 Reader_dealloc(Reader *self)
 {
     PyTypeObject *type = Py_TYPE(self);
-    PyMem_Free(self->channels);
+    free_channels(self->channels, self->n);
     Py_XDECREF(self->objects);
     Py_XDECREF(self->region);
     freefunc tp_free = (freefunc)PyType_GetSlot(type, Py_tp_free);
@@ -575,7 +615,8 @@ Reader_set_channels(Reader *self, PyObject *const *args, Py_ssize_t nargs)
         if (attr_u64(o, "ident_word", 8, &c->ident_at) || attr_u64(o, "ident", 1, &c->ident) ||
             attr_u64(o, "head_word", 8, &c->head) || attr_u64(o, "log_word", 8, &c->log) ||
             attr_u64(o, "entries", 1, &c->entries) || attr_u64(o, "cursor", 1, &c->cursor) ||
-            attr_u64(o, "cursor_word", 8, &c->cursor_at) || attr_u64(o, "holds", 1, &c->holds))
+            attr_u64(o, "cursor_word", 8, &c->cursor_at) || attr_u64(o, "holds", 1, &c->holds) ||
+            attr_u64(o, "publisher", 1, &c->publisher))
             goto fail;
         if (check_span("ident", c->ident_at, 8, 8, self->size) ||
             check_span("head", c->head, 8, 8, self->size) ||
@@ -585,7 +626,7 @@ Reader_set_channels(Reader *self, PyObject *const *args, Py_ssize_t nargs)
             check_span("holds", c->holds, self->capacity, 1, self->size))
             goto fail;
     }
-    PyMem_Free(self->channels);
+    free_channels(self->channels, self->n);
     PyObject *old = self->objects;
     self->objects = list;
     Py_XDECREF(old);
@@ -595,7 +636,7 @@ Reader_set_channels(Reader *self, PyObject *const *args, Py_ssize_t nargs)
     self->known = 1;
     Py_RETURN_NONE;
 fail:
-    PyMem_Free(channels);
+    free_channels(channels, n);
     Py_DECREF(list);
     return NULL;
 }
@@ -647,16 +688,319 @@ drop_hold(a8 *hold)
         STORE(hold, count - 1, relaxed);
 }
 
-/* take(max_count, check=True) -> [(timestamp_ns, seq, channel, entry, address, size)], or
- * None (without touching anything) when check is true and the topic's generation moved. */
+/* ----------------------------------------------------------------------------- Mapping */
+
+/* Another process's pool as this process maps it (transport/peers.py's PeerMapping, which
+ * the pure path uses): Leases count themselves in `leases`; peers.py retires a mapping
+ * (retire(): only while no Lease points into it) before it unmaps the pool, and a take
+ * never counts a Lease into a retired one.  Both run under the GIL, without a Python call
+ * between the check and the change, so no unmap can slip between them. */
+struct Mapping {
+    PyObject_HEAD
+    PyObject *pool;
+    uint64_t incarnation, pool_address, pool_size;
+    long long leases;
+    int retired;
+};
+
+static PyObject *Mapping_type;
+
+static PyObject *
+Mapping_new(PyTypeObject *type, PyObject *args, PyObject *kw)
+{
+    unsigned long long incarnation;
+    PyObject *pool;
+    static char *names[] = {"incarnation", "pool", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "KO", names, &incarnation, &pool))
+        return NULL;
+    uint64_t address, size;
+    if (attr_u64(pool, "address", 1, &address) || attr_u64(pool, "size", 1, &size))
+        return NULL;
+    if (size > (uint64_t)PY_SSIZE_T_MAX || address > UINT64_MAX - size) {
+        PyErr_Format(PyExc_ValueError, "a pool of %llu bytes at 0x%llx does not fit in memory",
+                     (unsigned long long)size, (unsigned long long)address);
+        return NULL;
+    }
+    allocfunc alloc = (allocfunc)PyType_GetSlot(type, Py_tp_alloc);
+    Mapping *self = (Mapping *)alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    Py_INCREF(pool);
+    self->pool = pool;
+    self->incarnation = incarnation;
+    self->pool_address = address;
+    self->pool_size = size;
+    return (PyObject *)self;
+}
+
+static void
+Mapping_dealloc(Mapping *self)
+{
+    PyTypeObject *type = Py_TYPE(self);
+    Py_XDECREF(self->pool);
+    freefunc tp_free = (freefunc)PyType_GetSlot(type, Py_tp_free);
+    tp_free(self);
+    Py_DECREF(type);
+}
+
+static PyObject *
+Mapping_retire(Mapping *self, PyObject *unused)
+{
+    if (self->leases == 0)
+        self->retired = 1;
+    return PyBool_FromLong(self->retired);
+}
+
+static PyObject *
+Mapping_get_retired(Mapping *self, void *closure)
+{
+    return PyBool_FromLong(self->retired);
+}
+
+/* pool.contains(address, size), as memory/pool.py says it (Python ints do not wrap) */
+static int
+mapping_contains(Mapping *m, uint64_t address, uint64_t size)
+{
+    return m->pool_address <= address && address - m->pool_address <= m->pool_size &&
+           size <= m->pool_size - (address - m->pool_address);
+}
+
+static PyMethodDef Mapping_methods[] = {
+    {"retire", (PyCFunction)Mapping_retire, METH_NOARGS,
+     "retire(): True (and no Lease is counted in it from now on) if no Lease points into it"},
+    {NULL}};
+
+static PyMemberDef Mapping_members[] = {
+    {"pool", T_OBJECT, offsetof(Mapping, pool), READONLY, "the mapped pool"},
+    {"incarnation", T_ULONGLONG, offsetof(Mapping, incarnation), READONLY,
+     "the incarnation of the process whose pool it is"},
+    {"leases", T_LONGLONG, offsetof(Mapping, leases), 0, "Leases pointing into the pool"},
+    {NULL}};
+
+static PyGetSetDef Mapping_getset[] = {
+    {"retired", (getter)Mapping_get_retired, NULL, "whether retire() succeeded", NULL},
+    {NULL}};
+
+static PyType_Slot Mapping_slots[] = {
+    {Py_tp_new, Mapping_new},
+    {Py_tp_dealloc, Mapping_dealloc},
+    {Py_tp_methods, Mapping_methods},
+    {Py_tp_members, Mapping_members},
+    {Py_tp_getset, Mapping_getset},
+    {Py_tp_doc, "Mapping(incarnation, pool): a peer's pool and the Leases into it."},
+    {0, NULL}};
+
+static PyType_Spec Mapping_spec = {"agnoshm._native._ring.Mapping", sizeof(Mapping), 0,
+                                   Py_TPFLAGS_DEFAULT, Mapping_slots};
+
+/* ------------------------------------------------------------------------------- Lease */
+
+/* A received message's hold (receive.py's Lease, the owner of a received view): made by
+ * Reader.take, released exactly once, by release() or when the last reference dies. */
+typedef struct {
+    PyObject_HEAD
+    Reader *reader;
+    Mapping *mapping;
+    PyObject *port; /* the subscription's port, as receive.Lease.port */
+    uint64_t publisher, hold, seq, address, size, timestamp_ns;
+    Py_ssize_t extent; /* the pool's size, as the buffer's shape */
+    int released;
+} Lease;
+
+static PyObject *Lease_type;
+
+/* What receive.SubscriberPort.release does for a hold at byte `hold` of the receipts, counted
+ * in `mapping` (NULL: never counted): take it back, and unlist a destroyed subscription
+ * whose last message this was.  Nothing once agnoshm shut down here (the region closed with
+ * the runtime). */
+static int
+reader_drop(Reader *self, uint64_t hold, Mapping *mapping, PyObject *port)
+{
+    char *base = self->region->base;
+    if (base == NULL)
+        return 0;
+    drop_hold(W8(base, hold));
+    if (hit(faults_armed(), "release.inside"))
+        return -1;
+    self->held -= 1;
+    if (LOAD(W64(base, self->incarnation_at), relaxed) == self->incarnation) /* still ours */
+        STORE(W32(base, self->held_at), (uint32_t)self->held, relaxed);
+    if (mapping != NULL)
+        mapping->leases -= 1;
+    if (self->destroyed && self->held == 0) {
+        PyObject *r = PyObject_CallMethod(port, "_drained", NULL);
+        if (r == NULL)
+            return -1;
+        Py_DECREF(r);
+    }
+    return 0;
+}
+
+static PyObject *
+Lease_release(Lease *self, PyObject *unused)
+{
+    if (!self->released) {
+        self->released = 1;
+        if (reader_drop(self->reader, self->hold, self->mapping, self->port))
+            return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static void
+Lease_dealloc(Lease *self)
+{
+    PyTypeObject *type = Py_TYPE(self);
+    if (!self->released && self->reader != NULL) { /* as receive.Lease.__del__: errors
+                                                      here have nowhere to go */
+        PyObject *et, *ev, *tb;
+        PyErr_Fetch(&et, &ev, &tb);
+        self->released = 1;
+        if (reader_drop(self->reader, self->hold, self->mapping, self->port))
+            PyErr_Clear();
+        PyErr_Restore(et, ev, tb);
+    }
+    Py_XDECREF((PyObject *)self->reader);
+    Py_XDECREF((PyObject *)self->mapping);
+    Py_XDECREF(self->port);
+    freefunc tp_free = (freefunc)PyType_GetSlot(type, Py_tp_free);
+    tp_free(self);
+    Py_DECREF(type);
+}
+
+static PyObject *
+Lease_get_pool(Lease *self, void *closure)
+{
+    Py_INCREF(self->mapping->pool);
+    return self->mapping->pool;
+}
+
+static PyObject *
+Lease_get_valid(Lease *self, void *closure)
+{
+    return PyBool_FromLong(!self->released);
+}
+
+static PyObject *
+Lease_get_closed(Lease *self, void *closure)
+{
+    return PyBool_FromLong(self->reader->region->base == NULL);
+}
+
+/* The buffer protocol: the publisher's whole pool, read-only, one byte per item.  An array
+ * over it (numpy.frombuffer(lease, dtype, count, offset)) keeps the lease, so its message,
+ * alive as long as it lives (invariant 3), and costs a fraction of __array_interface__. */
+static int
+Lease_getbuffer(Lease *self, Buffer *view, int flags)
+{
+    static Py_ssize_t one = 1;
+    if (flags & PyBUF_WRITABLE) {
+        PyErr_SetString(PyExc_BufferError, "a received message is read-only");
+        return -1;
+    }
+    if (self->released || self->reader->region->base == NULL) {
+        PyErr_SetString(PyExc_BufferError, "the message was released (or agnoshm shut down)");
+        return -1;
+    }
+    view->buf = (void *)(uintptr_t)self->mapping->pool_address;
+    Py_INCREF(self);
+    view->obj = (PyObject *)self;
+    view->len = self->extent;
+    view->itemsize = 1;
+    view->readonly = 1;
+    view->ndim = 1;
+    view->format = (flags & PyBUF_FORMAT) ? "B" : NULL;
+    view->shape = (flags & PyBUF_ND) ? &self->extent : NULL;
+    view->strides = (flags & PyBUF_STRIDES) == PyBUF_STRIDES ? &one : NULL;
+    view->suboffsets = NULL;
+    view->internal = NULL;
+    return 0;
+}
+
+static PyMethodDef Lease_methods[] = {
+    {"release", (PyCFunction)Lease_release, METH_NOARGS, "take the hold back (once)"},
+    {NULL}};
+
+static PyMemberDef Lease_members[] = {
+    {"port", T_OBJECT, offsetof(Lease, port), READONLY, "the subscription's port"},
+    {"mapping", T_OBJECT, offsetof(Lease, mapping), READONLY, "the publisher's pool mapping"},
+    {"publisher", T_ULONGLONG, offsetof(Lease, publisher), READONLY, "its publisher record"},
+    {"hold", T_ULONGLONG, offsetof(Lease, hold), READONLY, "its hold count's offset"},
+    {"seq", T_ULONGLONG, offsetof(Lease, seq), READONLY, "its sequence number"},
+    {"address", T_ULONGLONG, offsetof(Lease, address), READONLY, "its root struct's address"},
+    {"size", T_ULONGLONG, offsetof(Lease, size), READONLY, "its root struct's size"},
+    {"timestamp_ns", T_ULONGLONG, offsetof(Lease, timestamp_ns), READONLY,
+     "when it was published (CLOCK_MONOTONIC ns)"},
+    {NULL}};
+
+static PyGetSetDef Lease_getset[] = {
+    {"pool", (getter)Lease_get_pool, NULL, "the pool that holds the message", NULL},
+    {"valid", (getter)Lease_get_valid, NULL, "True until the message is released", NULL},
+    {"closed", (getter)Lease_get_closed, NULL, "whether agnoshm shut down in this process",
+     NULL},
+    {NULL}};
+
+static PyType_Slot Lease_slots[] = {
+    {Py_bf_getbuffer, Lease_getbuffer},
+    {Py_tp_dealloc, Lease_dealloc},
+    {Py_tp_methods, Lease_methods},
+    {Py_tp_members, Lease_members},
+    {Py_tp_getset, Lease_getset},
+    {Py_tp_doc, "A received message's hold (made by Reader.take)."},
+    {0, NULL}};
+
+static PyType_Spec Lease_spec = {"agnoshm._native._ring.Lease", sizeof(Lease), 0,
+                                 Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+                                 Lease_slots};
+
+/* Count one more Lease in channel i's pool mapping: 1 and *out, or 0 (nothing counted) when
+ * its publisher's process is gone or its pool may not be read, or -1 with an exception.
+ * port._mapping_of(channel) asks peers.py when the channel has no mapping yet or its
+ * mapping was retired. */
+static int
+channel_mapping(Reader *self, Py_ssize_t i, PyObject *port, Mapping **out)
+{
+    Mapping *m = self->channels[i].mapping;
+    if (m == NULL || m->retired) {
+        PyObject *found = PyObject_CallMethod(port, "_mapping_of", "O",
+                                              PyList_GetItem(self->objects, i));
+        if (found == NULL)
+            return -1;
+        if (found != Py_None && !PyObject_TypeCheck(found, (PyTypeObject *)Mapping_type)) {
+            PyErr_Format(PyExc_TypeError, "_mapping_of returned %R, not a Mapping", found);
+            Py_DECREF(found);
+            return -1;
+        }
+        if (found == Py_None) {
+            Py_DECREF(found);
+            return 0;
+        }
+        m = (Mapping *)found;
+        if (m->retired) {
+            Py_DECREF(found);
+            return 0;
+        }
+        Mapping *old = self->channels[i].mapping;
+        self->channels[i].mapping = m; /* the reference _mapping_of returned */
+        Py_XDECREF((PyObject *)old);
+    }
+    m->leases += 1;
+    *out = m;
+    return 1;
+}
+
+/* take(port, max_count, check=True) -> [Lease], or None (without touching anything) when
+ * check is true and the topic's generation moved.  receive.SubscriberPort.take's
+ * _take_locked and _leases; the caller holds the port's lock. */
 static PyObject *
 Reader_take(Reader *self, PyObject *const *args, Py_ssize_t nargs)
 {
     int64_t max_count;
     int check = 1;
-    if (nargs_ok("take", nargs, 1, 2) || arg_i64(args, 0, &max_count))
+    if (nargs_ok("take", nargs, 2, 3) || arg_i64(args, 1, &max_count))
         return NULL;
-    if (nargs > 1 && (check = PyObject_IsTrue(args[1])) < 0)
+    PyObject *port = args[0];
+    if (nargs > 2 && (check = PyObject_IsTrue(args[2])) < 0)
         return NULL;
     if (max_count < 0) {
         PyErr_SetString(PyExc_ValueError, "max_count must be >= 0");
@@ -763,47 +1107,57 @@ Reader_take(Reader *self, PyObject *const *args, Py_ssize_t nargs)
         STORE(W32(base, self->held_at), (uint32_t)self->held, relaxed);
         STORE(W64(base, self->received_at), self->received, relaxed);
     }
-    result = PyList_New(taken);
+    result = PyList_New(0);
     if (result == NULL)
         goto done;
-    for (Py_ssize_t j = 0; j < taken; j++) {
+    for (Py_ssize_t j = 0; j < taken; j++) { /* receive.py's _leases */
         Found *f = &window[j];
-        PyObject *channel = PyList_GetItem(self->objects, f->channel);
-        PyObject *item = Py_BuildValue("(KKOKKK)", f->stamp, f->seq, channel, f->entry,
-                                       f->address, f->size);
-        if (item == NULL) {
-            Py_CLEAR(result);
-            goto done;
+        uint64_t hold = self->channels[f->channel].holds + f->entry;
+        Mapping *mapping = NULL;
+        int mapped = channel_mapping(self, f->channel, port, &mapping);
+        if (mapped < 0)
+            goto fail;
+        if (mapped && !mapping_contains(mapping, f->address, f->size ? f->size : 1)) {
+            /* The entry points outside its publisher's pool: a corrupted or hostile
+             * registry.  Never build a view over it; drop it and count it. */
+            self->corrupted += 1;
+            mapped = 0;
         }
-        PyList_SetItem(result, j, item);
+        if (!mapped) { /* the publisher is gone (its message went with it), or corrupted */
+            if (reader_drop(self, hold, mapping, port))
+                goto fail;
+            continue;
+        }
+        Lease *lease = (Lease *)PyType_GenericAlloc((PyTypeObject *)Lease_type, 0);
+        if (lease == NULL) {
+            reader_drop(self, hold, mapping, port);
+            goto fail;
+        }
+        Py_INCREF(self);
+        lease->reader = self;
+        lease->mapping = mapping; /* counted in it above */
+        Py_INCREF((PyObject *)mapping);
+        Py_INCREF(port);
+        lease->port = port;
+        lease->publisher = self->channels[f->channel].publisher;
+        lease->hold = hold;
+        lease->seq = f->seq;
+        lease->address = f->address;
+        lease->size = f->size;
+        lease->timestamp_ns = f->stamp;
+        lease->extent = (Py_ssize_t)mapping->pool_size;
+        int appended = PyList_Append(result, (PyObject *)lease);
+        Py_DECREF((PyObject *)lease); /* on failure its dealloc releases it */
+        if (appended < 0)
+            goto fail;
     }
+    goto done;
+fail:
+    Py_CLEAR(result);
 done:
     if (found != stack)
         PyMem_Free(found);
     return result;
-}
-
-/* release(hold): take back one hold (byte offset of the count in the receipts). */
-static PyObject *
-Reader_release(Reader *self, PyObject *arg)
-{
-    uint64_t hold = PyLong_AsUnsignedLongLong(arg);
-    if (hold == (uint64_t)-1 && PyErr_Occurred())
-        return NULL;
-    if (hold >= self->size) {
-        PyErr_SetString(PyExc_IndexError, "index out of bounds on dimension 1");
-        return NULL;
-    }
-    char *base = region_base(self->region);
-    if (base == NULL)
-        return NULL;
-    drop_hold(W8(base, hold));
-    if (hit(faults_armed(), "release.inside"))
-        return NULL;
-    self->held -= 1;
-    if (LOAD(W64(base, self->incarnation_at), relaxed) == self->incarnation) /* still ours */
-        STORE(W32(base, self->held_at), (uint32_t)self->held, relaxed);
-    Py_RETURN_NONE;
 }
 
 static PyObject *
@@ -819,6 +1173,19 @@ Reader_get_received(Reader *self, void *closure)
 }
 
 static PyObject *
+Reader_get_corrupted(Reader *self, void *closure)
+{
+    return PyLong_FromUnsignedLongLong(self->corrupted);
+}
+
+static PyObject *
+Reader_mark_destroyed(Reader *self, PyObject *unused)
+{
+    self->destroyed = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
 Reader_forget(Reader *self, PyObject *unused)
 {
     self->known = 0; /* the next checked take returns None: the Python side refreshes */
@@ -829,8 +1196,10 @@ static PyMethodDef Reader_methods[] = {
     {"forget", (PyCFunction)Reader_forget, METH_NOARGS,
      "forget the channels: the next take(n) returns None (refresh, then take(n, False))"},
     {"take", (PyCFunction)(void (*)(void))Reader_take, METH_FASTCALL,
-     "take(max_count, check=True): ring.py's steps (1)-(5); None if the generation moved"},
-    {"release", (PyCFunction)Reader_release, METH_O, "release(hold): drop one hold"},
+     "take(port, max_count, check=True): ring.py's steps (1)-(5), a Lease per message; None "
+     "if the generation moved"},
+    {"mark_destroyed", (PyCFunction)Reader_mark_destroyed, METH_NOARGS,
+     "the subscription was destroyed: the release of its last message calls port._drained()"},
     {"has_data", (PyCFunction)Reader_has_data, METH_NOARGS,
      "whether a take may find something (a new message, or the generation moved)"},
     {"set_channels", (PyCFunction)(void (*)(void))Reader_set_channels, METH_FASTCALL,
@@ -842,6 +1211,8 @@ static PyMethodDef Reader_methods[] = {
 static PyGetSetDef Reader_getset[] = {
     {"held", (getter)Reader_get_held, NULL, "messages this subscription holds", NULL},
     {"received", (getter)Reader_get_received, NULL, "messages it took", NULL},
+    {"corrupted", (getter)Reader_get_corrupted, NULL,
+     "messages dropped because they pointed outside their pool", NULL},
     {NULL}};
 
 static PyType_Slot Reader_slots[] = {
@@ -1025,6 +1396,24 @@ PyInit__ring(void)
     Py_INCREF(Region_type);
     if (PyModule_AddObject(module, "Region", Region_type) < 0) {
         Py_DECREF(Region_type);
+        Py_DECREF(module);
+        return NULL;
+    }
+    Mapping_type = PyType_FromSpec(&Mapping_spec);
+    Lease_type = PyType_FromSpec(&Lease_spec);
+    if (Mapping_type == NULL || Lease_type == NULL) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    Py_INCREF(Mapping_type);
+    Py_INCREF(Lease_type);
+    /* receive.Lease says False: numpy reads a received array through this one's buffer */
+    if (PyObject_SetAttrString(Lease_type, "exports_pool", Py_True) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    if (PyModule_AddObject(module, "Mapping", Mapping_type) < 0 ||
+        PyModule_AddObject(module, "Lease", Lease_type) < 0) {
         Py_DECREF(module);
         return NULL;
     }

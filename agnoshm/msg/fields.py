@@ -309,6 +309,7 @@ def _received_array_sequence_property(type_name: str, field: L.FieldLayout) -> p
     element_size = element.size
     where = f"{type_name}.{field.name}"
     unpack_triple = TRIPLE.unpack_from
+    frombuffer = np.frombuffer
     if dtype.names:  # structured: numpy lays it out from the bytes (pool_array)
         typestr = None
     else:
@@ -325,6 +326,8 @@ def _received_array_sequence_property(type_name: str, field: L.FieldLayout) -> p
             check_range(view, data, nbytes, where)
         if not size or typestr is None:
             return pool_array(data, nbytes, dtype, size, writable=False, owner=owner)
+        if owner.exports_pool:  # the array's base holds the owner (a fifth of the cost)
+            return frombuffer(owner, dtype, size, data - base)
         # pool_array's read-only case, inline: this is the getter of every image's data
         holder = PoolBytes()
         holder.owner = owner

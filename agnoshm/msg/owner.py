@@ -54,3 +54,6 @@ class LeaseOwner(MessageOwner, Protocol):
     seq: int
     #: the publisher's record in the registry (e.g. to name its node)
     publisher: int
+    #: True when it exports its pool's bytes, read-only (the buffer protocol, index 0 at
+    #: ``pool.address``): arrays are then ``numpy.frombuffer(owner, ...)`` (the native Lease)
+    exports_pool: bool

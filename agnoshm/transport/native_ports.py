@@ -1,18 +1,42 @@
 """The message path's ports when the C extension runs it (``agnoshm/_native``).
 
-Each subclass keeps everything of its pure-Python port (loans, leases, reclaim,
+Each subclass keeps everything of its pure-Python port (loans, reclaim,
 refreshing the lists from the registry, destroy) and hands only the per-message
 steps of :mod:`~agnoshm.transport.ring`'s protocol to C: a publisher's steps
-(a)-(f), a subscription's steps (1)-(5), its release and ``has_data``.  Both work
-on the same shared words, so native and pure processes share one domain.
+(a)-(f); a subscription's steps (1)-(5), the leases it hands out (C ``Lease``
+objects, released in C when they die) and ``has_data``.  Both work on the same
+shared words, so native and pure processes share one domain.
 """
 
 from __future__ import annotations
 
+from agnoshm import faults
+from agnoshm.errors import InvalidHandleError, PoolAccessError
 from agnoshm.transport.publish import Loan, PublisherPort
 from agnoshm.transport.receive import SubscriberPort
 
 _HELD, _MOVED = 1, 2  # what the native publish returns besides 0 (see agnoshm/_native/ring.c)
+
+
+class _KnownGeneration:
+    """A port's ``_generation``: the topic generation its lists were read at (-1: none yet).
+
+    Setting it (as a refresh does, or -1 to force one) also makes the port's C object
+    (attribute ``c_object``) forget its lists until the refresh hands them over: both
+    sides agree.
+    """
+
+    def __init__(self, c_object: str):
+        self.c_object = c_object
+
+    def __get__(self, port, owner=None):
+        return self if port is None else port._known_generation
+
+    def __set__(self, port, value: int) -> None:
+        port._known_generation = value
+        c_object = port.__dict__.get(self.c_object)
+        if c_object is not None:
+            c_object.forget()
 
 
 class NativePublisherPort(PublisherPort):
@@ -37,26 +61,14 @@ class NativePublisherPort(PublisherPort):
         self._writer.set_subscriptions(self._generation, self._hold_offsets,
                                        [word << 3 for word, _ring in self._sleepers])
 
-    @property
-    def _generation(self) -> int:
-        """The topic generation the subscription lists were read at (-1: none yet)."""
-        return self._known_generation
-
-    @_generation.setter
-    def _generation(self, value: int) -> None:
-        # Setting it (as a refresh does, or -1 to force one) also makes the C writer
-        # forget its lists until the refresh hands them over: both sides agree.
-        self._known_generation = value
-        writer = self.__dict__.get("_writer")
-        if writer is not None:
-            writer.forget()
+    _generation = _KnownGeneration("_writer")
 
 
 class NativeSubscriberPort(SubscriberPort):
-    """A subscription whose steps (1)-(5) and release run in C (``agnoshm/_native``).
+    """A subscription whose steps (1)-(5), leases and releases run in C (``agnoshm/_native``).
 
-    The C reader keeps the cursors, the held and received counts; ``_Channel``
-    objects get their cursors back before each refresh.
+    The C reader keeps the cursors, the held, received and corrupted counts;
+    ``_Channel`` objects get their cursors back before each refresh.
     """
 
     _reader = None
@@ -67,17 +79,37 @@ class NativeSubscriberPort(SubscriberPort):
         return self._reader.held
 
     @property
-    def _generation(self) -> int:
-        """The topic generation the channels were read at (-1: none yet)."""
-        return self._known_generation
+    def corrupted(self) -> int:
+        """Messages dropped because they pointed outside their pool (the C reader counts)."""
+        return self._reader.corrupted
 
-    @_generation.setter
-    def _generation(self, value: int) -> None:
-        # Setting it (as a refresh does, or -1 to force one) also makes the C reader
-        # forget its channels until the refresh hands them over: both sides agree.
-        self._known_generation = value
-        if self._reader is not None:
-            self._reader.forget()
+    def take(self, max_count: int = 1) -> list:
+        """Take up to ``max_count`` new messages (oldest first) and hold them: C leases."""
+        if self.destroyed:
+            raise InvalidHandleError("subscription was destroyed; create a new one")
+        with self._lock:
+            leases = self._reader.take(self, max_count)
+            if leases is None:  # the topic's generation moved
+                self._refresh_channels()
+                leases = self._reader.take(self, max_count, False)
+        if leases and faults.ARMED:
+            faults.hit("take.after")
+        return leases
+
+    def _mapping_of(self, channel):
+        """The C reader asks: ``channel``'s publisher's pool mapping (``_native.Mapping``),
+        or None if that process is gone or its pool may not be read (as ``_leases``)."""
+        try:
+            return self.runtime.peers.mapping(channel.slot, channel.incarnation)
+        except (OSError, PoolAccessError):
+            return None
+
+    def destroy(self) -> None:
+        if not self.destroyed:
+            self._reader.mark_destroyed()  # its last release unlists it (``_drained``)
+        super().destroy()
+
+    _generation = _KnownGeneration("_reader")
 
     def _refresh_channels(self, starts: dict | None = None) -> None:
         reader = self._reader
@@ -88,15 +120,7 @@ class NativeSubscriberPort(SubscriberPort):
                 received=self._received_word * 8, held=self._held_word * 4,
                 incarnation_at=self._incarnation_word * 8, incarnation=self.incarnation)
             self.has_data = reader.has_data
-            self._drop = reader.release
         else:
             reader.sync_cursors()
         super()._refresh_channels(starts)
         reader.set_channels(self._generation, self._channels)
-
-    def _take_locked(self, max_count: int) -> list[tuple]:
-        taken = self._reader.take(max_count)
-        if taken is None:  # the topic's generation moved
-            self._refresh_channels()
-            taken = self._reader.take(max_count, False)
-        return taken

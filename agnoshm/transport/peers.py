@@ -16,23 +16,39 @@ from agnoshm.registry import layout as L
 
 
 class PeerMapping:
-    __slots__ = ("incarnation", "pool", "leases")
+    """One mapped pool and the received messages (leases) pointing into it.
+
+    The native path uses ``agnoshm._native._ring.Mapping``, whose leases C counts.
+    """
+
+    __slots__ = ("incarnation", "pool", "leases", "retired")
 
     def __init__(self, incarnation: int, pool: Pool):
         self.incarnation = incarnation
         self.pool = pool
         self.leases = 0
+        self.retired = False
+
+    def retire(self) -> bool:
+        """Mark it for unmapping if no lease points into it; return whether it is retired
+        (no lease is counted in a retired mapping).  Called under PeerPools' lock."""
+        if self.leases == 0:
+            self.retired = True
+        return self.retired
 
 
 class PeerPools:
     """Read-only mappings of other processes' pools, by slot."""
 
-    def __init__(self, registry, reservation, own_slot: int, own_pool: Pool, domain_id: int):
+    def __init__(self, registry, reservation, own_slot: int, own_pool: Pool, domain_id: int,
+                 mapping_type=PeerMapping):
+        """:param mapping_type: :class:`PeerMapping`, or the native path's ``Mapping``."""
+        self._mapping_type = mapping_type
         self._registry = registry
         self._reservation = reservation
         self._domain_id = domain_id
         self._lock = threading.Lock()
-        own = PeerMapping(registry.processes[own_slot].incarnation, own_pool)
+        own = mapping_type(registry.processes[own_slot].incarnation, own_pool)
         own.leases = 1 << 62  # never unmapped here: the runtime closes its own pool
         self._mappings: dict[int, PeerMapping] = {own_slot: own}
         self._own_slot = own_slot
@@ -52,7 +68,7 @@ class PeerPools:
             if m is not None and m.incarnation == incarnation:
                 return m
             if m is not None:
-                if m.leases:
+                if not m.retire():
                     raise PoolAccessError(
                         f"slot {slot} was taken by a new process while this process still holds "
                         f"{m.leases} messages of the previous one: release them")
@@ -78,7 +94,7 @@ class PeerPools:
                     "process of the domain and run agnoshm clean")
             pool = backend.open_readonly(p.pid, p.pool_address, p.pool_size,
                                          domain_id=self._domain_id)
-            m = self._mappings[slot] = PeerMapping(incarnation, pool)
+            m = self._mappings[slot] = self._mapping_type(incarnation, pool)
             return m
 
     def map_announced(self, slot: int, incarnation: int) -> None:
@@ -116,7 +132,7 @@ class PeerPools:
         with self._lock:
             for slot, m in list(self._mappings.items()):
                 p = self._registry.processes[slot]
-                if m.leases == 0 and (p.state != L.USED or p.incarnation != m.incarnation):
+                if (p.state != L.USED or p.incarnation != m.incarnation) and m.retire():
                     m.pool.close(self._reservation)
                     del self._mappings[slot]
 

@@ -34,6 +34,7 @@ class Lease:
 
     __slots__ = ("port", "publisher", "hold", "seq", "mapping", "address", "size",
                  "timestamp_ns", "_released", "__weakref__")
+    exports_pool = False  # the native Lease exports its pool's bytes (the buffer protocol)
 
     def __init__(self, port, publisher: int, hold: int, seq: int, mapping, address: int,
                  size: int, timestamp_ns: int):
@@ -106,6 +107,7 @@ class SubscriberPort:
 
     held = 0  # messages this subscription holds now
     _received = 0  # this process is the only writer of the record's count
+    corrupted = 0  # messages dropped because they pointed outside their pool
 
     def __init__(self, runtime, index: int, topic: int, depth: int, *,
                  ignore_local: bool = False, starts: dict | None = None):
@@ -139,7 +141,6 @@ class SubscriberPort:
         self._generation = -1
         self._channels: list[_Channel] = []
         self.destroyed = False
-        self.corrupted = 0  # messages dropped because they pointed outside their pool
         with self._lock:
             self._refresh_channels(starts or {})
 
@@ -292,11 +293,15 @@ class SubscriberPort:
         if lease.mapping is not None:  # None: the publisher was gone before it was mapped
             self.runtime.peers.release(lease.mapping)
         if self.destroyed and self.held == 0:
-            registry = self._registry
-            if registry.lock.held_here():  # a collection inside a registry update
-                self.runtime.drained.add(self)  # the listener unlists it
-            else:
-                registry.finish_draining(self.index)
+            self._drained()
+
+    def _drained(self) -> None:
+        """The last message this destroyed subscription held was released: unlist it."""
+        registry = self._registry
+        if registry.lock.held_here():  # a collection inside a registry update
+            self.runtime.drained.add(self)  # the listener unlists it
+        else:
+            registry.finish_draining(self.index)
 
     def _drop(self, hold: int) -> None:
         """Take back one hold, at ``hold`` in the receipts (own lock held)."""

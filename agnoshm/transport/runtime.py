@@ -21,7 +21,7 @@ from agnoshm.registry.registry import open_and_join
 from agnoshm.transport.announce import AnnouncementQueue, announce
 from agnoshm.transport.doorbell import Doorbell
 from agnoshm.transport.listener import Listener
-from agnoshm.transport.peers import PeerPools
+from agnoshm.transport.peers import PeerMapping, PeerPools
 from agnoshm.transport.native_ports import NativePublisherPort, NativeSubscriberPort
 from agnoshm.transport.publish import PublisherPort
 from agnoshm.transport.receive import SubscriberPort
@@ -71,7 +71,8 @@ class Runtime:
         if faults.ARMED:
             faults.hit("init.pool")
         self.peers = PeerPools(self.registry, self.reservation, self.slot, self.pool,
-                               config.domain_id)
+                               config.domain_id, mapping_type=(
+                                   PeerMapping if self.native is None else self.native.Mapping))
         self.queue = AnnouncementQueue(self.pid, config.mode)
         self.pool_server = backend.serve(self.pool, config.domain_id, config.group)
         self.doorbell = Doorbell(self.registry.doorbell_address(self.slot),
@@ -175,6 +176,9 @@ class Runtime:
                 self.listener = None
             was_open = not self.closed
             self.closed = True
+            # Leases released from here on give nothing back (the records are leaving): the
+            # native ones see it in the region, as the pure ones see ``closed``.
+            self._close_native_region()
             # Remove our names *before* leaving: once our record is free no reaper
             # looks for them, so a kill -9 between leave() and here would leak them.
             if self.pool is not None:
@@ -199,7 +203,6 @@ class Runtime:
             if self.reservation is not None:
                 self.reservation.close()
             if self.registry is not None:
-                self._close_native_region()
                 self.registry.close()
             self.registry = self.reservation = self.pool = self.queue = None
             self.pool_server = self.peers = None
