@@ -82,7 +82,7 @@ class MutuallyExclusiveCallbackGroup(CallbackGroup):
         return not self._token.locked()
 
     def beginning_execution(self, entity) -> bool:
-        if self._token.acquire(blocking=False):
+        if self._token.acquire(False):  # positional: a keyword makes the lock parse a dict
             self._active_entity = entity
             return True
         return False

@@ -28,6 +28,7 @@ class PollingSubscription(Endpoint):
         super().__init__(node, port, msg_type, topic_name, qos_profile)
         # Messages taken in one batch and not yet handed out (oldest first).
         self._inbox: deque = deque()
+        self._batch = min(port.depth, TAKE_BATCH)  # messages one take may hold
 
     def take(self):
         """Return the oldest new message as a read-only view, or None if there is none.
@@ -50,7 +51,7 @@ class PollingSubscription(Endpoint):
             if not looked and not port.has_data():
                 return None
             try:
-                leases = port.take(min(port.depth, TAKE_BATCH))
+                leases = port.take(self._batch)
             except InvalidHandleError:  # destroyed meanwhile (by another thread)
                 return None
             if len(leases) == 1:  # the common case: no backlog, nothing to queue

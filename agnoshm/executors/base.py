@@ -59,7 +59,6 @@ class Executor:
         self._spin_owner = None  # ident of the thread spinning now
         self._snapshot = None
         self._turn = 0
-        self._lone = None  # the only entity, when it is a subscription (see _next_ready)
 
     # nodes and tasks ---------------------------------------------------------------------
     def add_node(self, node) -> bool:
@@ -210,19 +209,6 @@ class Executor:
         self._snapshot = (nodes, per_node, entities)
         return entities
 
-    def _next_ready(self) -> tuple:
-        """``(entity, None)`` for the next executable ready entity, else ``(None, seconds
-        until the next timer or None)``."""
-        entities = self._entities()
-        if len(entities) == 1 and not entities[0][1]:  # one subscription: the hot path
-            sub = self._lone = entities[0][0]
-            if sub.has_data() and not sub._executor_event and sub.callback_group.can_execute(sub):
-                return sub, None
-            return None, None
-        self._lone = None
-        ready, wait = self._ready(True)
-        return (ready[0], None) if ready else (None, wait)
-
     def _ready(self, first_only: bool) -> tuple[list, float | None]:
         """Executable ready entities, and the seconds until the next timer that is not due
         yet (None: none).  The scan starts one entity further each time (round-robin), so
@@ -260,7 +246,6 @@ class Executor:
         :func:`~agnoshm.transport.waiting.wait_for_work`, inside the gate with ``ticket``),
         or None when the spin must return: ``condition()`` holds, the deadline passed, the
         executor is shut down or agnoshm is closing."""
-        doorbell = runtime.doorbell
         enter = functools.partial(_gate.enter, ticket, runtime)
         leave = functools.partial(_gate.leave, ticket)
 
@@ -268,10 +253,9 @@ class Executor:
             return (self._is_shutdown or (condition is not None and condition())
                     or not context.running(runtime))  # closing: its ring may be behind us
 
-        def waiter():
-            return wait_for_work(doorbell, look, deadline=deadline, stop=stop, enter=enter,
-                                 leave=leave)
-        return waiter
+        # A partial, by position: called once a message, it runs no frame of its own.
+        return functools.partial(wait_for_work, runtime.doorbell, look, deadline, stop, enter,
+                                 leave)
 
     # running callbacks -----------------------------------------------------------------------
     def _finish(self, entity, group, result) -> None:

@@ -59,7 +59,9 @@ class _RuntimeGate:
         if runtime is not self._watched:
             self._watch(runtime)  # before the check below: see the class docstring
         ticket.inside = True
-        if context.running(runtime):  # False too once a signal stopped agnoshm
+        # context.running(runtime), inline (every round of the wake-up loop comes here):
+        # False too once a signal stopped agnoshm.
+        if context._runtime is runtime and not runtime.closed and context._stopped_by is None:
             return True
         ticket.inside = False
         return False

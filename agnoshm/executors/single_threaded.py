@@ -16,6 +16,10 @@ class SingleThreadedExecutor(Executor):
     def __init__(self):
         super().__init__()
         self._pass = _gate.new_pass()
+        self._lone = None  # the only entity, when it is a subscription
+        # (nodes, node, its subscriptions, its timers, the subscription) while _lone is
+        # the only entity; the lists are the snapshot's copies (see _entities)
+        self._lone_since = None
 
     def _run(self, timeout_sec, condition, once: bool) -> bool:
         runtime = context.require_runtime()
@@ -76,6 +80,23 @@ class SingleThreadedExecutor(Executor):
         """
         if self._tasks:
             return _AGAIN, None
+        lone = self._lone_since
+        if lone is not None:
+            nodes, node, subs, timers, sub = lone
+            if self._nodes is nodes and node.subscriptions == subs and node.timers == timers:
+                # The hot path: one subscription and nothing else, unchanged since the last
+                # look (no readiness scan).  Its group's claim stands in for can_execute().
+                port = sub._port
+                if port is None or not (sub._inbox or port.has_data()) or sub._executor_event:
+                    return None, None
+                group = sub.callback_group
+                if not group.beginning_execution(sub):
+                    return None, None
+                msg = sub._next_view(True)
+                if msg is None:
+                    group.ending_execution(sub)
+                    return _AGAIN, None
+                return (sub, group, msg), None
         entity, wait = self._next_ready()
         if entity is None:
             return None, wait
@@ -90,6 +111,20 @@ class SingleThreadedExecutor(Executor):
             group.ending_execution(entity)
             return _AGAIN, None
         return (entity, group, msg), None
+
+    def _next_ready(self) -> tuple:
+        """``(entity, None)`` for the next executable ready entity, else ``(None, seconds
+        until the next timer or None)``; notes a lone subscription for :meth:`_look`."""
+        entities = self._entities()
+        self._lone = self._lone_since = None
+        if len(entities) == 1 and not entities[0][1]:
+            nodes, per_node, _ = self._snapshot
+            if len(per_node) == 1:  # what the next look checks to know nothing changed
+                node, subs, timers = per_node[0]
+                self._lone = entities[0][0]
+                self._lone_since = (nodes, node, subs, timers, self._lone)
+        ready, wait = self._ready(True)
+        return (ready[0], None) if ready else (None, wait)
 
 
 def _claim_taken(sub):

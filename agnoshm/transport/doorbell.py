@@ -25,6 +25,7 @@ looking for work, awake, before it arms.
 from __future__ import annotations
 
 import ctypes
+import functools
 import threading
 
 from agnoshm import _libc
@@ -34,8 +35,8 @@ from agnoshm.transport.ring import full_fence
 class Doorbell:
     """The doorbell of one process slot."""
 
-    __slots__ = ("address", "_word", "_sleeping", "_sleepers", "_lock", "_armed",
-                 "busy_poll_ns", "ring", "_futex_wait", "_fence")
+    __slots__ = ("address", "_word", "_sleeping", "sleepers", "_lock", "_armed",
+                 "busy_poll_ns", "ring", "value", "_futex_wait", "_fence")
 
     def __init__(self, address: int, sleeping_address: int, busy_poll_us: int = 0,
                  native=None):
@@ -44,22 +45,24 @@ class Doorbell:
         self.address = address
         self._word = ctypes.c_uint32.from_address(address)
         self._sleeping = ctypes.c_uint32.from_address(sleeping_address)
-        self._sleepers = 0  # threads armed now
+        #: threads armed now (written under the lock; a racy read is enough to skip disarm())
+        self.sleepers = 0
         self._lock = threading.Lock()
         self._armed = threading.local()
         #: how long a waiter spins looking for work before it arms (the wake-up loop's job)
         self.busy_poll_ns = busy_poll_us * 1000
         #: ``ring()``: add one to the word and wake every waiter (thread-safe, unconditional).
+        #: ``value()``: the word now (a plain load; the wake-up loop reads it every round,
+        #: so it is a C call, not a Python method).
         if native is None:
+            self.value = functools.partial(getattr, self._word, "value")
             self.ring = _libc.futex_ringer(address)
             self._futex_wait = _libc.futex_waiter(address)
             self._fence = full_fence
         else:
             futex = native.Futex(address)
-            self.ring, self._futex_wait, self._fence = futex.ring, futex.wait, native.full_fence
-
-    def value(self) -> int:
-        return self._word.value
+            self.value, self.ring = futex.value, futex.ring
+            self._futex_wait, self._fence = futex.wait, native.full_fence
 
     def armed(self) -> bool:
         """Whether the calling thread is armed (publishers ring for it)."""
@@ -70,21 +73,21 @@ class Doorbell:
         if getattr(self._armed, "on", False):
             return
         with self._lock:
-            self._sleepers += 1
+            self.sleepers += 1
             self._sleeping.value = 1
         self._armed.on = True
         self._fence()  # the flag before the caller's next look (ring.py)
 
     def disarm(self) -> None:
         """This thread is awake: publishers need not ring for it any more."""
-        if not self._sleepers:  # no thread is armed (the usual case when work is found)
+        if not self.sleepers:  # no thread is armed (the usual case when work is found)
             return
         armed = self._armed
         if getattr(armed, "on", False):
             armed.on = False
             with self._lock:
-                self._sleepers -= 1
-                if not self._sleepers:
+                self.sleepers -= 1
+                if not self.sleepers:
                     self._sleeping.value = 0
 
     def wait(self, seen: int, timeout_sec: float | None) -> None:

@@ -55,10 +55,13 @@ ORDERED_LOADS = TOTAL_STORE_ORDER
 _fence = None if ORDERED_LOADS else futex_fence
 
 
-def wait_for_work(doorbell, look, *, deadline: float | None = None, stop=None, enter=None,
+def wait_for_work(doorbell, look, deadline: float | None = None, stop=None, enter=None,
                   leave=None):
     """Return the first work ``look()`` finds; None once ``stop()`` holds, the deadline
     passes or ``enter()`` refuses.
+
+    An executor calls it once a message, so its arguments may come by position (a
+    ``functools.partial`` of them costs no Python frame, and no keyword parsing).
 
     :param doorbell: the process's doorbell (``value()``, ``wait(seen, timeout_sec)``).
     :param look: ``look() -> (work, timeout_sec)``: work (anything but None) to return,
@@ -72,16 +75,20 @@ def wait_for_work(doorbell, look, *, deadline: float | None = None, stop=None, e
     """
     fence = _fence
     busy_poll_ns = doorbell.busy_poll_ns
+    value = doorbell.value
     while True:
         if enter is not None and not enter():
             return None
         try:
-            seen = doorbell.value()
+            seen = value()
             if fence is not None:
                 fence()
             work, timeout = look()
             if work is not None:
-                doorbell.disarm()  # awake with work: publishers need not ring for this thread
+                # Awake with work: publishers need not ring for this thread.  No thread
+                # armed is the usual case, and then there is nothing to undo (no call).
+                if doorbell.sleepers:
+                    doorbell.disarm()
                 return work
             if stop is not None and stop():
                 return None
