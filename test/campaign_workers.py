@@ -269,15 +269,14 @@ class Campaign:
         import subprocess
 
         import workers
+        from sources import child_cwd, child_env
 
-        here = os.path.dirname(os.path.abspath(__file__))
-        env = dict(os.environ, AGNOSHM_FAULT=f"{point}:{count}",
-                   PYTHONPATH=os.pathsep.join([os.path.dirname(here), here,
-                                               os.environ.get("PYTHONPATH", "")]))
+        env = child_env(os.path.dirname(os.path.abspath(__file__)),
+                        AGNOSHM_FAULT=f"{point}:{count}")
         self.commands.put(("publish", 8))  # traffic in flight while the victim works and dies
         victim = subprocess.Popen(
             [sys.executable, "-c", "import campaign_workers as w; w.victim_main()", self.topic,
-             point], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+             point], env=env, cwd=child_cwd(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         self._publish(4)
         try:
             output, _ = victim.communicate(timeout=TIMEOUT)

@@ -23,6 +23,7 @@ from agnoshm import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from agnoshm.executors import CallbackIsolatedExecutor, ThreadConfigError, ThreadSettingError
 from agnoshm.executors.thread_config import ThreadSettings, load_thread_config
 from executor_workers import publish, start_publisher, stop_publishers
+from sources import child_env
 from workers import TIMEOUT, read_header, wait_until
 
 NOBODY = 65534
@@ -389,7 +390,7 @@ def test_the_example_of_docs_executors_runs(isolated_domain, tmp_path):
     text = (Path(__file__).resolve().parents[1] / "docs" / "executors.md").read_text()
     example = re.search(r"```python\n(.*?)```", text, re.S).group(1)
     (tmp_path / "example.py").write_text(example)
-    result = subprocess.run([sys.executable, "example.py"], cwd=tmp_path, env=dict(os.environ),
+    result = subprocess.run([sys.executable, "example.py"], cwd=tmp_path, env=child_env(),
                             capture_output=True, text=True, timeout=TIMEOUT)
     assert result.returncode == 0, result.stderr
     ticks = re.search(r"^(\d+) control ticks on thread \{(\d+)\}; threads: (.*)$", result.stdout,

@@ -33,16 +33,15 @@ import pytest
 import agnoshm
 import exhaustion_workers
 import workers
+from sources import child_cwd, child_env
 from workers import TIMEOUT
 
 TEST_DIR = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(TEST_DIR)
 MiB = 1 << 20
 
 
 def _env(**extra) -> dict:
-    return dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, TEST_DIR]),
-                PYTHONDONTWRITEBYTECODE="1", **extra)
+    return child_env(TEST_DIR, PYTHONDONTWRITEBYTECODE="1", **extra)
 
 
 def _check_pool_scenario(report: dict, limit_words: list[str]) -> None:
@@ -96,7 +95,7 @@ def _remove_queues_of_the_dead(pids_file: str) -> None:
             os.kill(pid, signal.SIGKILL)
         workers.wait_until(lambda: not _alive(pid), what=f"process {pid} to go")
         subprocess.run([sys.executable, "-m", "agnoshm", "clean", "--pid", str(pid)],
-                       env=_env(), capture_output=True, timeout=TIMEOUT)
+                       env=_env(), cwd=child_cwd(), capture_output=True, timeout=TIMEOUT)
 
 
 def _run_over_small_dev_shm(tmp_path, *args: str) -> dict:
@@ -109,8 +108,8 @@ def _run_over_small_dev_shm(tmp_path, *args: str) -> dict:
                sys.executable, "-c", "import exhaustion_workers; exhaustion_workers.main()", *args]
     env = _env(AGNOSHM_POOL_SIZE="256M", AGNOSHM_LINGER_SEC="0", AGNOSHM_TEST_PIDS_FILE=pids_file)
     try:
-        result = subprocess.run(command, env=env, capture_output=True, text=True,
-                                timeout=4 * TIMEOUT)
+        result = subprocess.run(command, env=env, cwd=child_cwd(), capture_output=True,
+                                text=True, timeout=4 * TIMEOUT)
     finally:
         _remove_queues_of_the_dead(pids_file)
     if result.returncode == 77 or "unshare failed" in result.stderr:
@@ -188,7 +187,8 @@ def _join_out_of_queues(limit: str) -> dict:
                "setpriv", "--bounding-set", "-sys_resource", "--inh-caps", "-sys_resource",
                sys.executable, "-c",
                "import exhaustion_workers; exhaustion_workers.try_to_join_main()"]
-    result = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=TIMEOUT)
+    result = subprocess.run(command, env=_env(), cwd=child_cwd(), capture_output=True, text=True,
+                            timeout=TIMEOUT)
     if result.returncode == 77 or "unshare failed" in result.stderr:
         pytest.skip(f"cannot make a private IPC namespace here: {result.stderr.strip()}")
     assert result.returncode == 0, result.stderr

@@ -37,10 +37,10 @@ from agnoshm.errors import RegistryCorruptedError, RegistryError, RegistryVersio
 from agnoshm.names import queue_name, registry_name
 from agnoshm.registry import layout as L
 from agnoshm.registry.registry import Registry
+from sources import child_cwd, child_env
 
 SCALE = float(os.environ.get("AGNOSHM_HOSTILE_EXAMPLES", "1"))
 TEST_DIR = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(TEST_DIR)
 
 
 def examples(n: int) -> int:
@@ -103,10 +103,9 @@ def test_garbage_announcements_map_nothing(isolated_domain):
 
 
 def _run_child(kind: str, n: int, env_extra: dict) -> dict:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, TEST_DIR]), **env_extra)
     result = subprocess.run(
         [sys.executable, "-c", "import hostile_workers as h; h.main()", kind, str(n)],
-        env=env, capture_output=True, text=True, timeout=workers.TIMEOUT * 3)
+        env=child_env(TEST_DIR, **env_extra), cwd=child_cwd(), capture_output=True, text=True, timeout=workers.TIMEOUT * 3)
     output = result.stdout + result.stderr
     assert result.returncode >= 0, f"the {kind} fuzzer died of signal {-result.returncode}:\n{output[-4000:]}"
     assert result.returncode == 0, f"the {kind} fuzzer failed:\n{output[-4000:]}"

@@ -29,6 +29,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from sources import child_cwd, child_env
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("agnoshm", "heaphook")
@@ -249,12 +250,11 @@ _WITHOUT_ROS = """
 
 
 def test_import_agnoshm_works_in_a_fresh_interpreter_without_ros():
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("ROS_", "AMENT_", "COLCON_")) and k != "PYTHONPATH"}
-    env["PYTHONPATH"] = str(REPO)
+    env = child_env(base={k: v for k, v in os.environ.items()
+                          if not k.startswith(("ROS_", "AMENT_", "COLCON_")) and k != "PYTHONPATH"})
     result = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(_WITHOUT_ROS.format(ros=sorted(ROS_PACKAGES)))],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+        cwd=child_cwd(), env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
 

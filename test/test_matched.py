@@ -14,7 +14,6 @@ import socket
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -22,9 +21,8 @@ import agnoshm
 import matched_workers
 import workers
 from agnoshm import PublisherEventCallbacks, SubscriptionEventCallbacks
+from sources import child_cwd, child_env
 from workers import TIMEOUT
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 class Child:
@@ -255,9 +253,9 @@ def _free_port() -> int:
 
 
 def _child(args: list[str], domain: int) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(ROS_DOMAIN_ID=str(domain), PYTHONUNBUFFERED="1", PYTHONPATH=str(REPO))
-    return subprocess.Popen([sys.executable, *args], cwd=REPO, env=env, text=True,
+    env = child_env(base={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+                    ROS_DOMAIN_ID=str(domain), PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, *args], cwd=child_cwd(), env=env, text=True,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 
 

@@ -14,7 +14,6 @@ Three groups:
 from __future__ import annotations
 
 import gc
-import os
 import re
 import subprocess
 import sys
@@ -38,6 +37,7 @@ from agnoshm.message_filters import (
 )
 from agnoshm.msg import ReceivedView
 from message_filters_workers import IMAGE_BYTES, TOPICS, image_byte, stamper
+from sources import child_env
 from workers import TIMEOUT
 
 SEC = 1_000_000_000
@@ -446,7 +446,7 @@ def test_the_example_of_docs_message_filters_runs(isolated_domain, tmp_path):
     text = (Path(__file__).resolve().parents[1] / "docs" / "message_filters.md").read_text()
     example = re.search(r"```python\n(.*?)```", text, re.S).group(1)
     (tmp_path / "example.py").write_text(example)
-    result = subprocess.run([sys.executable, "example.py"], cwd=tmp_path, env=dict(os.environ),
+    result = subprocess.run([sys.executable, "example.py"], cwd=tmp_path, env=child_env(),
                             capture_output=True, text=True, timeout=TIMEOUT)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()

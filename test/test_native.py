@@ -26,7 +26,7 @@ import types
 from pathlib import Path
 
 import pytest
-from sources import REPO, copy_sources
+from sources import REPO, child_cwd, child_env, copy_sources
 
 import agnoshm
 import native_workers
@@ -389,11 +389,12 @@ def test_a_native_and_a_pure_process_exchange_messages_both_ways(isolated_domain
 @pytest.mark.skipif(_native.MISSING is not None, reason=NOT_BUILT)
 def test_hostile_channels_and_hold_counts_get_the_same_answer_from_both_paths(isolated_domain):
     examples = max(1, int(300 * float(os.environ.get("AGNOSHM_HOSTILE_EXAMPLES", "1"))))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(TEST_DIR)]),
-               AGNOSHM_NATIVE="1", AGNOSHM_MAX_ENTRIES="8", AGNOSHM_POOL_SIZE="64M")
+    env = child_env(TEST_DIR, AGNOSHM_NATIVE="1", AGNOSHM_MAX_ENTRIES="8",
+                    AGNOSHM_POOL_SIZE="64M")
     result = subprocess.run(
         [sys.executable, "-c", "import native_workers as n; n.main()", "differential",
-         str(examples)], env=env, capture_output=True, text=True, timeout=TIMEOUT * 3)
+         str(examples)], env=env, cwd=child_cwd(), capture_output=True, text=True,
+        timeout=TIMEOUT * 3)
     output = result.stdout + result.stderr
     assert result.returncode >= 0, f"died of signal {-result.returncode}:\n{output[-4000:]}"
     assert result.returncode == 0, f"the paths answered differently:\n{output[-6000:]}"
@@ -436,9 +437,8 @@ DOCTOR = "import sys\nfrom agnoshm.cli.main import main\nsys.exit(main(['doctor'
 
 
 def _python(code: str, native: str) -> str:
-    env = dict(os.environ, AGNOSHM_NATIVE=native)
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                            timeout=TIMEOUT)
+    result = subprocess.run([sys.executable, "-c", code], env=child_env(AGNOSHM_NATIVE=native),
+                            cwd=child_cwd(), capture_output=True, text=True, timeout=TIMEOUT)
     assert result.returncode >= 0, result.stderr
     return result.stdout + result.stderr
 

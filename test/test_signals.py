@@ -19,20 +19,20 @@ import pytest
 import agnoshm
 from agnoshm import signals
 from agnoshm.cli.clean import queue_exists
+from sources import child_cwd, child_env
 from workers import wait_until
 
 TEST_DIR = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(TEST_DIR)
 TIMEOUT = 120
 VARIANTS = ["spin", "spin_once", "spin_until_future_complete", "single", "multi", "isolated",
             "aio"]
 
 
 def _start(*args: str) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, TEST_DIR]))
     code = "import sys, signal_workers; sys.exit(signal_workers.main(sys.argv[1:]))"
     process = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=env)
+                               stderr=subprocess.PIPE, text=True, env=child_env(TEST_DIR),
+                               cwd=child_cwd())
     line = process.stdout.readline()  # printed once the node is up and about to spin
     assert line == f"ready {process.pid}\n", (line, process.stderr.read())
     wait_until(lambda: _asleep(process.pid), what=f"process {process.pid} to block in its spin")

@@ -10,11 +10,10 @@ import re
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import pytest
+from sources import child_cwd, child_env
 
-ROOT = Path(__file__).resolve().parents[2]
 WATCHDOG = 600  # seconds; a hang guard, not a speed limit
 SIZES = [64, 4096, 65536, 1 << 20, 4 << 20, 16 << 20]
 BASELINES = ("agnoshm", "ring-floor", "socket", "shm-copy", "cdr-socket")
@@ -30,13 +29,9 @@ def _agnoshm_objects() -> set[str]:
                + glob.glob("/dev/shm/agnoshm_bench_*") + glob.glob("/dev/shm/*.zenoh"))
 
 
-def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-
-
 def _run(*args: str, timeout: float = WATCHDOG) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "agnoshm", "bench", *args], cwd=ROOT, env=_env(),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "agnoshm", "bench", *args], cwd=child_cwd(),
+                          env=child_env(), capture_output=True, text=True, timeout=timeout)
 
 
 def _installed(module: str) -> bool:
@@ -153,8 +148,8 @@ def test_the_verdict_counts_the_factor_the_right_way_round():
 
 
 def test_help_says_where_the_plot_goes():
-    proc = subprocess.run([sys.executable, "-m", "agnoshm", "bench", "--help"], cwd=ROOT,
-                          env={**_env(), "COLUMNS": "200"}, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "agnoshm", "bench", "--help"], cwd=child_cwd(),
+                          env=child_env(COLUMNS="200"), capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 0
     assert "--json path with .png" in proc.stdout and "pip install 'agnoshm[plot]'" in proc.stdout
@@ -166,12 +161,12 @@ def test_without_matplotlib_the_run_says_so_in_one_line_and_writes_the_json(tmp_
     shadow = tmp_path / "shadow" / "matplotlib"
     shadow.mkdir(parents=True)
     (shadow / "__init__.py").write_text("raise ImportError('matplotlib is absent in this test')\n")
-    env = _env()
-    env["PYTHONPATH"] = os.pathsep.join([str(shadow.parent), env["PYTHONPATH"]])
+    env = child_env()
+    env["PYTHONPATH"] = os.pathsep.join([str(shadow.parent), env["PYTHONPATH"]])  # no agnoshm
     out = tmp_path / "r.json"
     proc = subprocess.run([sys.executable, "-m", "agnoshm", "bench", "--quick", "--latency-only",
-                           "--sizes", "64", "--samples", "5", "--json", str(out)], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=WATCHDOG)
+                           "--sizes", "64", "--samples", "5", "--json", str(out)],
+                          cwd=child_cwd(), env=env, capture_output=True, text=True, timeout=WATCHDOG)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(out.read_text())["latency"]
     assert not out.with_suffix(".png").exists()
@@ -311,8 +306,8 @@ def _run_on_a_terminal(*args: str) -> tuple[int, str]:
             chunks.append(chunk)
 
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "agnoshm", "bench", *args], cwd=ROOT,
-                                env=_env(), stdout=subprocess.DEVNULL, stderr=slave)
+        proc = subprocess.Popen([sys.executable, "-m", "agnoshm", "bench", *args],
+                                cwd=child_cwd(), env=child_env(), stdout=subprocess.DEVNULL, stderr=slave)
     finally:
         os.close(slave)
     reader = threading.Thread(target=read_terminal, daemon=True)

@@ -13,6 +13,7 @@ import pytest
 
 import ros_packages
 from domains import registry_path
+from sources import child_cwd, child_env
 
 
 @pytest.mark.ros
@@ -21,7 +22,8 @@ def test_the_ros_bridge_row_measures_each_size_and_leaves_its_domain(isolated_do
     out = tmp_path / "ros.json"
     run = subprocess.run([sys.executable, "-m", "agnoshm.bench.ros_bridge", "--sizes", "64,100000",
                           "--rounds", "3", "--json", str(out)],
-                         capture_output=True, text=True, timeout=300)
+                         env=child_env(), cwd=child_cwd(), capture_output=True, text=True,
+                         timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "load average" in run.stdout
     rows = json.loads(out.read_text())

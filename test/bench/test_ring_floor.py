@@ -6,23 +6,17 @@ from __future__ import annotations
 
 import glob
 import json
-import os
 import re
 import subprocess
 import sys
-from pathlib import Path
+
+from sources import child_cwd, child_env
 
 from agnoshm.bench import report
 from agnoshm.bench.floor import LABEL, TRANSPORT
 
-ROOT = Path(__file__).resolve().parents[2]
 WATCHDOG = 600  # seconds; a hang guard, not a speed limit
 SIZES = [64, 1 << 20]
-
-
-def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get(
-        "PYTHONPATH")]))}
 
 
 def test_the_smallest_bench_measures_the_ring_floor_beside_agnoshm(tmp_path):
@@ -30,7 +24,7 @@ def test_the_smallest_bench_measures_the_ring_floor_beside_agnoshm(tmp_path):
     before = set(glob.glob("/dev/shm/*"))
     proc = subprocess.run([sys.executable, "-m", "agnoshm", "bench", "--quick", "--latency-only",
                            "--sizes", "64,1M", "--samples", "5", "--no-plot", "--json", str(out)],
-                          cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=WATCHDOG)
+                          cwd=child_cwd(), env=child_env(), capture_output=True, text=True, timeout=WATCHDOG)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     results = json.loads(out.read_text())
     rows = {r["size"]: r for r in results["latency"] if r["transport"] == TRANSPORT}

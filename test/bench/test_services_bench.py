@@ -4,24 +4,21 @@ the speed."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from ros_packages import needs
+from sources import child_cwd, child_env
 
-ROOT = Path(__file__).resolve().parents[2]
 WATCHDOG = 600  # seconds; a hang guard, not a speed limit
 FIELDS = {"count", "p50_us", "p90_us", "p99_us", "mean_us", "min_us", "max_us"}
 
 
 def _bench(domain: int, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "ROS_DOMAIN_ID": str(domain),
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     return subprocess.run([sys.executable, "-m", "agnoshm.bench.services", "--calls", "3",
-                           "--rounds", "2", "--warmup", "1", "--json", *args], cwd=ROOT, env=env,
+                           "--rounds", "2", "--warmup", "1", "--json", *args], cwd=child_cwd(),
+                          env=child_env(ROS_DOMAIN_ID=str(domain)),
                           capture_output=True, text=True, timeout=WATCHDOG)
 
 

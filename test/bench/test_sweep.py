@@ -11,10 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from sources import child_cwd, child_env
+
 from agnoshm import _native
 from agnoshm.bench.c_floor import find_compiler
 
-ROOT = Path(__file__).resolve().parents[2]
 WATCHDOG = 600  # seconds; a hang guard, not a speed limit
 SIZES = [64, 1 << 20]
 LANES = ("agnoshm", "agnoshm-native", "iceoryx2", "ring-floor", "c-floor")
@@ -23,11 +24,12 @@ LANES = ("agnoshm", "agnoshm-native", "iceoryx2", "ring-floor", "c-floor")
 def _bench(tmp_path: Path, shadow: Path | None = None, **env: str) -> tuple[str, dict]:
     """Run the smallest sweep; ``shadow`` goes first on the children's PYTHONPATH."""
     out = tmp_path / "sweep.json"
-    path = os.pathsep.join(filter(None, [shadow and str(shadow), str(ROOT),
-                                         os.environ.get("PYTHONPATH")]))
+    env = child_env(**env)
+    if shadow:  # it holds no agnoshm, so the children still import this process's
+        env["PYTHONPATH"] = os.pathsep.join([str(shadow), env["PYTHONPATH"]])
     proc = subprocess.run([sys.executable, "-m", "agnoshm", "bench", "--quick", "--latency-only",
                            "--sizes", "64,1M", "--samples", "5", "--no-plot", "--json", str(out)],
-                          cwd=ROOT, env={**os.environ, **env, "PYTHONPATH": path},
+                          cwd=child_cwd(), env=env,
                           capture_output=True, text=True, timeout=WATCHDOG)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout, json.loads(out.read_text())

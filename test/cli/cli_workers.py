@@ -183,9 +183,6 @@ class Worker:
 
 # -- running the command line -------------------------------------------------------------
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
 def cli_command(*args: str) -> list[str]:
     import sys
 
@@ -196,16 +193,20 @@ def run_cli(*args: str):
     """Run ``python -m agnoshm ARGS`` to completion; return the CompletedProcess (text)."""
     import subprocess
 
+    from sources import child_cwd, child_env
+
     return subprocess.run(cli_command(*args), capture_output=True, text=True, timeout=TIMEOUT,
-                          cwd=REPO, stdin=subprocess.DEVNULL)
+                          env=child_env(), cwd=child_cwd(), stdin=subprocess.DEVNULL)
 
 
 def start_cli(*args: str):
     """Start ``python -m agnoshm ARGS``; read it with ``finish(process)``."""
     import subprocess
 
+    from sources import child_cwd, child_env
+
     return subprocess.Popen(cli_command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=REPO, stdin=subprocess.DEVNULL)
+                            text=True, env=child_env(), cwd=child_cwd(), stdin=subprocess.DEVNULL)
 
 
 def finish(process) -> tuple[int, str, str]:

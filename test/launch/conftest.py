@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
+from sources import child_cwd, child_env
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "config"
@@ -47,7 +48,7 @@ class Finished:
 def _start(spec, env, out_dir: Path):
     out = open(out_dir / f"{spec.name}.out", "w+")
     err = open(out_dir / f"{spec.name}.err", "w+")
-    proc = subprocess.Popen(spec.command(), stdout=out, stderr=err, env=env, cwd=REPO,
+    proc = subprocess.Popen(spec.command(), stdout=out, stderr=err, env=env, cwd=child_cwd(),
                             stdin=subprocess.DEVNULL)
     return proc, out, err
 
@@ -60,7 +61,7 @@ def run_plan(isolated_domain, tmp_path):
     started = []
 
     def run(specs, agnoshm_config=None, timeout: float = TIMEOUT) -> dict[str, Finished]:
-        env = {**os.environ, **process_env(str(agnoshm_config) if agnoshm_config else None)}
+        env = child_env(**process_env(str(agnoshm_config) if agnoshm_config else None))
         for spec in specs:
             started.append((spec, *_start(spec, env, tmp_path)))
         deadline = time.monotonic() + timeout

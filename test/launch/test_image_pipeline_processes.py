@@ -19,6 +19,7 @@ import pytest
 from agnoshm.config import ConfigError
 from agnoshm.demo.launching import plan
 from agnoshm.demo.params import ParamsError
+from sources import child_cwd, child_env
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "config"
@@ -98,6 +99,7 @@ def test_each_program_reports_a_bad_parameter_file_with_exit_status_2(tmp_path):
     bad.write_text("/**:\n  ros__parameters:\n    count: -3\n")
     for module in ("image_publisher", "image_processor", "image_subscriber"):
         result = subprocess.run([sys.executable, "-m", f"agnoshm.demo.{module}", "--params-file",
-                                 str(bad)], capture_output=True, text=True, timeout=60, cwd=REPO)
+                                 str(bad)], capture_output=True, text=True, timeout=60,
+                                env=child_env(), cwd=child_cwd())
         assert result.returncode == 2, result.stderr
         assert "ParamsError" in result.stderr and "count must be at least 0" in result.stderr

@@ -21,6 +21,7 @@ import pytest
 from agnoshm.config import ConfigError
 from agnoshm.zenoh.errors import ZenohConfigError, ZenohTopicNameError
 from agnoshm.zenoh.launching import plan, split_list
+from sources import child_cwd, child_env
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "config"
@@ -75,8 +76,8 @@ def test_the_planned_command_bridges_until_sigint(isolated_domain):
         port = s.getsockname()[1]
     command = plan("", listen=f"tcp/127.0.0.1:{port}", topics="/chatter:std_msgs/msg/String",
                    agnoshm_config=CONFIG / "agnoshm.yaml")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "AGNOSHM_CONFIG": str(CONFIG / "agnoshm.yaml")}
-    proc = subprocess.Popen(command, cwd=REPO, env=env, text=True, stdin=subprocess.DEVNULL,
+    env = child_env(PYTHONUNBUFFERED="1", AGNOSHM_CONFIG=str(CONFIG / "agnoshm.yaml"))
+    proc = subprocess.Popen(command, cwd=child_cwd(), env=env, text=True, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     lines: list[str] = []
     bridging = threading.Event()

@@ -20,9 +20,9 @@ import subprocess
 import sys
 import textwrap
 import threading
-from pathlib import Path
 
 import pytest
+from sources import child_cwd, child_env
 from workers import TIMEOUT
 
 import agnoshm
@@ -31,7 +31,6 @@ from agnoshm.config import Config
 from agnoshm.memory import BACKEND_CODES, BACKENDS
 from agnoshm.memory.reservation import AddressReservation
 
-REPO = Path(__file__).resolve().parents[2]
 BASE = 0x340000000000  # far from the runtime's range and from test_pool's
 POOL_SIZE = 1 << 30
 MiB = 1 << 20
@@ -90,11 +89,11 @@ def serving(backend, pool, domain: int):
 
 
 def run_python(script: str, *args, **popen) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONDONTWRITEBYTECODE="1")
+    env = child_env(PYTHONDONTWRITEBYTECODE="1")
     env.pop("PYTHONFAULTHANDLER", None)  # a SIGSEGV must end the peer, not print a traceback
     return subprocess.Popen([sys.executable, "-c", textwrap.dedent(script), *map(str, args)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            **popen)
+                            env=env, cwd=child_cwd(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **popen)
 
 
 _PEER = """

@@ -18,9 +18,9 @@ import subprocess
 import sys
 import textwrap
 import threading
-from pathlib import Path
 
 import pytest
+from sources import child_cwd, child_env
 from workers import TIMEOUT
 
 import agnoshm
@@ -33,7 +33,6 @@ from agnoshm.memory.reservation import AddressReservation
 from agnoshm.memory.shm import SHM
 from agnoshm.names import memfd_socket_address
 
-REPO = Path(__file__).resolve().parents[2]
 BASE = 0x300000000000  # far from the runtime's default range (0x100000000000)
 POOL_SIZE = 4 << 30
 SLOTS = 2
@@ -224,8 +223,8 @@ def test_pool_allocator_turns_a_full_dev_shm_into_pool_exhausted():
     command = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
                'mount -t tmpfs -o size=8m agnoshm-test /dev/shm || exit 77; exec "$@"', "sh",
                sys.executable, "-c", textwrap.dedent(_ENOSPC_SCRIPT), str(BASE), str(64 * MiB)]
-    env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONDONTWRITEBYTECODE="1")
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    result = subprocess.run(command, env=child_env(PYTHONDONTWRITEBYTECODE="1"), cwd=child_cwd(),
+                            capture_output=True, text=True, timeout=TIMEOUT)
     if result.returncode == 77 or "unshare failed" in result.stderr:
         pytest.skip(f"cannot mount a private tmpfs over /dev/shm here: {result.stderr.strip()}")
     assert result.returncode == 0, result.stderr

@@ -22,6 +22,7 @@ if _HERE not in sys.path:  # for `import roundtrip_workers`
 
 import roundtrip_workers as rw  # noqa: E402
 import ros_packages  # noqa: E402
+from sources import child_cwd, child_env  # noqa: E402
 
 import agnoshm  # noqa: E402
 from agnoshm.msg import convert  # noqa: E402
@@ -326,8 +327,8 @@ def test_default_values_applied_by_borrow_loaned_message(endpoints):
 def test_bytes_by_name_in_a_fresh_process_is_agnoshm_bytes(isolated_domain):
     probe = ("import agnoshm; t = agnoshm.get_message('agnoshm/msg/Bytes'); "
              "print(t.type_name, t.struct_size, t.type_hash, t is agnoshm.Bytes)")
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                         timeout=120, check=True).stdout.split()
+    out = subprocess.run([sys.executable, "-c", probe], env=child_env(), cwd=child_cwd(),
+                         capture_output=True, text=True, timeout=120, check=True).stdout.split()
     assert out == ["agnoshm/msg/Bytes", "24", agnoshm.Bytes.type_hash, "True"]
     node = agnoshm.Node("bytes_by_name")
     pub = node.create_publisher("agnoshm/msg/Bytes", "/raw", 1)

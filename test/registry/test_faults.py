@@ -32,10 +32,10 @@ from agnoshm.names import memfd_socket_address, queue_name
 from agnoshm.registry import layout as L
 from agnoshm.registry import liveness
 from agnoshm.registry.registry import Registry
+from sources import child_cwd, child_env
 from workers import TIMEOUT
 
 TEST_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ROOT = os.path.dirname(TEST_DIR)
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -529,9 +529,10 @@ def test_reaping_a_reused_pid_spares_the_pool_and_queue_of_its_new_owner(isolate
                                                                           claimed_domains):
     """Names carry the pid, not the domain: when a dead record's pid now belongs to a live
     agnoshm process of another domain, that process's pool and queue stay."""
-    env = {**os.environ, "ROS_DOMAIN_ID": str(claimed_domains())}
+    env = child_env(ROS_DOMAIN_ID=str(claimed_domains()))
     other = subprocess.Popen([sys.executable, "-c", _OTHER_DOMAIN_PROCESS], env=env,
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                             cwd=child_cwd(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True)
     registry = Registry(load_config())
     own = registry.join(os.getpid(), "shm", "reaper")
     try:
@@ -599,9 +600,9 @@ sys.stdin.read()  # until the test closes our stdin; then exit normally (atexit 
 
 
 def _plain_process():
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, TEST_DIR]))
     process = subprocess.Popen([sys.executable, "-c", _PLAIN_PROCESS], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, env=env, text=True)
+                               stdout=subprocess.PIPE, env=child_env(TEST_DIR), cwd=child_cwd(),
+                               text=True)
     pid = int(process.stdout.readline())
     assert pid == process.pid
     return process

@@ -21,10 +21,10 @@ import agnoshm
 import fault_workers
 import workers
 from agnoshm.registry import layout as L
+from sources import child_cwd, child_env
 from workers import TIMEOUT
 
 TEST_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ROOT = os.path.dirname(TEST_DIR)
 LINUX_DEFAULTS = {"msg_max": 10, "queues_max": 256}
 RLIMIT_MSGQUEUE_DEFAULT = 819200
 
@@ -67,10 +67,10 @@ class _LightSubscriber:
     """A ``python -c`` child that imports agnoshm only (see fault_workers.light_subscriber_main)."""
 
     def __init__(self, topic: str):
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, TEST_DIR]))
         self.process = subprocess.Popen(
             [sys.executable, "-c", "import fault_workers; fault_workers.light_subscriber_main()",
-             topic], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env, bufsize=0)
+             topic], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=child_env(TEST_DIR),
+            cwd=child_cwd(), bufsize=0)
         self._buffer = b""
 
     def readline(self, timeout: float = TIMEOUT) -> list[str]:

@@ -9,9 +9,9 @@ import subprocess
 import sys
 import textwrap
 import threading
-from pathlib import Path
 
 import pytest
+from sources import child_cwd, child_env
 from workers import TIMEOUT
 
 import agnoshm
@@ -28,7 +28,6 @@ from agnoshm.names import pool_name, registry_name
 from agnoshm.registry import layout as L
 from agnoshm.registry.registry import Registry, open_and_join
 
-REPO = Path(__file__).resolve().parents[2]
 SMALL = dict(max_processes=16, max_topics=8, max_publishers=8, max_subscriptions=8,
              max_entries=4, pool_size=2 << 20)
 HASH_A = "RIHS01_" + "a" * 64
@@ -88,10 +87,10 @@ _RACER = """
 
 
 def test_eight_processes_creating_one_registry_at_once_get_one_header_and_distinct_slots(config):
-    env = dict(os.environ, PYTHONPATH=str(REPO))
     racers = [subprocess.Popen([sys.executable, "-c", textwrap.dedent(_RACER),
-                                str(config.domain_id), repr(SMALL)],
-                               env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                                str(config.domain_id), repr(SMALL)], env=child_env(),
+                               cwd=child_cwd(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               text=True)
               for _ in range(8)]
     watchdog = threading.Timer(TIMEOUT, lambda: [r.kill() for r in racers])  # deadlock only
     watchdog.start()
@@ -211,7 +210,7 @@ def test_an_object_left_by_a_creator_that_died_before_the_header_is_initialized_
     with open(registry_path(config.domain_id), "wb") as f:
         f.truncate(small)  # sized by a creator with other capacities, which died before the header
     result = subprocess.run([sys.executable, "-c", textwrap.dedent(_HALF_CREATED),
-                             str(config.domain_id)], env=dict(os.environ, PYTHONPATH=str(REPO)),
+                             str(config.domain_id)], env=child_env(), cwd=child_cwd(),
                             capture_output=True, text=True, timeout=TIMEOUT)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.startswith("[] ")

@@ -25,7 +25,6 @@ import threading
 import time
 import types
 import weakref
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -34,12 +33,12 @@ import agnoshm
 import agnoshm.ros
 import ros_packages
 import workers
+from sources import child_cwd, child_env
 from agnoshm.errors import InvalidHandleError, InvalidQoSError, InvalidTopicNameError
 from agnoshm.qos import DurabilityPolicy, HistoryPolicy, QoSProfile
 from agnoshm.ros import dispatch, endpoints
 from agnoshm.ros import qos as ros_qos
 
-REPO = Path(__file__).resolve().parents[2]
 STRING = "std_msgs/msg/String"
 ROS_PACKAGES = ["ament_index_python", "rclpy", "rosidl_parser", "rosidl_runtime_py", "std_msgs"]
 
@@ -98,12 +97,11 @@ _WITHOUT_ROS = """
 
 
 def test_import_agnoshm_ros_works_without_ros_and_calls_name_the_fix():
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("ROS_", "AMENT_", "COLCON_")) and k != "PYTHONPATH"}
-    env["PYTHONPATH"] = str(REPO)
+    env = child_env(base={k: v for k, v in os.environ.items()
+                          if not k.startswith(("ROS_", "AMENT_", "COLCON_")) and k != "PYTHONPATH"})
     result = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(_WITHOUT_ROS.format(ros=ROS_PACKAGES))],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+        cwd=child_cwd(), env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[-1] == "loaded: []"

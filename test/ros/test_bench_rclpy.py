@@ -12,6 +12,7 @@ import sys
 
 import pytest
 from ros_packages import needs
+from sources import child_env
 
 pytestmark = [pytest.mark.ros, needs("sensor_msgs.msg")]
 
@@ -20,7 +21,8 @@ def test_the_bench_measures_rclpy_beside_agnoshm(tmp_path, isolated_domain):
     out = tmp_path / "bench.json"
     proc = subprocess.run([sys.executable, "-m", "agnoshm", "bench", "--latency-only",
                            "--sizes", "64,64K", "--samples", "30", "--no-plot", "--json", str(out)],
-                          capture_output=True, text=True, timeout=900, cwd=tmp_path)
+                          env=child_env(), capture_output=True, text=True, timeout=900,
+                          cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     results = json.loads(out.read_text())
     status = next(t for t in results["transports"] if t["transport"] == "rclpy")

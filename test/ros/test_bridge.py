@@ -10,13 +10,13 @@ import sys
 import textwrap
 import threading
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 import agnoshm
 import ros_packages
+from sources import child_cwd, child_env
 from agnoshm.qos import DurabilityPolicy, QoSProfile
 from agnoshm.ros import bridge as sut
 from agnoshm.ros.bridge import cli, relay
@@ -31,7 +31,6 @@ from agnoshm.ros.bridge import (
     TopicConfig,
 )
 
-REPO = Path(__file__).resolve().parents[2]
 STRING = "std_msgs/msg/String"
 ROS_PACKAGES = ["ament_index_python", "rclpy", "rosidl_parser", "rosidl_runtime_py", "std_msgs"]
 
@@ -46,9 +45,8 @@ sys.meta_path.insert(0, NoRos())
 
 
 def _python(code: str, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["PYTHONPATH"] = str(REPO)
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=REPO, env=env,
+    env = child_env(base={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=child_cwd(), env=env,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -81,11 +79,10 @@ def test_python_m_bridge_exits_2_when_ros_2_is_not_usable_here():
     """Without rclpy, it says that it needs ROS 2; with rclpy, ROS 2 failing to start
     (here a malformed --ros-args, which rcl refuses in rclpy.init) is exit 2 as well."""
     rclpy_missing = "rclpy" in ros_packages.missing()
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["PYTHONPATH"] = str(REPO)
+    env = child_env(base={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     ros_args = [] if rclpy_missing else ["--ros-args", "-r"]
-    result = subprocess.run([sys.executable, "-m", "agnoshm.ros.bridge", *ros_args], cwd=REPO,
-                            env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-m", "agnoshm.ros.bridge", *ros_args],
+                            cwd=child_cwd(), env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     assert ("needs ROS 2" if rclpy_missing else "ROS 2 did not start") in result.stderr

@@ -18,6 +18,7 @@ import pytest
 from executor_workers import start_publisher, stop_publishers
 from domains import ROS_DOMAIN_RANGE
 from ros_packages import needs
+from sources import child_env
 from test_callback_isolated import Spinning, _stat
 from workers import TIMEOUT, read_header, wait_until
 
@@ -260,7 +261,7 @@ def test_the_rclpy_example_of_docs_executors_runs(claimed_domains, tmp_path):
     (tmp_path / "example.py").write_text(example)
     domain = claimed_domains(ROS_DOMAIN_RANGE)  # both agnoshm's and DDS's
     result = subprocess.run([sys.executable, "example.py"], cwd=tmp_path,
-                            env={**os.environ, "ROS_DOMAIN_ID": str(domain)},
+                            env=child_env(ROS_DOMAIN_ID=str(domain)),
                             capture_output=True, text=True, timeout=TIMEOUT)
     assert result.returncode == 0, result.stderr
     ticks = re.search(r"^(\d+) control ticks on thread \{(\d+)\}; threads: (.*)$", result.stdout,

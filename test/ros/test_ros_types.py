@@ -9,15 +9,13 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
 import agnoshm
 import ros_packages
 from agnoshm.msg.types import TypeRegistry
-
-REPO = Path(__file__).resolve().parents[2]
+from sources import child_env
 
 # rosidl_runtime_py.utilities.get_message, as apt's ROS 2 has it: import pkg.msg, take Name
 _RESOLVER = '''
@@ -48,8 +46,8 @@ def test_bytes_resolves_where_an_rclpy_style_resolver_is_importable(tmp_path):
     (tmp_path / "rosidl_runtime_py").mkdir()
     (tmp_path / "rosidl_runtime_py" / "__init__.py").write_text("")
     (tmp_path / "rosidl_runtime_py" / "utilities.py").write_text(_RESOLVER)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(REPO)])
+    # the stand-ins come first: the cwd is sys.path[0] for ``python -c``
+    env = child_env(base={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     result = subprocess.run([sys.executable, "-c", textwrap.dedent(_USE_BYTES)], cwd=tmp_path,
                             env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 from ros_packages import needs
+from sources import child_env
 
 pytestmark = [pytest.mark.ros, needs()]
 
@@ -31,7 +32,7 @@ except (KeyboardInterrupt, ExternalShutdownException) as err:
 
 def test_ctrl_c_stops_rclpy_after_agnoshm_shut_down(isolated_domain, ros_domain_id, tmp_path):
     process = subprocess.Popen([sys.executable, "-c", PROGRAM, str(ros_domain_id)], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+                               stderr=subprocess.PIPE, text=True, env=child_env(), cwd=tmp_path)
     try:
         assert process.stdout.readline() == "ready\n", process.stderr.read()
         process.send_signal(signal.SIGINT)

@@ -27,8 +27,8 @@ zenoh = pytest.importorskip("zenoh", reason="the zenoh extra (pip install 'agnos
 xxhash = pytest.importorskip("xxhash", reason="the zenoh extra (pip install 'agnoshm[zenoh]')")
 
 import agnoshm  # noqa: E402
+from sources import child_cwd, child_env  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("zenoh_workers.py")
 TIMEOUT = 120.0  # a deadlock watchdog, never a speed requirement
 STRING_KEY = "{d}/chatter/std_msgs::msg::dds_::String_/" \
@@ -47,9 +47,9 @@ class Proc:
     def __init__(self, args: list[str], domain: int, python: str = sys.executable, **env_extra):
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         env.update(ROS_DOMAIN_ID=str(domain), PYTHONUNBUFFERED="1", **env_extra)
-        if python == sys.executable:
-            env["PYTHONPATH"] = str(REPO)
-        self.popen = subprocess.Popen([python, *args], cwd=REPO, env=env, text=True,
+        if python == sys.executable:  # this agnoshm; another Python (an SDK's venv) gets none
+            env = child_env(base=env)
+        self.popen = subprocess.Popen([python, *args], cwd=child_cwd(), env=env, text=True,
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE)
         self.lines: list[str] = []
