@@ -246,16 +246,19 @@ class Executor:
         :func:`~agnoshm.transport.waiting.wait_for_work`, inside the gate with ``ticket``),
         or None when the spin must return: ``condition()`` holds, the deadline passed, the
         executor is shut down or agnoshm is closing."""
-        enter = functools.partial(_gate.enter, ticket, runtime)
-        leave = functools.partial(_gate.leave, ticket)
+        doorbell, stop, enter, leave = self._wait_parts(runtime, ticket, condition)
+        # A partial, by position: it runs no frame of its own.
+        return functools.partial(wait_for_work, doorbell, look, deadline, stop, enter, leave)
 
+    def _wait_parts(self, runtime, ticket, condition) -> tuple:
+        """``(doorbell, stop, enter, leave)`` for :func:`~agnoshm.transport.waiting.wait_for_work`
+        (see :meth:`_waiter`)."""
         def stop() -> bool:
             return (self._is_shutdown or (condition is not None and condition())
                     or not context.running(runtime))  # closing: its ring may be behind us
 
-        # A partial, by position: called once a message, it runs no frame of its own.
-        return functools.partial(wait_for_work, runtime.doorbell, look, deadline, stop, enter,
-                                 leave)
+        enter, leave = _gate.entry(ticket, runtime)
+        return runtime.doorbell, stop, enter, leave
 
     # running callbacks -----------------------------------------------------------------------
     def _finish(self, entity, group, result) -> None:

@@ -8,6 +8,7 @@ from agnoshm import context
 from agnoshm.executors.base import _AGAIN, Executor, _deadline, _log_failure, _take
 from agnoshm.executors.gate import _gate
 from agnoshm.timer import Timer
+from agnoshm.transport.waiting import wait_for_work
 
 
 class SingleThreadedExecutor(Executor):
@@ -20,12 +21,15 @@ class SingleThreadedExecutor(Executor):
         # (nodes, node, its subscriptions, its timers, the subscription) while _lone is
         # the only entity; the lists are the snapshot's copies (see _entities)
         self._lone_since = None
+        self._streak = False  # the lone subscription's last look found a message
 
     def _run(self, timeout_sec, condition, once: bool) -> bool:
         runtime = context.require_runtime()
         deadline = _deadline(timeout_sec)
         tasks = self._tasks
-        pick = self._waiter(runtime, self._pass, self._look, deadline, condition)
+        # The wake-up loop, called here directly (once a message: no partial in between).
+        doorbell, stop, enter, leave = self._wait_parts(runtime, self._pass, condition)
+        look = self._look
         ran = False
         burst = None  # the lone subscription, when messages it took are left to deliver
         while not self._is_shutdown:
@@ -41,7 +45,7 @@ class SingleThreadedExecutor(Executor):
                 picked = _claim_taken(burst)
                 burst = None
             else:
-                picked = pick()
+                picked = wait_for_work(doorbell, look, deadline, stop, enter, leave)
                 if picked is None:
                     return ran
             if picked is None or picked is _AGAIN:
@@ -86,16 +90,24 @@ class SingleThreadedExecutor(Executor):
             if self._nodes is nodes and node.subscriptions == subs and node.timers == timers:
                 # The hot path: one subscription and nothing else, unchanged since the last
                 # look (no readiness scan).  Its group's claim stands in for can_execute().
-                port = sub._port
-                if port is None or not (sub._inbox or port.has_data()) or sub._executor_event:
+                # Right after a message the take stands in for has_data() too (which walks
+                # the channels as the take does); after a look that found nothing, has_data()
+                # goes first, so a thread woken for another's message does not take.
+                if sub._executor_event:
                     return None, None
+                if not self._streak:
+                    port = sub._port
+                    if port is None or not (sub._inbox or port.has_data()):
+                        return None, None
                 group = sub.callback_group
                 if not group.beginning_execution(sub):
                     return None, None
                 msg = sub._next_view(True)
-                if msg is None:
+                if msg is None:  # nothing new (or destroyed)
+                    self._streak = False
                     group.ending_execution(sub)
-                    return _AGAIN, None
+                    return None, None
+                self._streak = True
                 return (sub, group, msg), None
         entity, wait = self._next_ready()
         if entity is None:
