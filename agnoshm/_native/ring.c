@@ -953,54 +953,40 @@ static PyType_Spec Lease_spec = {"agnoshm._native._ring.Lease", sizeof(Lease), 0
                                  Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION,
                                  Lease_slots};
 
-/* Count one more Lease in channel i's pool mapping: 1 and *out, or 0 (nothing counted) when
- * its publisher's process is gone or its pool may not be read, or -1 with an exception.
- * port._mapping_of(channel) asks peers.py when the channel has no mapping yet or its
- * mapping was retired. */
-static int
-channel_mapping(Reader *self, Py_ssize_t i, PyObject *port, Mapping **out)
+/* Count one more Lease in a channel's pool mapping (take's first pass resolved it): the
+ * mapping, or NULL (nothing counted) when its publisher's process is gone, its pool may not
+ * be read, or peers.py retired it since. */
+static Mapping *
+counted_mapping(Channel *c)
 {
-    Mapping *m = self->channels[i].mapping;
-    if (m == NULL || m->retired) {
-        PyObject *found = PyObject_CallMethod(port, "_mapping_of", "O",
-                                              PyList_GetItem(self->objects, i));
-        if (found == NULL)
-            return -1;
-        if (found != Py_None && !PyObject_TypeCheck(found, (PyTypeObject *)Mapping_type)) {
-            PyErr_Format(PyExc_TypeError, "_mapping_of returned %R, not a Mapping", found);
-            Py_DECREF(found);
-            return -1;
-        }
-        if (found == Py_None) {
-            Py_DECREF(found);
-            return 0;
-        }
-        m = (Mapping *)found;
-        if (m->retired) {
-            Py_DECREF(found);
-            return 0;
-        }
-        Mapping *old = self->channels[i].mapping;
-        self->channels[i].mapping = m; /* the reference _mapping_of returned */
-        Py_XDECREF((PyObject *)old);
-    }
+    Mapping *m = c->mapping;
+    if (m == NULL || m->retired)
+        return NULL;
     m->leases += 1;
-    *out = m;
-    return 1;
+    return m;
 }
 
-/* take(port, max_count, check=True) -> [Lease], or None (without touching anything) when
- * check is true and the topic's generation moved.  receive.SubscriberPort.take's
- * _take_locked and _leases; the caller holds the port's lock. */
+/* take(port, max_count, check=True, resolve=True) -> [Lease], or None (without touching
+ * anything) when check is true and the topic's generation moved.  receive.SubscriberPort.take's
+ * _take_locked and _leases.
+ *
+ * With resolve, the caller holds the port's lock: a channel with new messages and no usable
+ * pool mapping gets one from port._mapping_of(channel) (Python) before anything is touched.
+ * Without resolve, it runs no Python at all, so it needs no lock: it returns None instead
+ * (nothing touched) when that would be needed, when the subscription was destroyed, or when
+ * faults are armed; the result list is allocated first, so no garbage collection (whose
+ * finalizers could let another thread refresh the channels) runs in the middle, and Leases
+ * are not tracked by the collector. */
 static PyObject *
 Reader_take(Reader *self, PyObject *const *args, Py_ssize_t nargs)
 {
     int64_t max_count;
-    int check = 1;
-    if (nargs_ok("take", nargs, 2, 3) || arg_i64(args, 1, &max_count))
+    int check = 1, resolve = 1;
+    if (nargs_ok("take", nargs, 2, 4) || arg_i64(args, 1, &max_count))
         return NULL;
     PyObject *port = args[0];
-    if (nargs > 2 && (check = PyObject_IsTrue(args[2])) < 0)
+    if ((nargs > 2 && (check = PyObject_IsTrue(args[2])) < 0) ||
+        (nargs > 3 && (resolve = PyObject_IsTrue(args[3])) < 0))
         return NULL;
     if (max_count < 0) {
         PyErr_SetString(PyExc_ValueError, "max_count must be >= 0");
@@ -1012,13 +998,48 @@ Reader_take(Reader *self, PyObject *const *args, Py_ssize_t nargs)
     if (check && (!self->known ||
                   LOAD(W64(base, self->generation_at), relaxed) != self->generation))
         Py_RETURN_NONE;
+    int armed = faults_armed();
+    if (!resolve && (self->destroyed || armed))
+        Py_RETURN_NONE;
     const uint64_t capacity = self->capacity, depth = self->depth;
+    uint64_t heads_stack[64], *heads = heads_stack;
     Found stack[64], *found = stack;
     Py_ssize_t nfound = 0, room = 64;
-    PyObject *result = NULL;
+    PyObject *result = PyList_New(0);
+    if (result == NULL)
+        return NULL;
+    if (self->n > 64 && (heads = PyMem_Malloc(sizeof(uint64_t) * self->n)) == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    for (Py_ssize_t i = 0; i < self->n; i++) { /* (1): each head, and a mapping where new */
+        heads[i] = LOAD(W64(base, self->channels[i].head), acquire);
+        Mapping *m = self->channels[i].mapping;
+        if (heads[i] <= self->channels[i].cursor || (m != NULL && !m->retired))
+            continue;
+        if (!resolve) {
+            Py_CLEAR(result);
+            result = Py_None;
+            Py_INCREF(result);
+            goto done;
+        }
+        PyObject *got = PyObject_CallMethod(port, "_mapping_of", "O",
+                                            PyList_GetItem(self->objects, i));
+        if (got == NULL)
+            goto fail;
+        if (got != Py_None && !PyObject_TypeCheck(got, (PyTypeObject *)Mapping_type)) {
+            PyErr_Format(PyExc_TypeError, "_mapping_of returned %R, not a Mapping", got);
+            Py_DECREF(got);
+            goto fail;
+        }
+        self->channels[i].mapping = got == Py_None ? NULL : (Mapping *)got;
+        Py_XDECREF((PyObject *)m);
+        if (got == Py_None) /* its process is gone: its messages are taken and dropped */
+            Py_DECREF(got);
+    }
     for (Py_ssize_t i = 0; i < self->n; i++) { /* (1) and (2) */
         Channel *c = &self->channels[i];
-        uint64_t head = LOAD(W64(base, c->head), acquire);
+        uint64_t head = heads[i];
         if (head <= c->cursor)
             continue;
         /* max(cursor + 1, head - depth + 1, head - capacity + 1) without wrapping: a head
@@ -1034,7 +1055,7 @@ Reader_take(Reader *self, PyObject *const *args, Py_ssize_t nargs)
             Found *grown = PyMem_Malloc(sizeof(Found) * want);
             if (grown == NULL) {
                 PyErr_NoMemory();
-                goto done;
+                goto fail;
             }
             memcpy(grown, found, sizeof(Found) * nfound);
             if (found != stack)
@@ -1061,10 +1082,8 @@ Reader_take(Reader *self, PyObject *const *args, Py_ssize_t nargs)
         }
         c->cursor = head;
     }
-    if (nfound == 0) {
-        result = PyList_New(0);
+    if (nfound == 0)
         goto done;
-    }
     if (nfound > 1 && self->n > 1)
         qsort(found, nfound, sizeof(Found), by_time); /* several publishers: publish order */
     Py_ssize_t start = nfound > (Py_ssize_t)depth ? nfound - (Py_ssize_t)depth : 0;
@@ -1084,9 +1103,8 @@ Reader_take(Reader *self, PyObject *const *args, Py_ssize_t nargs)
         if (count < HOLD_MAX)
             STORE(hold, count + 1, relaxed);
     }
-    int armed = faults_armed();
     if (hit(armed, "take.claimed"))
-        goto done;
+        goto fail;
     atomic_thread_fence(memory_order_seq_cst); /* (4) */
     Py_ssize_t taken = 0;
     for (Py_ssize_t j = 0; j < wlen; j++) { /* (5) */
@@ -1098,7 +1116,7 @@ Reader_take(Reader *self, PyObject *const *args, Py_ssize_t nargs)
             drop_hold(W8(base, c->holds + window[j].entry));
     }
     if (hit(armed, "take.inside"))
-        goto done;
+        goto fail;
     for (Py_ssize_t i = 0; i < self->n; i++) /* how far this subscription read (linger) */
         STORE(W64(base, self->channels[i].cursor_at), self->channels[i].cursor, relaxed);
     if (taken) {
@@ -1107,16 +1125,11 @@ Reader_take(Reader *self, PyObject *const *args, Py_ssize_t nargs)
         STORE(W32(base, self->held_at), (uint32_t)self->held, relaxed);
         STORE(W64(base, self->received_at), self->received, relaxed);
     }
-    result = PyList_New(0);
-    if (result == NULL)
-        goto done;
     for (Py_ssize_t j = 0; j < taken; j++) { /* receive.py's _leases */
         Found *f = &window[j];
         uint64_t hold = self->channels[f->channel].holds + f->entry;
-        Mapping *mapping = NULL;
-        int mapped = channel_mapping(self, f->channel, port, &mapping);
-        if (mapped < 0)
-            goto fail;
+        Mapping *mapping = counted_mapping(&self->channels[f->channel]);
+        int mapped = mapping != NULL;
         if (mapped && !mapping_contains(mapping, f->address, f->size ? f->size : 1)) {
             /* The entry points outside its publisher's pool: a corrupted or hostile
              * registry.  Never build a view over it; drop it and count it. */
@@ -1157,6 +1170,8 @@ fail:
 done:
     if (found != stack)
         PyMem_Free(found);
+    if (heads != heads_stack)
+        PyMem_Free(heads);
     return result;
 }
 

@@ -84,9 +84,17 @@ class NativeSubscriberPort(SubscriberPort):
         return self._reader.corrupted
 
     def take(self, max_count: int = 1) -> list:
-        """Take up to ``max_count`` new messages (oldest first) and hold them: C leases."""
+        """Take up to ``max_count`` new messages (oldest first) and hold them: C leases.
+
+        The common take runs no Python inside the C call, so it needs no lock (ring.c's
+        ``Reader.take`` says why); one that needs Python (a new publisher's pool, a
+        refresh, armed faults) returns None and is done again under the lock.
+        """
         if self.destroyed:
             raise InvalidHandleError("subscription was destroyed; create a new one")
+        leases = self._reader.take(self, max_count, True, False)
+        if leases is not None:
+            return leases
         with self._lock:
             leases = self._reader.take(self, max_count)
             if leases is None:  # the topic's generation moved
