@@ -209,11 +209,15 @@ class Executor:
         self._snapshot = (nodes, per_node, entities)
         return entities
 
-    def _ready(self, first_only: bool) -> tuple[list, float | None]:
+    def _ready(self, first_only: bool,
+               entities: list | None = None) -> tuple[list, float | None]:
         """Executable ready entities, and the seconds until the next timer that is not due
         yet (None: none).  The scan starts one entity further each time (round-robin), so
-        a timer that is always due cannot starve subscriptions, nor the reverse."""
-        entities = self._entities()
+        a timer that is always due cannot starve subscriptions, nor the reverse.
+
+        :param entities: :meth:`_entities`, if the caller has it already."""
+        if entities is None:
+            entities = self._entities()
         count = len(entities)
         ready = []
         wait = None

@@ -118,7 +118,7 @@ class SingleThreadedExecutor(Executor):
         if isinstance(entity, Timer):
             entity._advance()
             return (entity, group, None), None
-        msg = _take(entity)
+        msg = entity._next_view(True)  # _take(entity), without the call in between
         if msg is None:
             group.ending_execution(entity)
             return _AGAIN, None
@@ -135,7 +135,7 @@ class SingleThreadedExecutor(Executor):
                 node, subs, timers = per_node[0]
                 self._lone = entities[0][0]
                 self._lone_since = (nodes, node, subs, timers, self._lone)
-        ready, wait = self._ready(True)
+        ready, wait = self._ready(True, entities)
         return (ready[0], None) if ready else (None, wait)
 
 
