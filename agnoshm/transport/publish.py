@@ -17,6 +17,7 @@ import threading
 import time
 import weakref
 from collections import deque
+from operator import attrgetter
 
 from agnoshm import _libc, faults
 from agnoshm.errors import (
@@ -26,7 +27,7 @@ from agnoshm.errors import (
     PoolExhaustedError,
 )
 from agnoshm.registry import layout as L
-from agnoshm.transport.ring import full_fence, store_fence
+from agnoshm.transport.ring import TOTAL_STORE_ORDER, full_fence, store_fence
 
 #: An entry after its seq: address, size, timestamp_ns (one write; seq is written last).
 _ENTRY_BODY = struct.Struct("=QQQ")
@@ -37,32 +38,28 @@ assert _ENTRY_BODY.size + 8 == _ENTRY_SIZE and L.Entry.address.offset == 8
 class Loan:
     """The pool blocks of one message being written; invalid after publish.
 
-    The owner of a loaned view (:class:`agnoshm.msg.owner.MessageOwner`).
+    The owner of a loaned view (:class:`agnoshm.msg.owner.MessageOwner`).  Only
+    :meth:`PublisherPort.loan` makes them, one a message, with no ``__init__``:
+    its slots are stored there (a constructor call costs a message more than
+    the rest of the loan).
     """
 
-    __slots__ = ("port", "address", "size", "blocks", "valid", "arrays", "pinned", "__weakref__")
+    __slots__ = ("port", "pool", "address", "size", "blocks", "valid", "arrays", "pinned",
+                 "__weakref__")
+    # port: the publisher's port; pool: this process's pool, which holds the message
+    # address, size: the root struct; blocks: the root and every further block, in order
+    # valid: not yet published nor discarded
+    # arrays: None, or weak references to the writable numpy arrays handed out over the blocks
+    # pinned: published while such arrays lived: the blocks wait for this loan's end
 
-    def __init__(self, port: "PublisherPort", address: int, size: int):
-        self.port = port
-        self.address = address
-        self.size = size
-        self.blocks = [address]
-        self.valid = True
-        self.arrays: list[weakref.ref] = []  # writable numpy arrays handed out over the blocks
-        self.pinned = False  # published while such arrays lived: the blocks wait for this loan
-
-    @property
-    def closed(self) -> bool:
-        """Whether agnoshm shut down in this process (the pool is gone)."""
-        return self.port.runtime.closed
-
-    @property
-    def pool(self):
-        """This process's pool, which holds the message."""
-        return self.port.runtime.pool
+    #: Whether agnoshm shut down in this process (the pool is gone); an attrgetter, so
+    #: that reading it (every field a loaned view writes) runs no Python frame.
+    closed = property(attrgetter("port.runtime.closed"))
 
     def track(self, array) -> None:
         """Remember a writable array over this message; publishing makes it read-only."""
+        if self.arrays is None:
+            self.arrays = []
         self.arrays.append(weakref.ref(array))
 
     def _freeze_arrays(self) -> bool:
@@ -75,14 +72,22 @@ class Loan:
             if array is not None:
                 array.flags.writeable = False
                 alive = True
-        self.arrays = []
+        self.arrays = None
         return alive
 
     def allocate(self, nbytes: int) -> int:
-        """Allocate a further block of this message (a string's or sequence's storage)."""
-        if not self.valid:
-            raise MessageInvalidatedError("this loaned message was published; borrow a new one")
-        address = self.port.allocate(nbytes)
+        """Allocate a further block of this message (a string's or sequence's storage).
+
+        :raises MessageInvalidatedError: if the loan was published, or agnoshm shut down.
+        """
+        port = self.port
+        if not self.valid or port.runtime.closed:
+            raise MessageInvalidatedError(
+                "this loaned message was published, or agnoshm was shut down; borrow a new one")
+        try:
+            address = port.allocator.allocate(nbytes)
+        except PoolExhaustedError:
+            address = port.allocate_after_reclaim(nbytes)
         self.blocks.append(address)
         return address
 
@@ -95,7 +100,8 @@ class Loan:
         try:
             if self.pinned:  # the last array kept from this message is gone
                 self.port.unpinned.append(self.address)
-            self.discard()  # borrowed, never published, dropped: give the memory back
+            if self.valid:  # borrowed, never published, dropped: give the memory back
+                self.discard()
         except Exception:
             pass
 
@@ -106,6 +112,9 @@ class Loan:
             for address in self.blocks:
                 self.port.allocator.free(address)
             self.blocks = []
+
+
+_new_loan = object.__new__
 
 
 class PublisherPort:
@@ -120,6 +129,7 @@ class PublisherPort:
         self.index = index
         self.depth = depth
         self.allocator = runtime.allocator
+        self._pool = runtime.pool
         self.record = registry.publishers[index]
         self.position = self.record.position
         self.topic = registry.topics[topic]
@@ -166,28 +176,56 @@ class PublisherPort:
 
     # (1) loan -----------------------------------------------------------------
     def loan(self, size: int) -> Loan:
-        """Loan ``size`` bytes for a message's root struct.
+        """Loan ``size`` bytes for a message's root struct (the same size on every loan:
+        a publisher has one type).
 
-        ``publish()`` withdraws the message that falls out of depth and the loan
-        frees its blocks, so neither touches shared memory again for it; a loan
+        ``publish()`` withdraws the message that falls out of depth and frees its
+        blocks when no subscription holds it (its root serves this loan); a loan
         reads the holds only when messages that subscribers held wait to be freed.
         """
         if self.destroyed:
             raise InvalidHandleError("publisher was destroyed; create a new one")
-        if self.unpinned or self._withdrawn or self._held:
-            with self._lock:
-                self._free_unpinned()
-                self._free_withdrawn()
-                if self._held:
-                    self._free_released()
-        if size == self._root_size and self._spare_roots:
-            loan = Loan(self, self._spare_roots.pop(), size)
-        else:
-            self._root_size = size
-            loan = Loan(self, self.allocate(size), size)
+        if self._withdrawn or self._held or self.unpinned:
+            self._free_pending()
+        try:  # a root reclaimed from an earlier message: a list pop, no allocator
+            address = self._spare_roots.pop() if size == self._root_size else self._new_root(size)
+        except IndexError:
+            address = self._new_root(size)
+        loan = _new_loan(Loan)
+        loan.port = self
+        loan.pool = self._pool
+        loan.address = address
+        loan.size = size
+        loan.blocks = [address]
+        loan.valid = True
+        loan.arrays = None
+        loan.pinned = False
         if faults.ARMED:
             faults.hit("borrow")
         return loan
+
+    def _free_pending(self) -> None:
+        """Free what waits: messages withdrawn, released by subscribers, or unpinned."""
+        lock = self._lock
+        lock.acquire()
+        try:
+            if self.unpinned:
+                self._free_unpinned()
+            if self._held:
+                self._free_released()
+            if self._withdrawn:
+                self._free_withdrawn()
+        finally:
+            lock.release()
+
+    def _new_root(self, size: int) -> int:
+        if size != self._root_size:  # spare roots of another size must not serve this one
+            with self._lock:
+                for address in self._spare_roots:
+                    self.allocator.free(address)
+                self._spare_roots = []
+                self._root_size = size
+        return self.allocate(size)
 
     def _recycle_root(self, address: int) -> None:
         if len(self._spare_roots) < 8:
@@ -199,8 +237,12 @@ class PublisherPort:
         try:
             return self.allocator.allocate(nbytes)
         except PoolExhaustedError:
-            self.runtime.reclaim_all()
-            return self.allocator.allocate(nbytes)
+            return self.allocate_after_reclaim(nbytes)
+
+    def allocate_after_reclaim(self, nbytes: int) -> int:
+        """Allocate once every publisher of this process freed what it can (the pool was full)."""
+        self.runtime.reclaim_all()
+        return self.allocator.allocate(nbytes)
 
     # (2) + (3) publish -----------------------------------------------------------
     def publish(self, loan: Loan) -> int:
@@ -218,15 +260,18 @@ class PublisherPort:
             raise InvalidHandleError("publisher was destroyed; create a new one")
         if faults.ARMED:
             faults.hit("publish.before")
-        with self._lock:
-            if not self._free_entries:
+        lock = self._lock  # acquire/release: a ``with`` costs twice as much
+        lock.acquire()
+        try:
+            free_entries = self._free_entries
+            if not free_entries:
                 self._reclaim_locked(self.depth - 1)
-                if not self._free_entries:
+                if not free_entries:
                     raise LimitReachedError(
                         f"subscribers hold all {self._capacity} messages of this publisher: "
                         "release received messages (drop views and arrays) or raise max_entries")
             loan.valid = False
-            entry = self._free_entries.pop()
+            entry = free_entries.pop()
             seq = self._seq = self._seq + 1
             live = self._live
             live.append(entry)
@@ -234,10 +279,24 @@ class PublisherPort:
             withdrawn = live.popleft() if len(live) > self.depth else -1  # (c) left the depth
             if self._commit(entry, seq, loan, withdrawn):
                 self._held.append(withdrawn)  # freed once no subscription holds it
-            elif withdrawn >= 0:  # freed by the next loan
-                self._withdrawn.append(self._blocks.pop(withdrawn))
-                self._free_entries.append(withdrawn)
-        if loan._freeze_arrays():
+            elif withdrawn >= 0:  # (g) no one can reach it any more: free its blocks now
+                free_entries.append(withdrawn)
+                blocks = self._blocks.pop(withdrawn)
+                root = blocks[0]
+                if root in self._pinned:  # arrays the publisher kept still read these bytes
+                    self._pinned_blocks[root] = blocks
+                else:  # the root serves the next loan (every message: no call)
+                    spare_roots = self._spare_roots
+                    if len(spare_roots) < 8:
+                        spare_roots.append(root)
+                    else:
+                        self.allocator.free(root)
+                    if len(blocks) > 1:
+                        for address in blocks[1:]:
+                            self.allocator.free(address)
+        finally:
+            lock.release()
+        if loan.arrays is not None and loan._freeze_arrays():
             loan.pinned = True
             self._pinned.add(loan.address)
         return seq
@@ -250,7 +309,8 @@ class PublisherPort:
         offset = self._entries + entry * _ENTRY_SIZE
         _ENTRY_BODY.pack_into(self._memory, offset + 8, loan.address, loan.size,
                               time.monotonic_ns())
-        store_fence()
+        if not TOTAL_STORE_ORDER:  # x86-64 keeps stores in order: no call
+            store_fence()
         words[offset >> 3] = seq  # (a) the entry is complete
         if faults.ARMED:
             faults.hit("publish.inside")
@@ -350,8 +410,19 @@ class PublisherPort:
     def _free_withdrawn(self) -> None:
         """Free the blocks of withdrawn entries (only this process uses them)."""
         withdrawn, self._withdrawn = self._withdrawn, []
-        for blocks in withdrawn:
-            self._free_blocks(blocks)
+        pinned, spare_roots, free = self._pinned, self._spare_roots, self.allocator.free
+        for blocks in withdrawn:  # _free_blocks, inline: a loan runs this for every message
+            root = blocks[0]
+            if root in pinned:  # arrays the publisher kept still read these bytes
+                self._pinned_blocks[root] = blocks
+                continue
+            if len(spare_roots) < 8:
+                spare_roots.append(root)
+            else:
+                free(root)
+            if len(blocks) > 1:
+                for address in blocks[1:]:
+                    free(address)
 
     def _free_blocks(self, blocks: list[int]) -> None:
         root, *rest = blocks
