@@ -47,6 +47,11 @@ class Publisher(Endpoint):
         port = self._port
         if port is None:
             port = self._live_port()  # raises
+        if type(msg) is self.msg_type._loaned_class:  # a root loan of this type (no type
+            loan = msg._owner  # nests itself): the checks below hold unless another port's
+            if loan.port is port:
+                port.publish(loan)
+                return
         if isinstance(msg, LoanedView):
             loan = msg._owner
             if msg._type_name != self.msg_type.type_name:  # also any view nested in a loan
