@@ -16,6 +16,7 @@ import struct
 
 import numpy as np
 
+from agnoshm.errors import MessageInvalidatedError
 from agnoshm.msg import defaults
 from agnoshm.msg import layout as L
 from agnoshm.msg.arrays import PoolBytes, pool_array
@@ -229,13 +230,18 @@ def _loaned_primitive_sequence_property(type_name: str, field: L.FieldLayout,
         if not count:
             return checked_put(view, values)
         loan = view._owner
-        if not loan.valid or loan.closed:
+        if not loan.valid:
             check_loan(view)
         if bound and count > bound:
+            check_loan(view)  # a finished loan's error comes first, as on the checked path
             check_sequence_length(field, count, where)
         buf, base = view._buf, view._base
         position = view._address - base + offset
-        address = loan.allocate(nbytes)
+        try:  # the owner's allocate raises once agnoshm shut down (no ``closed`` read here)
+            address = loan.allocate(nbytes)
+        except MessageInvalidatedError:
+            check_loan(view)
+            raise
         start = address - base
         buf[start:start + nbytes] = raw
         old = unpack_triple(buf, position)[0]
