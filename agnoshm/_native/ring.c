@@ -751,6 +751,24 @@ Mapping_retire(Mapping *self, PyObject *unused)
     return PyBool_FromLong(self->retired);
 }
 
+/* count() and uncount(): what a pure-Python port (receive.py) does with it, as with
+ * peers.PeerMapping (one runtime may run both kinds, e.g. the differential tests) */
+static PyObject *
+Mapping_count(Mapping *self, PyObject *unused)
+{
+    if (self->retired)
+        Py_RETURN_FALSE;
+    self->leases += 1;
+    Py_RETURN_TRUE;
+}
+
+static PyObject *
+Mapping_uncount(Mapping *self, PyObject *unused)
+{
+    self->leases -= 1;
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 Mapping_get_retired(Mapping *self, void *closure)
 {
@@ -768,6 +786,9 @@ mapping_contains(Mapping *m, uint64_t address, uint64_t size)
 static PyMethodDef Mapping_methods[] = {
     {"retire", (PyCFunction)Mapping_retire, METH_NOARGS,
      "retire(): True (and no Lease is counted in it from now on) if no Lease points into it"},
+    {"count", (PyCFunction)Mapping_count, METH_NOARGS,
+     "count(): count one more lease; False (nothing counted) if retired"},
+    {"uncount", (PyCFunction)Mapping_uncount, METH_NOARGS, "uncount(): one lease fewer"},
     {NULL}};
 
 static PyMemberDef Mapping_members[] = {

@@ -147,9 +147,10 @@ class LoanedView(MessageView):
             raise _unknown_field(self, name, f"; cannot set it to {short_repr(value)}")
 
 
-class _NewLoanedView(MessageView):
-    """A loaned view being built: the generated classes forbid attribute assignment, this
-    one stores the five slots directly, then becomes the type's class (same layout).
+class _NewView(MessageView):
+    """A view being built (loaned or received): the generated classes forbid attribute
+    assignment, this one stores the five slots directly, then becomes the type's class
+    (same layout).
 
     Five slot stores and a ``__class__`` assignment cost less than half of a constructor
     call that stores through the slots' descriptors; every message makes one.
@@ -248,6 +249,7 @@ class MessageType:
         self._loaned_class = None  # view_class(type_name, True), once it is needed
         self._has_defaults = False  # set with _loaned_class
         self._span = (None, None, 0, 0)  # (pool, its buffer, start, end) of the last loan
+        self._received_span = (None, None, 0, 0)  # the same, of the last received message
         for constant in definition.constants:
             setattr(self, constant.name, constant.value)
 
@@ -263,7 +265,7 @@ class MessageType:
             span = self._span = (pool, pool.buffer, pool.address, pool.address + pool.size)
         _pool, buffer, base, end = span
         address = loan.address
-        view = _new_view(_NewLoanedView)
+        view = _new_view(_NewView)
         view._owner = loan
         view._address = address
         view._buf = buffer
@@ -279,16 +281,26 @@ class MessageType:
     def received(self, lease) -> ReceivedView:
         """A read-only view over a received message."""
         pool = lease.pool
+        span = self._received_span
+        if span[0] is not pool:  # another publisher's pool than the last message's
+            span = self._received_span = (pool, pool.buffer, pool.address,
+                                          pool.address + pool.size)
+        _pool, buffer, start, end = span
         address = lease.address
-        start = pool.address
-        end = start + pool.size
         if address < start or address + self.struct_size > end:
             raise MessageCorruptedError(
                 f"received {self.type_name} at 0x{address:x} lies outside its publisher's pool")
         cls = self._received_class
         if cls is None:
             cls = self._received_class = view_class(self.type_name, False)
-        return cls(lease, address, pool.buffer, start, end)
+        view = _new_view(_NewView)
+        view._owner = lease
+        view._address = address
+        view._buf = buffer
+        view._base = start
+        view._end = end
+        view.__class__ = cls
+        return view
 
     def __repr__(self) -> str:
         return f"<agnoshm message type {self.type_name} ({self.struct_size} bytes)>"

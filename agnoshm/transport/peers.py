@@ -9,6 +9,7 @@ dropped only when no received message of this process still points into it.
 from __future__ import annotations
 
 import threading
+from collections import deque
 
 from agnoshm.errors import PoolAccessError
 from agnoshm.memory import BACKEND_CODES, Pool
@@ -18,22 +19,51 @@ from agnoshm.registry import layout as L
 class PeerMapping:
     """One mapped pool and the received messages (leases) pointing into it.
 
-    The native path uses ``agnoshm._native._ring.Mapping``, whose leases C counts.
+    Leases count themselves without a lock: one item each in a deque, whose append and
+    pop are atomic.  A lease appends, then reads ``retired``; :meth:`retire` sets
+    ``retired``, then reads the count (Dekker's pattern, ordered by the GIL): either the
+    lease sees the mapping retired and takes its count back, or the retire sees the lease
+    and undoes itself, so no lease is ever counted into a pool being unmapped.  The native
+    path uses ``agnoshm._native._ring.Mapping``, whose leases C counts.
     """
 
-    __slots__ = ("incarnation", "pool", "leases", "retired")
+    __slots__ = ("incarnation", "pool", "retired", "_counted", "_kept")
 
     def __init__(self, incarnation: int, pool: Pool):
         self.incarnation = incarnation
         self.pool = pool
-        self.leases = 0
         self.retired = False
+        self._counted: deque = deque()
+        self._kept = 0
+
+    @property
+    def leases(self) -> int:
+        """Received messages (leases) pointing into the pool."""
+        return len(self._counted) + self._kept
+
+    @leases.setter
+    def leases(self, value: int) -> None:  # e.g. the own pool's, never unmapped here
+        self._kept = value - len(self._counted)
+
+    def count(self) -> bool:
+        """Count one more lease; False (nothing counted) if the mapping is retired."""
+        self._counted.append(None)
+        if self.retired:
+            self._counted.pop()
+            return False
+        return True
+
+    def uncount(self) -> None:
+        """Count one lease fewer."""
+        self._counted.pop()
 
     def retire(self) -> bool:
         """Mark it for unmapping if no lease points into it; return whether it is retired
         (no lease is counted in a retired mapping).  Called under PeerPools' lock."""
-        if self.leases == 0:
+        if not self.retired:
             self.retired = True
+            if self.leases:
+                self.retired = False
         return self.retired
 
 
@@ -108,24 +138,18 @@ class PeerPools:
     def acquire(self, slot: int, incarnation: int) -> PeerMapping | None:
         """The mapping of ``slot`` for process ``incarnation`` with one more received
         message counted in it (mapped now if needed), or None if that process is gone
-        or its pool may not be read."""
+        or its pool may not be read.  Pure path only (C counts the native leases)."""
         m = self._mappings.get(slot)
         if m is None or m.incarnation != incarnation:
             try:
-                self.mapping(slot, incarnation)
+                m = self.mapping(slot, incarnation)
             except (OSError, PoolAccessError):
                 return None
-        with self._lock:  # counted under the lock drop_stale unmaps under
-            m = self._mappings.get(slot)
-            if m is None or m.incarnation != incarnation:
-                return None
-            m.leases += 1
-            return m
+        return m if m.count() else None  # not if drop_stale retired it meanwhile
 
     def release(self, mapping: PeerMapping) -> None:
         """Count one received message fewer pointing into ``mapping``."""
-        with self._lock:
-            mapping.leases -= 1
+        mapping.uncount()
 
     def drop_stale(self) -> None:
         """Unmap pools of processes that are gone once nothing here points into them."""

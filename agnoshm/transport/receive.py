@@ -19,7 +19,7 @@ import threading
 from agnoshm import faults
 from agnoshm.errors import InvalidHandleError
 from agnoshm.registry import layout as L
-from agnoshm.transport.ring import full_fence, load_fence
+from agnoshm.transport.ring import TOTAL_STORE_ORDER, full_fence, load_fence
 
 _ENTRY = struct.Struct("=QQQQ")  # seq, address, size, timestamp_ns
 _ENTRY_SIZE = ctypes.sizeof(L.Entry)
@@ -68,10 +68,12 @@ class Lease:
             self.port.release(self)
 
     def __del__(self):
-        try:
-            self.release()
-        except Exception:  # interpreter shutdown or runtime gone: nothing left to release
-            pass
+        if not self._released:
+            self._released = True
+            try:
+                self.port.release(self)
+            except Exception:  # interpreter shutdown or runtime gone: nothing left to release
+                pass
 
 
 class _Channel:
@@ -181,8 +183,13 @@ class SubscriberPort:
             head = words[channel.head_word]
             if head <= channel.cursor:
                 continue
-            load_fence()  # (1): the log and entries after head
-            first = max(channel.cursor + 1, head - depth + 1, head - capacity + 1)
+            if not TOTAL_STORE_ORDER:  # x86-64 keeps loads in order: no call
+                load_fence()  # (1): the log and entries after head
+            first = channel.cursor + 1  # max(that, head - depth + 1, head - capacity + 1)
+            if head - depth >= first:
+                first = head - depth + 1
+            if head - capacity >= first:
+                first = head - capacity + 1
             log, entries = channel.log_word, channel.entries
             for seq in range(first, head + 1):
                 word = words[log + seq % capacity]
@@ -224,7 +231,8 @@ class SubscriberPort:
                 _drop_hold(memory, channel.holds + entry)
         if faults.ARMED:
             faults.hit("take.inside")
-        self._publish_cursors()
+        for channel in self._channels:  # _publish_cursors, inline: every take does it
+            words[channel.cursor_word] = channel.cursor
         if taken:
             self.held += len(taken)
             self._received += len(taken)
@@ -248,7 +256,8 @@ class SubscriberPort:
             if mapping is None:  # the publisher is gone: its message went with it
                 lease.release()
                 continue
-            if not mapping.pool.contains(address, max(size, 1)):
+            pool = mapping.pool  # pool.contains(address, max(size, 1)), inline:
+            if not pool.address <= address <= pool.address + pool.size - (size or 1):
                 # The entry points outside its publisher's pool: a corrupted or hostile
                 # registry.  Never build a view over it; drop it and count it.
                 self.corrupted += 1
@@ -289,10 +298,11 @@ class SubscriberPort:
         if self.runtime.closed:
             return
         with self._lock:
-            self._drop(lease.hold)
-        if lease.mapping is not None:  # None: the publisher was gone before it was mapped
-            self.runtime.peers.release(lease.mapping)
-        if self.destroyed and self.held == 0:
+            held = self._drop(lease.hold)
+        mapping = lease.mapping
+        if mapping is not None:  # None: the publisher was gone before it was mapped
+            mapping.uncount()
+        if self.destroyed and held == 0:
             self._drained()
 
     def _drained(self) -> None:
@@ -303,14 +313,19 @@ class SubscriberPort:
         else:
             registry.finish_draining(self.index)
 
-    def _drop(self, hold: int) -> None:
-        """Take back one hold, at ``hold`` in the receipts (own lock held)."""
-        _drop_hold(self._memory, hold)
+    def _drop(self, hold: int) -> int:
+        """Take back one hold, at ``hold`` in the receipts (own lock held); return how many
+        this subscription still holds."""
+        memory = self._memory
+        count = memory[hold]
+        if count:
+            memory[hold] = count - 1
         if faults.ARMED:
             faults.hit("release.inside")
-        self.held -= 1
+        self.held = held = self.held - 1
         if self._words[self._incarnation_word] == self.incarnation:  # still our record
-            self._words32[self._held_word] = self.held
+            self._words32[self._held_word] = held
+        return held
 
     def destroy(self) -> None:
         if not self.destroyed:
