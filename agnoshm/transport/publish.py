@@ -38,22 +38,15 @@ assert _ENTRY_BODY.size + 8 == _ENTRY_SIZE and L.Entry.address.offset == 8
 class Loan:
     """The pool blocks of one message being written; invalid after publish.
 
-    The owner of a loaned view (:class:`agnoshm.msg.owner.MessageOwner`).  Only
-    :meth:`PublisherPort.loan` makes them, one a message, with no ``__init__``:
-    its slots are stored there (a constructor call costs a message more than
-    the rest of the loan).
+    The owner of a loaned view (:class:`agnoshm.msg.owner.MessageOwner`); only
+    :meth:`PublisherPort.loan` makes them, storing the slots itself (no ``__init__`` call).
     """
 
     __slots__ = ("port", "pool", "address", "size", "blocks", "valid", "arrays", "pinned",
                  "__weakref__")
-    # port: the publisher's port; pool: this process's pool, which holds the message
-    # address, size: the root struct; blocks: the root and every further block, in order
-    # valid: not yet published nor discarded
-    # arrays: None, or weak references to the writable numpy arrays handed out over the blocks
-    # pinned: published while such arrays lived: the blocks wait for this loan's end
-
-    #: Whether agnoshm shut down in this process (the pool is gone); an attrgetter, so
-    #: that reading it (every field a loaned view writes) runs no Python frame.
+    # blocks: the root and every further block; arrays: None, or weak references to the
+    # writable arrays handed out; pinned: published while such arrays lived
+    #: Whether agnoshm shut down in this process (the pool is gone): no Python frame.
     closed = property(attrgetter("port.runtime.closed"))
 
     def track(self, array) -> None:
@@ -76,14 +69,10 @@ class Loan:
         return alive
 
     def allocate(self, nbytes: int) -> int:
-        """Allocate a further block of this message (a string's or sequence's storage).
-
-        :raises MessageInvalidatedError: if the loan was published, or agnoshm shut down.
-        """
+        """Allocate a further block of this message; raise once published or shut down."""
         port = self.port
         if not self.valid or port.runtime.closed:
-            raise MessageInvalidatedError(
-                "this loaned message was published, or agnoshm was shut down; borrow a new one")
+            raise MessageInvalidatedError("this loan was published, or agnoshm shut down")
         try:
             address = port.allocator.allocate(nbytes)
         except PoolExhaustedError:
@@ -114,7 +103,7 @@ class Loan:
             self.blocks = []
 
 
-_new_loan = object.__new__
+_new_loan = object.__new__  # PublisherPort.loan stores the slots
 
 
 class PublisherPort:
@@ -176,18 +165,16 @@ class PublisherPort:
 
     # (1) loan -----------------------------------------------------------------
     def loan(self, size: int) -> Loan:
-        """Loan ``size`` bytes for a message's root struct (the same size on every loan:
-        a publisher has one type).
+        """Loan ``size`` bytes for a message's root struct (one size: one type a publisher).
 
-        ``publish()`` withdraws the message that falls out of depth and frees its
-        blocks when no subscription holds it (its root serves this loan); a loan
-        reads the holds only when messages that subscribers held wait to be freed.
+        ``publish()`` frees the message that left the depth unless a subscription holds
+        it; a loan reads the holds only when such held messages wait to be freed.
         """
         if self.destroyed:
             raise InvalidHandleError("publisher was destroyed; create a new one")
         if self._withdrawn or self._held or self.unpinned:
             self._free_pending()
-        try:  # a root reclaimed from an earlier message: a list pop, no allocator
+        try:  # a root of an earlier message: a list pop, no allocator
             address = self._spare_roots.pop() if size == self._root_size else self._new_root(size)
         except IndexError:
             address = self._new_root(size)
@@ -204,8 +191,7 @@ class PublisherPort:
             faults.hit("borrow")
         return loan
 
-    def _free_pending(self) -> None:
-        """Free what waits: messages withdrawn, released by subscribers, or unpinned."""
+    def _free_pending(self) -> None:  # messages withdrawn, released, or unpinned
         lock = self._lock
         lock.acquire()
         try:
@@ -219,7 +205,7 @@ class PublisherPort:
             lock.release()
 
     def _new_root(self, size: int) -> int:
-        if size != self._root_size:  # spare roots of another size must not serve this one
+        if size != self._root_size:  # spare roots of another size must not serve it
             with self._lock:
                 for address in self._spare_roots:
                     self.allocator.free(address)
@@ -227,20 +213,13 @@ class PublisherPort:
                 self._root_size = size
         return self.allocate(size)
 
-    def _recycle_root(self, address: int) -> None:
-        if len(self._spare_roots) < 8:
-            self._spare_roots.append(address)
-        else:
-            self.allocator.free(address)
-
     def allocate(self, nbytes: int) -> int:
         try:
             return self.allocator.allocate(nbytes)
         except PoolExhaustedError:
             return self.allocate_after_reclaim(nbytes)
 
-    def allocate_after_reclaim(self, nbytes: int) -> int:
-        """Allocate once every publisher of this process freed what it can (the pool was full)."""
+    def allocate_after_reclaim(self, nbytes: int) -> int:  # the pool was full
         self.runtime.reclaim_all()
         return self.allocator.allocate(nbytes)
 
@@ -281,23 +260,11 @@ class PublisherPort:
                 self._held.append(withdrawn)  # freed once no subscription holds it
             elif withdrawn >= 0:  # (g) no one can reach it any more: free its blocks now
                 free_entries.append(withdrawn)
-                blocks = self._blocks.pop(withdrawn)
-                root = blocks[0]
-                if root in self._pinned:  # arrays the publisher kept still read these bytes
-                    self._pinned_blocks[root] = blocks
-                else:  # the root serves the next loan (every message: no call)
-                    spare_roots = self._spare_roots
-                    if len(spare_roots) < 8:
-                        spare_roots.append(root)
-                    else:
-                        self.allocator.free(root)
-                    if len(blocks) > 1:
-                        for address in blocks[1:]:
-                            self.allocator.free(address)
+                self._free_blocks(self._blocks.pop(withdrawn))
         finally:
             lock.release()
         if loan.arrays is not None and loan._freeze_arrays():
-            loan.pinned = True
+            loan.pinned = True  # its blocks wait for the kept arrays (Loan.__del__)
             self._pinned.add(loan.address)
         return seq
 
@@ -309,8 +276,7 @@ class PublisherPort:
         offset = self._entries + entry * _ENTRY_SIZE
         _ENTRY_BODY.pack_into(self._memory, offset + 8, loan.address, loan.size,
                               time.monotonic_ns())
-        if not TOTAL_STORE_ORDER:  # x86-64 keeps stores in order: no call
-            store_fence()
+        TOTAL_STORE_ORDER or store_fence()  # x86-64 keeps stores in order: no call
         words[offset >> 3] = seq  # (a) the entry is complete
         if faults.ARMED:
             faults.hit("publish.inside")
@@ -410,27 +376,19 @@ class PublisherPort:
     def _free_withdrawn(self) -> None:
         """Free the blocks of withdrawn entries (only this process uses them)."""
         withdrawn, self._withdrawn = self._withdrawn, []
-        pinned, spare_roots, free = self._pinned, self._spare_roots, self.allocator.free
-        for blocks in withdrawn:  # _free_blocks, inline: a loan runs this for every message
-            root = blocks[0]
-            if root in pinned:  # arrays the publisher kept still read these bytes
-                self._pinned_blocks[root] = blocks
-                continue
-            if len(spare_roots) < 8:
-                spare_roots.append(root)
-            else:
-                free(root)
-            if len(blocks) > 1:
-                for address in blocks[1:]:
-                    free(address)
+        for blocks in withdrawn:
+            self._free_blocks(blocks)
 
     def _free_blocks(self, blocks: list[int]) -> None:
-        root, *rest = blocks
+        root = blocks[0]
         if root in self._pinned:  # arrays the publisher kept still read these bytes
             self._pinned_blocks[root] = blocks
             return
-        self._recycle_root(root)
-        for address in rest:
+        if len(self._spare_roots) < 8:  # the root serves a next loan
+            self._spare_roots.append(root)
+        else:
+            self.allocator.free(root)
+        for address in blocks[1:]:
             self.allocator.free(address)
 
     def _free_unpinned(self) -> None:
