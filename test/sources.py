@@ -62,7 +62,8 @@ def child_env(*paths: str | os.PathLike, base: Mapping[str, str] | None = None,
 
 @functools.cache
 def child_cwd() -> str:
-    """Return an empty directory (removed at exit) for a child's cwd.
+    """Return a directory of this test process's own (empty at first, removed at exit) for
+    a child's cwd.
 
     ``python -c`` and ``python -m`` put the cwd first on sys.path, before PYTHONPATH: started in
     the tree, a child imports the tree's agnoshm whatever ``child_env`` says. Anything the child
