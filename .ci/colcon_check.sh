@@ -123,6 +123,9 @@ fi
 
 echo "== colcon test ($TESTS)"
 cd "$OUT"
+# colcon's pytest (and the children it starts) may import the sources, which carry no built
+# extension: a caller's AGNOSHM_NATIVE=1 (CI's native suite) is about the caller's agnoshm.
+export AGNOSHM_NATIVE=auto
 # shellcheck disable=SC2086
 "$COLCON" --log-base "$OUT/log" test --base-paths "$SRC" \
     --build-base "$OUT/build" --install-base "$OUT/install" \
