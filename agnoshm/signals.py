@@ -23,13 +23,18 @@ replacing them would stop rclpy's shutdown on Ctrl-C.
 
 :func:`held` shields starting and tearing down agnoshm: a SIGINT or SIGTERM
 arriving then is held and delivered right after, so no ``KeyboardInterrupt``
-leaves a pool or a registry record half removed.
+leaves a pool or a registry record half removed.  A registry update of the main
+thread is shielded too: a signal that interrupts it (or the taking or releasing of
+a registry mutex) waits until the main thread holds no registry mutex, then takes
+effect (:mod:`agnoshm.registry.lock`), so it never leaves a mutex locked (which
+would hang the process at its next registry call) nor shared data half written.
 """
 
 from __future__ import annotations
 
 import contextlib
 import enum
+import os
 import signal
 import sys
 import threading
@@ -59,6 +64,9 @@ class ExternalShutdownException(Exception):
 _replaced: dict[int, object] = {}  # signum -> the handler ours replaced (and chains to)
 _held: list[int] | None = None  # signals that arrived inside held(), main thread only
 _saved: dict[int, object] = {}  # inside held(): the handlers held() swapped out
+_deferred: list[int] = []  # signals that came inside a registry update, main thread only
+#: the directory of agnoshm.registry: a frame of its code on the stack means "in an update"
+_REGISTRY_DIR = os.path.join(os.path.dirname(__file__), "registry", "")  # as co_filename
 
 
 def _main_thread() -> bool:
@@ -129,12 +137,37 @@ def _handle(signum: int, frame) -> None:
     if _held is not None:
         _held.append(signum)
         return
+    registry_lock = sys.modules.get("agnoshm.registry.lock")
+    if registry_lock is not None and registry_lock.main_depth:
+        if _in_registry(frame):  # wait for the update to end (agnoshm.registry.lock)
+            _deferred.append(signum)
+            registry_lock.on_leave = _deliver_deferred
+            return
+        registry_lock.main_depth = 0  # a count an exception left behind: no update runs
     from agnoshm import context
 
     context._stop_by_signal(signum)
     previous = _replaced.get(signum)
     if callable(previous):
         previous(signum, frame)
+
+
+def _in_registry(frame) -> bool:
+    """Whether ``frame`` or a caller of it runs agnoshm.registry's code."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith(_REGISTRY_DIR):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _deliver_deferred() -> None:
+    """The main thread left the registry (its last mutex): deliver the signals that came
+    meanwhile, as they would have been then."""
+    sys.modules["agnoshm.registry.lock"].on_leave = None
+    arrived = dict.fromkeys(_deferred)
+    _deferred.clear()
+    _deliver(arrived)
 
 
 def _hold(signum: int, frame) -> None:

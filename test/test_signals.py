@@ -193,3 +193,41 @@ def test_a_sigterm_after_a_sigint_inside_held_is_delivered_too(isolated_domain):
         assert not signals._saved and signals._held is None  # nothing still held
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.mark.parametrize("moment", ["taken", "released"])
+def test_a_signal_inside_a_registry_update_takes_effect_after_it(isolated_domain, moment):
+    # Python runs the handler between two bytecodes of the main thread: right after the
+    # mutex call returns (taken), or as the release starts. A KeyboardInterrupt raised there
+    # left the registry mutex locked (the bridge then hung at exit; the domain stayed wedged).
+    node = agnoshm.Node("updating")
+    publisher = node.create_publisher(agnoshm.Bytes, "/t", 1)
+    registry = agnoshm.context.get_runtime().registry
+    lock = registry.lock
+    trylock, unlock = lock._trylock, lock._unlock
+
+    def trylock_then_signal():
+        result = trylock()
+        lock._trylock = trylock
+        signal.raise_signal(signal.SIGINT)  # Python runs the handler before this returns
+        return result
+
+    def signal_then_unlock():
+        lock._unlock = unlock
+        signal.raise_signal(signal.SIGINT)
+        return unlock()
+
+    if moment == "taken":
+        lock._trylock = trylock_then_signal
+    else:
+        lock._unlock = signal_then_unlock
+    generation = registry.header.generation
+    with pytest.raises(KeyboardInterrupt):
+        publisher._set_relayed(3)
+    assert (lock._trylock, lock._unlock) == (trylock, unlock)  # the signal came
+    assert registry.header.generation == generation + 1  # the update ran to its end
+    assert lock._trylock() == 0 and lock._unlock() == 0  # nobody holds the mutex
+    assert not agnoshm.ok()  # the signal stopped agnoshm, as anywhere else
+    from agnoshm.registry import lock as lock_module
+    assert lock_module.main_depth == 0 and lock_module.on_leave is None
+    node.destroy_node()  # the registry still works for this process

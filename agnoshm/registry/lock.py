@@ -3,6 +3,18 @@
 A process that dies holding one (SIGKILL at any instruction) does not wedge
 the others: the next locker gets ``EOWNERDEAD``, runs the repair it was given,
 marks the mutex consistent and carries on.
+
+A signal in the main thread must not wedge its own process either.  Python runs a
+signal handler between two bytecodes of the main thread, and one that raises
+(``KeyboardInterrupt``) inside a registry update leaves the data half written, or
+the mutex locked for good when it lands between the lock call and the ``with``
+taking over (``__enter__`` had not returned: no ``__exit__``); the process's next
+registry call then fails with ``EDEADLK`` and its other threads block forever.  So
+the main thread counts the registry mutexes it holds, takes or releases in
+:data:`main_depth`, from before the lock call to after the unlock, and agnoshm's
+handler (:mod:`agnoshm.signals`), finding it non-zero, only notes the signal and
+sets :data:`on_leave`: the release that brings the count back to zero calls it,
+and the signal takes effect there, outside the update.
 """
 
 from __future__ import annotations
@@ -38,6 +50,31 @@ def initialize_mutex(address: int) -> None:
 #: that on a VM; about 150 us of spinning doubled cross-process throughput here.
 SPIN_TRIES = 1000
 
+#: registry mutexes the main thread holds, or is taking or releasing (see the module doc)
+main_depth = 0
+#: set by :mod:`agnoshm.signals` while a signal waits for :data:`main_depth` to reach zero;
+#: the release that gets it there calls it (and raises what the signal's handler raises)
+on_leave: Callable[[], None] | None = None
+_main_ident = threading.main_thread().ident
+_get_ident = threading.get_ident
+
+
+def _after_fork_in_child() -> None:
+    global main_depth, on_leave, _main_ident
+    main_depth, on_leave, _main_ident = 0, None, threading.get_ident()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _main_left() -> None:
+    """The main thread left a mutex it took (or failed to take): deliver waiting signals
+    once it holds none."""
+    global main_depth
+    main_depth -= 1
+    if not main_depth and on_leave is not None:
+        on_leave()
+
 
 class RobustLock:
     """A context manager over one robust mutex in shared memory.
@@ -57,10 +94,7 @@ class RobustLock:
         self.owner = 0  # ident of the thread of this process holding it, 0: none
 
     def acquire(self) -> None:
-        result = self._trylock()
-        if result:
-            self._acquire_contended(result)
-        self.owner = threading.get_ident()
+        self.__enter__()
 
     def _acquire_contended(self, result: int) -> None:
         if result == errno.EBUSY:
@@ -89,16 +123,30 @@ class RobustLock:
         return self.owner == threading.get_ident()
 
     def release(self, *_exc) -> None:
-        self.owner = 0
+        global main_depth
+        owner, self.owner = self.owner, 0
         result = self._unlock()
+        if owner == _main_ident:  # _main_left(), inlined: no call between unlock and count
+            main_depth -= 1
+            if not main_depth and on_leave is not None:
+                on_leave()  # a signal came during the update: it takes effect now (may raise)
         if result:
             raise OSError(result, os.strerror(result), "pthread_mutex_unlock")
 
     def __enter__(self) -> "RobustLock":
-        result = self._trylock()  # acquire(), inlined: every registry operation passes here
+        global main_depth
+        ident = _get_ident()
+        if ident == _main_ident:
+            main_depth += 1  # before the lock call: a signal from here on waits for release()
+        result = self._trylock()  # every registry operation passes here
         if result:
-            self._acquire_contended(result)
-        self.owner = threading.get_ident()
+            try:
+                self._acquire_contended(result)
+            except BaseException:  # not taken (a broken mutex, a failed repair)
+                if ident == _main_ident:
+                    _main_left()
+                raise
+        self.owner = ident
         return self
 
     __exit__ = release

@@ -231,27 +231,35 @@ class ZenohBridge:
         return {name: dataclasses.asdict(relay.stats) for name, relay in self.relays.items()}
 
     def close(self) -> None:
-        """Undeclare everything, destroy the node and close the session (if it opened it)."""
-        for relay in self.relays.values():
-            relay.close()
-        self.relays.clear()
-        if self.announcer is not None:
-            self.announcer.close()
-        if self.graph is not None:
-            self.graph.close()
-        for declared in (self._node_token,):
-            if declared is not None:
-                try:
-                    declared.undeclare()
-                except Exception as err:
-                    _logger.debug("undeclare of the node token: %s", err)
-        self._node_token = None
-        if self.node is not None:
-            self.node.destroy_node()
-            self.node = None
-        if self._owns_session and self.session is not None:
-            self.session.close()
-        self.session = None
+        """Undeclare everything, destroy the node and close the session (if it opened it).
+
+        The session is closed even if a step before fails (which then raises): its callback
+        threads (eclipse-zenoh runs Python callbacks on non-daemon threads) end only with
+        their subscribers, and a process exit waits for them forever.
+        """
+        try:
+            relays = list(self.relays.values())
+            self.relays.clear()
+            for relay in relays:
+                relay.close()
+            if self.announcer is not None:
+                self.announcer.close()
+            if self.graph is not None:
+                self.graph.close()
+            for declared in (self._node_token,):
+                if declared is not None:
+                    try:
+                        declared.undeclare()
+                    except Exception as err:
+                        _logger.debug("undeclare of the node token: %s", err)
+            self._node_token = None
+            if self.node is not None:
+                node, self.node = self.node, None
+                node.destroy_node()
+        finally:
+            session, self.session = self.session, None
+            if self._owns_session and session is not None:
+                session.close()
 
     def __enter__(self):
         return self

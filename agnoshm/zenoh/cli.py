@@ -99,11 +99,14 @@ def run(args: argparse.Namespace, prog: str = PROG) -> int:
         print(f"{prog}: {type(err).__name__}: {err}", file=sys.stderr)
         return 1
     finally:
-        if bridge is not None:
-            for name, counts in bridge.stats().items():
-                print(f"{name}: " + " ".join(f"{k}={v}" for k, v in counts.items()), flush=True)
-            bridge.close()
-        agnoshm.shutdown()
+        try:
+            if bridge is not None:
+                for name, counts in bridge.stats().items():
+                    print(f"{name}: " + " ".join(f"{k}={v}" for k, v in counts.items()),
+                          flush=True)
+                bridge.close()
+        finally:
+            agnoshm.shutdown()
     return 0
 
 

@@ -46,7 +46,10 @@ class Proc:
 
     def __init__(self, args: list[str], domain: int, python: str = sys.executable, **env_extra):
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-        env.update(ROS_DOMAIN_ID=str(domain), PYTHONUNBUFFERED="1", **env_extra)
+        # PYTHONFAULTHANDLER: a child that hangs is stopped with SIGABRT, which makes it print
+        # every thread's stack first (see stop)
+        env.update(ROS_DOMAIN_ID=str(domain), PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1",
+                   **env_extra)
         if python == sys.executable:  # this agnoshm; another Python (an SDK's venv) gets none
             env = child_env(base=env)
         self.popen = subprocess.Popen([python, *args], cwd=child_cwd(), env=env, text=True,
@@ -54,8 +57,10 @@ class Proc:
                                       stderr=subprocess.PIPE)
         self.lines: list[str] = []
         self._changed = threading.Condition()
-        for stream in (self.popen.stdout, self.popen.stderr):
-            threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+        self._readers = [threading.Thread(target=self._read, args=(stream,), daemon=True)
+                         for stream in (self.popen.stdout, self.popen.stderr)]
+        for reader in self._readers:
+            reader.start()
 
     def _read(self, stream) -> None:
         for line in stream:
@@ -86,9 +91,18 @@ class Proc:
         try:
             return self.popen.wait(TIMEOUT)
         except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait()
-            raise
+            self.popen.send_signal(signal.SIGABRT)  # faulthandler prints the stacks, then dies
+            try:
+                self.popen.wait(TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+            for reader in self._readers:
+                reader.join(TIMEOUT)
+            stacks = "\n".join(self.lines[-150:])
+            raise AssertionError(f"{self.popen.args} did not end within {TIMEOUT:g} s of "
+                                 f"{signal.Signals(sig).name}; its last lines and stacks:\n"
+                                 f"{stacks}") from None
 
     def stats(self, topic: str) -> dict[str, int]:
         line = self.wait_line(f"{topic}: to_zenoh=")
@@ -376,6 +390,38 @@ def test_an_unreachable_router_is_retried_with_a_message_until_it_answers(
     assert client.stop() == 0
     assert procs[1].stop(signal.SIGTERM) == 0
     assert "Traceback" not in "\n".join(client.lines)
+
+
+def test_close_closes_the_session_even_when_a_relay_fails_to_close(isolated_domain):
+    """eclipse-zenoh runs Python callbacks on non-daemon threads that end only with their
+    subscribers, so a bridge whose close() stopped at a failing step, leaving the session
+    open, kept its process from exiting: the unreachable-router test's client hung so once
+    a Ctrl-C had left a registry mutex locked (agnoshm/registry/lock.py)."""
+    import errno
+
+    from agnoshm.zenoh.bridge import ZenohBridge
+    from agnoshm.zenoh.config import load_options
+
+    options = load_options(topics=["/chatter:std_msgs/msg/String"],
+                           listen=["tcp/127.0.0.1:0"], domain=isolated_domain)
+    bridge = ZenohBridge(options)
+    session = bridge.session
+    try:
+        bridge.update()
+        relay = bridge.relays["/chatter"]
+
+        def fail():
+            raise OSError(errno.EDEADLK, "as a registry mutex left locked does")
+
+        relay.close = fail
+        with pytest.raises(OSError, match="registry mutex"):
+            bridge.close()
+        assert session.is_closed() and bridge.session is None
+        del relay.close
+        relay.close()  # its agnoshm endpoints (the session's side is gone already)
+    finally:
+        if not session.is_closed():
+            session.close()
 
 
 def test_cli_refuses_names_zenoh_cannot_carry_and_missing_topics(capsys):
