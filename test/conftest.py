@@ -16,7 +16,10 @@ processes of other domains may have left pools in /dev/shm. So:
   process's own pool and queue. Names carry the pid, not the domain, so a
   pool is attributed by the registry that lists its pid; a process of ours
   that died leaves its record there (nobody is left to reap it), so a leak of
-  ours always shows up as a registry left behind.
+  ours always shows up as a registry left behind;
+* after the check, what dead processes left in the test's domains is removed
+  (``agnoshm clean``'s code, scoped to those domains), so a failing test leaves
+  no litter for later runs.
 """
 
 from __future__ import annotations
@@ -24,34 +27,10 @@ from __future__ import annotations
 import os
 
 import pytest
-from domains import DOMAIN_RANGE, ROS_DOMAIN_RANGE, DomainClaim, claim_domain, registry_path
+from domains import (DOMAIN_RANGE, ROS_DOMAIN_RANGE, DomainClaim, claim_domain,
+                     domain_leftovers, remove_leftovers)
 
 from agnoshm.memory import BACKENDS
-
-def domain_leftovers(domain: int) -> list[str]:
-    """What domain ``domain`` still holds: its registry, and the pools and queues of the
-    processes registered in it (the ones of dead processes, and of live ones too)."""
-    from agnoshm.cli.clean import queue_exists
-    from agnoshm.names import SHM_DIR, pool_name, queue_name
-    from agnoshm.registry.snapshot import RegistryFile
-
-    path = registry_path(domain)
-    try:
-        with RegistryFile(path) as registry:
-            processes = registry.processes()
-    except FileNotFoundError:
-        return []
-    except Exception as err:  # noqa: BLE001  an unreadable registry is reported as such
-        return [f"{path} ({err})"]
-    found = [path]
-    for process in processes:
-        pid, state = process.pid, "alive" if process.alive else "dead"
-        if os.path.exists(SHM_DIR + pool_name(pid)):
-            found.append(f"{SHM_DIR}{pool_name(pid)} ({state})")
-        if queue_exists(pid):
-            found.append(f"queue {queue_name(pid)} ({state})")
-    return found
-
 
 def own_leftovers() -> list[str]:
     """This process's pool and queue, which ``agnoshm.shutdown()`` must have removed."""
@@ -78,8 +57,10 @@ def run_domain():
     else:
         os.environ["ROS_DOMAIN_ID"] = previous
     leftovers = domain_leftovers(claim.domain) + own_leftovers()
+    kept = remove_leftovers(claim.domain) if leftovers else []
     claim.release()
-    assert not leftovers, f"the run's default domain {claim.domain} left: {leftovers}"
+    assert not leftovers, (f"the run's default domain {claim.domain} left: {leftovers}"
+                           f"{_removal(kept)}")
 
 
 @pytest.fixture
@@ -96,9 +77,16 @@ def claimed_domains():
     yield claim
     agnoshm.shutdown()
     leftovers = [item for c in claims for item in domain_leftovers(c.domain)]
+    # removed before the claims go, so that later runs (which never claim a domain whose
+    # registry exists) find no litter of this test; other domains are never touched
+    kept = [item for c in claims if leftovers for item in remove_leftovers(c.domain)]
     for c in claims:
         c.release()
-    assert not leftovers, f"left behind: {leftovers}"
+    assert not leftovers, f"left behind: {leftovers}{_removal(kept)}"
+
+
+def _removal(kept: list[str]) -> str:
+    return f"; still there after removal: {kept}" if kept else " (removed since)"
 
 
 @pytest.fixture

@@ -63,3 +63,54 @@ def claim_domain(domains: range = DOMAIN_RANGE) -> DomainClaim:
             continue
         return DomainClaim(domain, fd)
     raise RuntimeError(f"no free test domain in {domains}")
+
+
+def domain_leftovers(domain: int) -> list[str]:
+    """What domain ``domain`` still holds: its registry, and the pools and queues of the
+    processes registered in it (the ones of dead processes, and of live ones too)."""
+    from agnoshm.cli.clean import queue_exists
+    from agnoshm.names import SHM_DIR, pool_name, queue_name
+    from agnoshm.registry.snapshot import RegistryFile
+
+    path = registry_path(domain)
+    try:
+        with RegistryFile(path) as registry:
+            processes = registry.processes()
+    except FileNotFoundError:
+        return []
+    except Exception as err:  # noqa: BLE001  an unreadable registry is reported as such
+        return [f"{path} ({err})"]
+    found = [path]
+    for process in processes:
+        pid, state = process.pid, "alive" if process.alive else "dead"
+        if os.path.exists(SHM_DIR + pool_name(pid)):
+            found.append(f"{SHM_DIR}{pool_name(pid)} ({state})")
+        if queue_exists(pid):
+            found.append(f"queue {queue_name(pid)} ({state})")
+    return found
+
+
+def remove_leftovers(domain: int) -> list[str]:
+    """Remove what dead processes left in domain ``domain`` (``agnoshm clean``'s survey and
+    removal, limited to this domain's registry and the pools and queues of the processes it
+    lists) and return what is still there (:func:`domain_leftovers`).
+
+    Live processes' objects stay, as with ``agnoshm clean``; so does a pid that another
+    process has taken since (it counts as alive).  Nothing of another domain is looked at.
+    """
+    from agnoshm.cli import clean
+    from agnoshm.registry.snapshot import RegistryFile
+
+    path = registry_path(domain)
+    try:
+        with RegistryFile(path) as registry:
+            pids = {process.pid for process in registry.processes()}
+    except FileNotFoundError:
+        return []
+    except Exception:  # noqa: BLE001  unreadable: clean's registry survey says why
+        pids = set()
+    found = clean.survey(pids) if pids else clean.Survey()  # pools and queues of these pids
+    clean._survey_registry(path, found, set())  # last: a registry is removed after its pools
+    for item in found.stale:
+        clean.remove(item)
+    return domain_leftovers(domain)

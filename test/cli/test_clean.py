@@ -121,3 +121,32 @@ def test_a_live_registry_is_never_removed(isolated_domain, capsys):
         assert item.reason == "1 live process"
         assert not clean.remove(clean.Leftover("registry", item.name, None, "forced"))
         assert os.path.exists(registry)
+
+
+def test_the_test_fixtures_remove_a_killed_childs_leftovers_in_their_own_domain_only(
+        monkeypatch):
+    """test/conftest.py's claimed_domains and run_domain, after their leak check: what a
+    killed child left in the test's domain goes (agnoshm clean's code); another run's
+    domain, with the same kind of leftovers, is not touched."""
+    from domains import claim_domain, domain_leftovers, remove_leftovers
+
+    mine, other = claim_domain(), claim_domain()
+    try:
+        pids = {}
+        for claim in (mine, other):
+            monkeypatch.setenv("ROS_DOMAIN_ID", str(claim.domain))
+            pids[claim.domain] = cw.kill_the_last_member()  # nobody reaps it
+        for claim in (mine, other):
+            pid = pids[claim.domain]
+            assert domain_leftovers(claim.domain) == [
+                f"/dev/shm/agnoshm-registry-domain{claim.domain}",
+                f"/dev/shm/agnocast@{pid} (dead)", f"queue {queue_name(pid)} (dead)"]
+        assert remove_leftovers(mine.domain) == []
+        pid = pids[mine.domain]
+        assert not os.path.exists(f"/dev/shm/agnoshm-registry-domain{mine.domain}")
+        assert not os.path.exists(f"/dev/shm/agnocast@{pid}") and not _queue_exists(pid)
+        assert len(domain_leftovers(other.domain)) == 3  # the other domain's are all there
+    finally:
+        for claim in (mine, other):
+            remove_leftovers(claim.domain)
+            claim.release()
