@@ -13,7 +13,11 @@
 # listed) and runs the installed talker/listener pair in a clean environment (`env -i`, then
 # install/setup.sh) outside the source tree; finds the package the way `ros2 run` does with Debian's
 # ament_index_python (python3-ament-index) where /usr/bin/python3 has it; and runs a
-# short `colcon test` (the demo tests, not the whole suite). Prints the duration.
+# short `colcon test` (the demo tests, not the whole suite) on the install, as a workspace
+# user would after sourcing install/setup.sh: its pytest and the children it starts import
+# agnoshm from the install, with AGNOSHM_NATIVE=1 where colcon built the C extension, and
+# the check reads back where that pytest's agnoshm and agnoshm._native came from.
+# Prints the duration.
 set -euo pipefail
 
 SRC="$(cd "${1:-$(dirname "$0")/..}" && pwd)"
@@ -121,17 +125,60 @@ else
          "ros2 run's lookup not checked"
 fi
 
-echo "== colcon test ($TESTS)"
+echo "== colcon test ($TESTS) on the install"
 cd "$OUT"
-# colcon's pytest (and the children it starts) may import the sources, which carry no built
-# extension: a caller's AGNOSHM_NATIVE=1 (CI's native suite) is about the caller's agnoshm.
-export AGNOSHM_NATIVE=auto
-# shellcheck disable=SC2086
-"$COLCON" --log-base "$OUT/log" test --base-paths "$SRC" \
-    --build-base "$OUT/build" --install-base "$OUT/install" \
-    --test-result-base "$OUT/test_results" --event-handlers console_direct+ \
-    --pytest-args $TESTS || fail "colcon test"
+# colcon runs `python -m pytest` in the source directory, and `-m` puts the cwd first on
+# sys.path: the tests would import the sources (no extension built there) whatever
+# PYTHONPATH says. PYTHONSAFEPATH=1 (Python >= 3.11) leaves the cwd out, so install/setup.sh's
+# PYTHONPATH decides; test/sources.py hands the same agnoshm to the children. A pytest plugin
+# of this check's own records which agnoshm and agnoshm._native that pytest imported.
+native_setting=auto
+[ -z "$native" ] || native_setting=1  # colcon built the extension: the install must run it
+plugin_dir="$OUT/colcon_test_plugin"
+origin="$OUT/colcon_test_origin.txt"
+mkdir -p "$plugin_dir"
+cat > "$plugin_dir/agnoshm_colcon_origin.py" <<'PLUGIN'
+"""After colcon's pytest session: where its agnoshm and agnoshm._native came from."""
+import os
+
+
+def pytest_sessionfinish(session):
+    import agnoshm
+    import agnoshm._native as native
+
+    ring = native._ring
+    with open(os.environ["AGNOSHM_COLCON_ORIGIN"], "w") as f:
+        f.write(f"agnoshm {agnoshm.__file__}\n")
+        f.write(f"native {ring.__file__ if ring else 'missing: ' + str(native.MISSING)}\n")
+        f.write(f"path {native.describe(os.environ.get('AGNOSHM_NATIVE', 'auto'))}\n")
+PLUGIN
+rm -f "$origin"
+# shellcheck disable=SC1091,SC2086
+(
+    set +u; . "$OUT/install/setup.sh"; set -u
+    export PYTHONPATH="$PYTHONPATH:$plugin_dir" PYTHONSAFEPATH=1 AGNOSHM_NATIVE="$native_setting" \
+        AGNOSHM_COLCON_ORIGIN="$origin"
+    "$COLCON" --log-base "$OUT/log" test --base-paths "$SRC" \
+        --build-base "$OUT/build" --install-base "$OUT/install" \
+        --test-result-base "$OUT/test_results" --event-handlers console_direct+ \
+        --pytest-args -p agnoshm_colcon_origin $TESTS
+) || fail "colcon test"
 "$COLCON" --log-base "$OUT/log" test-result --test-result-base "$OUT/test_results" --verbose \
     || fail "colcon test-result reports failures"
+[ -s "$origin" ] || fail "colcon test's pytest did not record where its agnoshm came from"
+sed 's/^/colcon test imported: /' "$origin"
+case "$(sed -n 's/^agnoshm //p' "$origin")" in
+    "$PREFIX"/*) ;;
+    *) fail "colcon test imported agnoshm from outside the install $PREFIX (PYTHONSAFEPATH needs colcon on Python >= 3.11)" ;;
+esac
+if [ -n "$native" ]; then
+    [ "$(sed -n 's/^native //p' "$origin")" = "$native" ] \
+        || fail "colcon test did not import the extension colcon built ($native)"
+    grep -q "^path native: .*AGNOSHM_NATIVE=1\$" "$origin" \
+        || fail "colcon test did not run the native path with AGNOSHM_NATIVE=1"
+    echo "ok: colcon test ran agnoshm from the install with AGNOSHM_NATIVE=1 (${native#"$PREFIX/"})"
+else
+    echo "ok: colcon test ran agnoshm from the install (pure Python: no extension built)"
+fi
 
 echo "colcon_check: OK in ${SECONDS} s"

@@ -1,7 +1,7 @@
 """agnoshm is an ament_python package that colcon builds, installs and tests.
 
 Runs ``.ci/colcon_check.sh`` (``colcon build`` + install checks + a short
-``colcon test``, all outside the source tree), and ``colcon build`` on copies of
+``colcon test`` of the install, all outside the source tree), and ``colcon build`` on copies of
 the repository whose config/*.yaml is broken: the build must fail with one typed
 line naming the file and the key, and install neither the package nor its
 scripts. Skipped, with the reason, where colcon with colcon-ros is not installed
@@ -70,6 +70,12 @@ def test_colcon_builds_installs_and_tests_the_package(colcon, tmp_path, isolated
     if shutil.which(os.environ.get("CC", "cc")):  # colcon builds the C message path too
         assert re.search(r"^ok: lib/python3\.\d+/site-packages/agnoshm/_native/_ring\.", result.stdout,
                          re.M), output[-6000:]
+        # and colcon test runs it: the install's agnoshm, not the sources', with AGNOSHM_NATIVE=1
+        assert "ok: colcon test ran agnoshm from the install with AGNOSHM_NATIVE=1" \
+            in result.stdout, output[-6000:]
+    else:
+        assert "ok: colcon test ran agnoshm from the install (pure Python" in result.stdout, \
+            output[-6000:]
 
 
 def test_colcon_check_refuses_to_wipe_a_directory_it_did_not_make(colcon, tmp_path):
