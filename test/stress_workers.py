@@ -183,8 +183,8 @@ class Endpoints:
         # that moment until this process exits (docs/design.md, "Departures"): the
         # one growth the design allows.  Count it, so that the flatness check can
         # tell it from a leak.
-        sizes = port.allocator._sizes
-        self.departed += sum(sizes.get(a, 0) for blocks in port._blocks.values() for a in blocks)
+        size_of = port.allocator.size_of
+        self.departed += sum(size_of(a) for blocks in port._blocks.values() for a in blocks)
         self.create_publisher(t)
         self.receiver.stats["churn_pubs"] += 1
 

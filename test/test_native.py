@@ -101,7 +101,8 @@ def test_the_stub_names_exactly_what_the_extension_has():
             # constructed by the stub's keywords (nothing is read or written at construction)
             values = {"region": ring.Region(base=8, size=1 << 20), "size": 1 << 20,
                       "capacity": 1, "depth": 1,
-                      "pool": types.SimpleNamespace(address=1 << 30, size=1 << 20)}
+                      "pool": types.SimpleNamespace(address=1 << 30, size=1 << 20),
+                      "allocate_new": lambda nbytes: 1 << 30, "give_back": lambda address: None}
             assert isinstance(runtime_type(**{a.arg: values.get(a.arg, 8)
                                               for a in new.args.args[1:]}), runtime_type)
         elif isinstance(node, ast.FunctionDef):

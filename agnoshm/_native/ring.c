@@ -13,6 +13,7 @@
  *   Lease   a received message's hold: released exactly once, when it dies (or release())
  *   Mapping another process's pool as this process maps it, counting the Leases into it
  *   Futex   one process's doorbell word: wait (FUTEX_WAIT without the GIL), ring
+ *   BlockCache (blocks.c) the pool allocator's kept blocks, memory/spares.py's twin
  *   full_fence()
  *
  * Memory ordering: C11 atomics.  Stores that publish (entry seq, log, head) are
@@ -46,6 +47,9 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+
+/* blocks.c: adds the BlockCache type (-1 with an exception set on failure) */
+int agnoshm_add_block_cache(PyObject *module);
 
 #define LOG_SHIFT 16
 #define ENTRY_MASK ((1u << LOG_SHIFT) - 1)
@@ -1454,7 +1458,7 @@ PyInit__ring(void)
         return NULL;
     }
     if (add_type(module, &Writer_spec) || add_type(module, &Reader_spec) ||
-        add_type(module, &Futex_spec) ||
+        add_type(module, &Futex_spec) || agnoshm_add_block_cache(module) ||
         PyModule_AddIntConstant(module, "HELD", HELD) ||
         PyModule_AddIntConstant(module, "MOVED", MOVED)) {
         Py_DECREF(module);

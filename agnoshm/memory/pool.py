@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from agnoshm import _libc
 from agnoshm.errors import PoolAccessError, PoolExhaustedError
+from agnoshm.memory.spares import BlockCache
 from heaphook import OutOfPoolMemory, TlsfAllocator
 
 if TYPE_CHECKING:
@@ -97,39 +98,37 @@ class Pool:
 class PoolAllocator:
     """Thread-safe message allocation in the owner's pool, in absolute addresses.
 
-    A publisher tends to send the same sizes again and again (a camera's
-    frames), so freed blocks are kept for a while in small lists keyed by the
-    requested size and handed out again without going through the TLSF
-    allocator: at most :data:`SPARE_PER_SIZE` blocks a size and
-    :data:`SPARE_BYTES` bytes in all; they go back to TLSF whenever an
-    allocation would otherwise fail.
+    Freed blocks are kept for the next message of the same size
+    (:class:`~agnoshm.memory.spares.BlockCache`: at most :data:`SPARE_PER_SIZE`
+    blocks a size and :data:`SPARE_BYTES` bytes in all) and go back to the TLSF
+    allocator whenever an allocation would otherwise fail.
+
+    :param native: the C extension (``agnoshm._native._ring``), whose ``BlockCache``
+        keeps the blocks without a lock, or None (the pure-Python reference).
     """
 
-    def __init__(self, pool: Pool):
+    def __init__(self, pool: Pool, native=None):
         self.pool = pool
         self._tlsf = TlsfAllocator(pool.size)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the TLSF allocator and the committed size
         self._committed = 0
-        self._sizes: dict[int, int] = {}  # address -> requested size, of live blocks
-        self._spare: dict[int, list[int]] = {}  # requested size -> freed addresses
-        self._spare_bytes = 0
+        cache_type = BlockCache if native is None else native.BlockCache
+        self._cache = cache = cache_type(SPARE_PER_SIZE, SPARE_BYTES, self._allocate_new,
+                                         self._give_back)
+        #: ``allocate(nbytes) -> address``: a new block of at least ``nbytes``; raises
+        #: :class:`PoolExhaustedError` if no block is large enough (the cache's method: a
+        #: kept block costs no Python frame on the native path)
+        self.allocate = cache.allocate
+        #: ``free(address)``: give a block back (kept for its size, or to TLSF)
+        self.free = cache.free
+        #: ``size_of(address)``: the size a live block was allocated with (0: not live)
+        self.size_of = cache.size_of
 
-    def allocate(self, nbytes: int) -> int:
-        """Return the address of a new block of at least ``nbytes``.
-
-        :raises PoolExhaustedError: if no block is large enough.
-        """
-        lock = self._lock  # acquire/release: a ``with`` costs twice as much (every message)
+    def _allocate_new(self, nbytes: int) -> int:
+        lock = self._lock
         lock.acquire()
         try:
-            spare = self._spare.get(nbytes)
-            if spare:
-                address = spare.pop()
-                self._spare_bytes -= nbytes
-            else:
-                address = self.pool.address + self._allocate_locked(nbytes)
-            self._sizes[address] = nbytes
-            return address
+            return self.pool.address + self._allocate_locked(nbytes)
         finally:
             lock.release()
 
@@ -161,36 +160,26 @@ class PoolAllocator:
             raise
         self._committed = target
 
-    def free(self, address: int) -> None:
+    def _give_back(self, address: int) -> None:
         lock = self._lock
         lock.acquire()
         try:
-            nbytes = self._sizes.pop(address)
-            spare = self._spare.get(nbytes)
-            if spare is None:
-                spare = self._spare[nbytes] = []
-            if len(spare) < SPARE_PER_SIZE and self._spare_bytes + nbytes <= SPARE_BYTES:
-                spare.append(address)
-                self._spare_bytes += nbytes
-            else:
-                self._tlsf.free(address - self.pool.address)
+            self._tlsf.free(address - self.pool.address)
         finally:
             lock.release()
 
     def _release_spares_locked(self) -> None:
         base = self.pool.address
-        for spare in self._spare.values():
-            for address in spare:
-                self._tlsf.free(address - base)
-        self._spare.clear()
-        self._spare_bytes = 0
+        for address in self._cache.drain():
+            self._tlsf.free(address - base)
 
     @property
     def used_bytes(self) -> int:
         """Bytes handed out and not freed (spare blocks do not count)."""
         with self._lock:
-            return self._tlsf.used_bytes - sum(
-                self._tlsf.size_of(a - self.pool.address) for s in self._spare.values() for a in s)
+            base = self.pool.address
+            return self._tlsf.used_bytes - sum(self._tlsf.size_of(a - base)
+                                               for a in self._cache.kept())
 
     @property
     def committed_bytes(self) -> int:

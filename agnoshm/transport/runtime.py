@@ -67,7 +67,7 @@ class Runtime:
         backend = BACKENDS[config.backend]
         self.pool = backend.create(self.pid, record.pool_address, record.pool_size,
                                    mode=config.mode, gid=config.group)
-        self.allocator = PoolAllocator(self.pool)
+        self.allocator = PoolAllocator(self.pool, self.native)
         if faults.ARMED:
             faults.hit("init.pool")
         self.peers = PeerPools(self.registry, self.reservation, self.slot, self.pool,
