@@ -62,8 +62,10 @@ F_SEAL_FUTURE_WRITE = 0x0010
 PTHREAD_PROCESS_SHARED = 1
 PTHREAD_MUTEX_ROBUST = 1
 PTHREAD_MUTEX_ERRORCHECK = 2
-SIZEOF_PTHREAD_MUTEX_T = 40
-SIZEOF_PTHREAD_MUTEXATTR_T = 4
+# glibc's sizes differ per architecture (bits/pthreadtypes-arch.h): 40 and 4 on x86-64,
+# 48 and 8 on aarch64, where pthread_mutex_init clears all 48 bytes
+SIZEOF_PTHREAD_MUTEX_T = {"aarch64": 48}.get(platform.machine(), 40)
+SIZEOF_PTHREAD_MUTEXATTR_T = {"aarch64": 8}.get(platform.machine(), 4)
 
 # <linux/futex.h>
 FUTEX_WAIT = 0

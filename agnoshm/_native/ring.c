@@ -393,7 +393,7 @@ writer_finish(Writer *self, char *base, int armed, int64_t withdrawn)
     }
     if (withdrawn >= 0) { /* (f) */
         for (Py_ssize_t i = 0; i < self->n_holds; i++)
-            if (LOAD(W8(base, self->holds[i] + (uint64_t)withdrawn), relaxed))
+            if (LOAD(W8(base, self->holds[i] + (uint64_t)withdrawn), acquire)) /* drop_hold's */
                 return PyLong_FromLong(HELD);
     }
     return PyLong_FromLong(FREE_OR_NONE);
@@ -688,8 +688,8 @@ static void
 drop_hold(a8 *hold)
 {
     uint8_t count = LOAD(hold, relaxed);
-    if (count)
-        STORE(hold, count - 1, relaxed);
+    if (count) /* release: every read of the message lands before the publisher may reuse it */
+        STORE(hold, count - 1, release);
 }
 
 /* ----------------------------------------------------------------------------- Mapping */

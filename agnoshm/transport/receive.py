@@ -338,6 +338,7 @@ class SubscriberPort:
 def _drop_hold(memory, hold: int) -> None:
     count = memory[hold]
     if count:
+        TOTAL_STORE_ORDER or full_fence()  # the message's reads before it (ring.py, Release)
         memory[hold] = count - 1
 
 

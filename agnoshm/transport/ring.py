@@ -35,8 +35,12 @@ word naming another ``s`` was overwritten: that message left the depth);
 (2) read the entry (``seq`` must be ``s``); (3) add 1 to its own
 ``holds[pp, e]``; (4) :func:`full_fence`; (5) read the entry's ``seq`` and the
 channel's ``ident`` again: if either changed, take the hold back and skip the
-message.  **Release**: subtract 1 from ``holds[pp, e]``; no fence, since a
-publisher that reads the old count only frees the entry later.
+message.  **Release**: subtract 1 from ``holds[pp, e]``, ordered after every
+read of the message (a release store): a publisher that reads 0 (an acquire
+load) frees and reuses the blocks, and on a CPU that may let a store pass
+earlier loads (aarch64) a late read would see the next message.  x86-64 never
+does; elsewhere :func:`full_fence` goes before the subtraction.  No fence after
+it: a publisher that reads the old count only frees the entry later.
 
 *No use after free.*  (c)-(d)-(f) and (3)-(4)-(5) are Dekker's pattern: each
 side stores, fences, then loads the other's word, so at least one sees the
