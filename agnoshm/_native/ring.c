@@ -1268,26 +1268,40 @@ static PyType_Spec Reader_spec = {"agnoshm._native._ring.Reader", sizeof(Reader)
 
 /* ------------------------------------------------------------------------------- Futex */
 
+/* One process's doorbell word and, for transport/doorbell.py's NativeDoorbell, its
+ * sleeping flag and the threads armed on it: arm, disarm, armed and sleep do what
+ * Doorbell's do, with the threads kept in a set of idents (no threading.local, no lock:
+ * each call runs no Python code, so the GIL makes it whole). */
 typedef struct {
     PyObject_HEAD
     a32 *word;
+    a32 *sleeping; /* the process's sleeping flag (NULL: arm() refuses) */
+    PyObject *armed; /* set: idents of the threads armed now */
+    long long sleepers; /* len(armed): the flag is set while it is above 0 */
 } Futex;
 
 static PyObject *
 Futex_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 {
-    unsigned long long address;
-    static char *names[] = {"address", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "K", names, &address))
+    unsigned long long address, sleeping = 0;
+    static char *names[] = {"address", "sleeping", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "K|K", names, &address, &sleeping))
         return NULL;
-    if (address == 0 || address % 4) {
+    if (address == 0 || address % 4 || sleeping % 4) {
         PyErr_SetString(PyExc_ValueError, "a futex word is a non-null 4-byte aligned address");
         return NULL;
     }
     allocfunc alloc = (allocfunc)PyType_GetSlot(type, Py_tp_alloc);
     Futex *self = (Futex *)alloc(type, 0);
-    if (self != NULL)
-        self->word = (a32 *)(uintptr_t)address;
+    if (self == NULL)
+        return NULL;
+    self->word = (a32 *)(uintptr_t)address;
+    self->sleeping = (a32 *)(uintptr_t)sleeping;
+    self->armed = PySet_New(NULL);
+    if (self->armed == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
     return (PyObject *)self;
 }
 
@@ -1295,9 +1309,88 @@ static void
 Futex_dealloc(Futex *self)
 {
     PyTypeObject *type = Py_TYPE(self);
+    Py_XDECREF(self->armed);
     freefunc tp_free = (freefunc)PyType_GetSlot(type, Py_tp_free);
     tp_free(self);
     Py_DECREF(type);
+}
+
+/* 1 if the calling thread is armed, 0 if not, -1 on error; *ident: its ident, new */
+static int
+thread_armed(Futex *self, PyObject **ident)
+{
+    *ident = PyLong_FromUnsignedLong(PyThread_get_thread_ident());
+    if (*ident == NULL)
+        return -1;
+    int found = PySet_Contains(self->armed, *ident);
+    if (found < 0)
+        Py_CLEAR(*ident);
+    return found;
+}
+
+/* arm(): count this thread as one that may sleep; publishers ring from now on */
+static PyObject *
+Futex_arm(Futex *self, PyObject *unused)
+{
+    if (self->sleeping == NULL) {
+        PyErr_SetString(PyExc_ValueError, "this Futex was made without a sleeping flag");
+        return NULL;
+    }
+    PyObject *ident;
+    int found = thread_armed(self, &ident);
+    if (found < 0)
+        return NULL;
+    if (!found) {
+        if (PySet_Add(self->armed, ident) < 0) {
+            Py_DECREF(ident);
+            return NULL;
+        }
+        self->sleepers++;
+        STORE(self->sleeping, 1, relaxed);
+    }
+    Py_DECREF(ident);
+    /* the flag before the caller's next look (ring.py's Dekker step, the waiter's side) */
+    atomic_thread_fence(memory_order_seq_cst);
+    Py_RETURN_NONE;
+}
+
+/* the calling thread is awake: publishers need not ring for it any more */
+static int
+disarm_thread(Futex *self)
+{
+    if (self->sleepers == 0) /* no thread is armed: the usual case when work is found */
+        return 0;
+    PyObject *ident = PyLong_FromUnsignedLong(PyThread_get_thread_ident());
+    if (ident == NULL)
+        return -1;
+    int removed = PySet_Discard(self->armed, ident);
+    Py_DECREF(ident);
+    if (removed < 0)
+        return -1;
+    if (removed && --self->sleepers == 0)
+        STORE(self->sleeping, 0, relaxed);
+    return 0;
+}
+
+static PyObject *
+Futex_disarm(Futex *self, PyObject *unused)
+{
+    if (disarm_thread(self) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Futex_armed(Futex *self, PyObject *unused)
+{
+    if (self->sleepers == 0)
+        Py_RETURN_FALSE;
+    PyObject *ident;
+    int found = thread_armed(self, &ident);
+    if (found < 0)
+        return NULL;
+    Py_DECREF(ident);
+    return PyBool_FromLong(found);
 }
 
 static PyObject *
@@ -1355,6 +1448,29 @@ Futex_wait(Futex *self, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
+/* sleep(seen, timeout_sec): Doorbell.wait: arm and return if this thread is not armed
+ * (the caller looks once more); else wait while the word equals seen, then disarm. */
+static PyObject *
+Futex_sleep(Futex *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs_ok("sleep", nargs, 2, 2))
+        return NULL;
+    int found = 0;
+    if (self->sleepers) {
+        PyObject *ident;
+        found = thread_armed(self, &ident);
+        if (found < 0)
+            return NULL;
+        Py_DECREF(ident);
+    }
+    if (!found)
+        return Futex_arm(self, NULL);
+    PyObject *result = Futex_wait(self, args, nargs);
+    if (disarm_thread(self) < 0) /* also after an error, as Doorbell.wait's finally */
+        Py_CLEAR(result);
+    return result;
+}
+
 static PyObject *
 Futex_value(Futex *self, PyObject *unused)
 {
@@ -1366,13 +1482,25 @@ static PyMethodDef Futex_methods[] = {
     {"wait", (PyCFunction)(void (*)(void))Futex_wait, METH_FASTCALL,
      "wait(expected, timeout_sec): sleep while the word equals expected"},
     {"value", (PyCFunction)Futex_value, METH_NOARGS, "the word"},
+    {"arm", (PyCFunction)Futex_arm, METH_NOARGS,
+     "arm(): count this thread as one that may sleep (sets the sleeping flag), then fence"},
+    {"disarm", (PyCFunction)Futex_disarm, METH_NOARGS, "disarm(): this thread is awake"},
+    {"armed", (PyCFunction)Futex_armed, METH_NOARGS, "armed(): whether this thread is armed"},
+    {"sleep", (PyCFunction)(void (*)(void))Futex_sleep, METH_FASTCALL,
+     "sleep(seen, timeout_sec): arm and return if not armed, else wait and disarm"},
+    {NULL}};
+
+static PyMemberDef Futex_members[] = {
+    {"sleepers", T_LONGLONG, offsetof(Futex, sleepers), READONLY, "threads armed now"},
     {NULL}};
 
 static PyType_Slot Futex_slots[] = {
     {Py_tp_new, Futex_new},
     {Py_tp_dealloc, Futex_dealloc},
     {Py_tp_methods, Futex_methods},
-    {Py_tp_doc, "A shared 32-bit futex word (a process's doorbell)."},
+    {Py_tp_members, Futex_members},
+    {Py_tp_doc, "Futex(address, sleeping=0): a shared 32-bit futex word (a process's doorbell) "
+                "and its sleeping flag."},
     {0, NULL}};
 
 static PyType_Spec Futex_spec = {"agnoshm._native._ring.Futex", sizeof(Futex), 0,

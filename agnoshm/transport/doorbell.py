@@ -33,15 +33,15 @@ from agnoshm.transport.ring import full_fence
 
 
 class Doorbell:
-    """The doorbell of one process slot."""
+    """The doorbell of one process slot (pure Python: ctypes words, a thread-local).
+
+    :class:`NativeDoorbell` does the same steps in C.
+    """
 
     __slots__ = ("address", "_word", "_sleeping", "sleepers", "_lock", "_armed",
-                 "busy_poll_ns", "ring", "value", "_futex_wait", "_fence")
+                 "busy_poll_ns", "ring", "value", "_futex_wait")
 
-    def __init__(self, address: int, sleeping_address: int, busy_poll_us: int = 0,
-                 native=None):
-        """:param native: the C extension (``agnoshm._native._ring``) to wait, ring and
-        fence with, or None (ctypes)."""
+    def __init__(self, address: int, sleeping_address: int, busy_poll_us: int = 0):
         self.address = address
         self._word = ctypes.c_uint32.from_address(address)
         self._sleeping = ctypes.c_uint32.from_address(sleeping_address)
@@ -54,15 +54,9 @@ class Doorbell:
         #: ``ring()``: add one to the word and wake every waiter (thread-safe, unconditional).
         #: ``value()``: the word now (a plain load; the wake-up loop reads it every round,
         #: so it is a C call, not a Python method).
-        if native is None:
-            self.value = functools.partial(getattr, self._word, "value")
-            self.ring = _libc.futex_ringer(address)
-            self._futex_wait = _libc.futex_waiter(address)
-            self._fence = full_fence
-        else:
-            futex = native.Futex(address)
-            self.value, self.ring = futex.value, futex.ring
-            self._futex_wait, self._fence = futex.wait, native.full_fence
+        self.value = functools.partial(getattr, self._word, "value")
+        self.ring = _libc.futex_ringer(address)
+        self._futex_wait = _libc.futex_waiter(address)
 
     def armed(self) -> bool:
         """Whether the calling thread is armed (publishers ring for it)."""
@@ -70,13 +64,18 @@ class Doorbell:
 
     def arm(self) -> None:
         """Count this thread as one that may sleep: publishers ring from now on."""
-        if getattr(self._armed, "on", False):
+        armed = self._armed
+        if getattr(armed, "on", False):
             return
-        with self._lock:
+        lock = self._lock  # acquire/release: a ``with`` costs twice as much (every message)
+        lock.acquire()
+        try:
             self.sleepers += 1
             self._sleeping.value = 1
-        self._armed.on = True
-        self._fence()  # the flag before the caller's next look (ring.py)
+        finally:
+            lock.release()
+        armed.on = True
+        full_fence()  # the flag before the caller's next look (ring.py)
 
     def disarm(self) -> None:
         """This thread is awake: publishers need not ring for it any more."""
@@ -85,10 +84,14 @@ class Doorbell:
         armed = self._armed
         if getattr(armed, "on", False):
             armed.on = False
-            with self._lock:
+            lock = self._lock
+            lock.acquire()
+            try:
                 self.sleepers -= 1
                 if not self.sleepers:
                     self._sleeping.value = 0
+            finally:
+                lock.release()
 
     def wait(self, seen: int, timeout_sec: float | None) -> None:
         """Return when the word differs from ``seen``, after ``timeout_sec``, or spuriously.
@@ -103,3 +106,28 @@ class Doorbell:
             self._futex_wait(seen, timeout_sec)
         finally:
             self.disarm()
+
+
+class NativeDoorbell(Doorbell):
+    """The doorbell with :meth:`arm`, :meth:`disarm`, :meth:`armed` and :meth:`wait` in C
+    (``agnoshm._native``'s ``Futex``): the same steps on the same words, with the armed
+    threads in a set of idents instead of a thread-local, and no lock (each C call runs
+    no Python code, so the GIL makes it whole).  A sleeping receiver arms and disarms once
+    a message: in Python that was about 9k instructions, in C a few hundred.
+    """
+
+    __slots__ = ("arm", "disarm", "armed", "wait", "_futex")
+
+    def __init__(self, address: int, sleeping_address: int, busy_poll_us: int, native):
+        """:param native: the C extension (``agnoshm._native._ring``)."""
+        self.address = address
+        self.busy_poll_ns = busy_poll_us * 1000
+        futex = self._futex = native.Futex(address, sleeping_address)
+        self.value, self.ring = futex.value, futex.ring
+        self.arm, self.disarm, self.armed, self.wait = (futex.arm, futex.disarm, futex.armed,
+                                                        futex.sleep)
+
+    @property
+    def sleepers(self) -> int:
+        """Threads armed now (a racy read is enough to skip disarm())."""
+        return self._futex.sleepers

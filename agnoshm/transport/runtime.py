@@ -19,7 +19,7 @@ from agnoshm.memory import BACKENDS, AddressReservation, PoolAllocator
 from agnoshm.registry import layout as L
 from agnoshm.registry.registry import open_and_join
 from agnoshm.transport.announce import AnnouncementQueue, announce
-from agnoshm.transport.doorbell import Doorbell
+from agnoshm.transport.doorbell import Doorbell, NativeDoorbell
 from agnoshm.transport.listener import Listener
 from agnoshm.transport.peers import PeerMapping, PeerPools
 from agnoshm.transport.native_ports import NativePublisherPort, NativeSubscriberPort
@@ -75,9 +75,10 @@ class Runtime:
                                    PeerMapping if self.native is None else self.native.Mapping))
         self.queue = AnnouncementQueue(self.pid, config.mode)
         self.pool_server = backend.serve(self.pool, config.domain_id, config.group)
-        self.doorbell = Doorbell(self.registry.doorbell_address(self.slot),
-                                 self.registry.sleeping_address(self.slot), config.busy_poll_us,
-                                 self.native)
+        doorbell = (self.registry.doorbell_address(self.slot),
+                    self.registry.sleeping_address(self.slot), config.busy_poll_us)
+        self.doorbell = (Doorbell(*doorbell) if self.native is None
+                         else NativeDoorbell(*doorbell, self.native))
         if faults.ARMED:
             faults.hit("init.queue")
         self.listener = Listener(self)
