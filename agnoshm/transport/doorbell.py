@@ -41,6 +41,9 @@ class Doorbell:
     __slots__ = ("address", "_word", "_sleeping", "sleepers", "_lock", "_armed",
                  "busy_poll_ns", "ring", "value", "_futex_wait")
 
+    #: whether ``disarm()`` costs less than reading ``sleepers`` first (it is C)
+    cheap_disarm = False
+
     def __init__(self, address: int, sleeping_address: int, busy_poll_us: int = 0):
         self.address = address
         self._word = ctypes.c_uint32.from_address(address)
@@ -117,6 +120,7 @@ class NativeDoorbell(Doorbell):
     """
 
     __slots__ = ("arm", "disarm", "armed", "wait", "_futex")
+    cheap_disarm = True
 
     def __init__(self, address: int, sleeping_address: int, busy_poll_us: int, native):
         """:param native: the C extension (``agnoshm._native._ring``)."""

@@ -76,6 +76,8 @@ def wait_for_work(doorbell, look, deadline: float | None = None, stop=None, ente
     fence = _fence
     busy_poll_ns = doorbell.busy_poll_ns
     value = doorbell.value
+    disarm = doorbell.disarm
+    disarm_always = doorbell.cheap_disarm  # a C call: cheaper than reading sleepers first
     while True:
         if enter is not None and not enter():
             return None
@@ -87,8 +89,8 @@ def wait_for_work(doorbell, look, deadline: float | None = None, stop=None, ente
             if work is not None:
                 # Awake with work: publishers need not ring for this thread.  No thread
                 # armed is the usual case, and then there is nothing to undo (no call).
-                if doorbell.sleepers:
-                    doorbell.disarm()
+                if disarm_always or doorbell.sleepers:
+                    disarm()
                 return work
             if stop is not None and stop():
                 return None
