@@ -111,15 +111,16 @@ class Doorbell:
             self.disarm()
 
 
-class NativeDoorbell(Doorbell):
-    """The doorbell with :meth:`arm`, :meth:`disarm`, :meth:`armed` and :meth:`wait` in C
+class NativeDoorbell:
+    """:class:`Doorbell`'s interface with ``arm``, ``disarm``, ``armed`` and ``wait`` in C
     (``agnoshm._native``'s ``Futex``): the same steps on the same words, with the armed
     threads in a set of idents instead of a thread-local, and no lock (each C call runs
     no Python code, so the GIL makes it whole).  A sleeping receiver arms and disarms once
     a message: in Python that was about 9k instructions, in C a few hundred.
     """
 
-    __slots__ = ("arm", "disarm", "armed", "wait", "_futex")
+    __slots__ = ("address", "busy_poll_ns", "value", "ring", "arm", "disarm", "armed", "wait",
+                 "_futex")
     cheap_disarm = True
 
     def __init__(self, address: int, sleeping_address: int, busy_poll_us: int, native):
