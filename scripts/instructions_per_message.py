@@ -74,7 +74,7 @@ def _instructions(python: str, n: int, mode: str, domain: int, workdir: str,
                           f"--callgrind-out-file={out}", python,
                           "-c", _WORKLOAD, str(n), mode, str(domain)],
                          check=True, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                         text=True)
+                         text=True, cwd=workdir)  # ``-c`` puts the cwd first on sys.path
     path = ran.stdout.split("path ", 1)[-1].strip() or "?"
     per_thread = {}
     for name in os.listdir(workdir):
