@@ -21,7 +21,8 @@ import socket
 import time
 
 from agnoshm.bench import STARTUP_TIMEOUT, Settings, Worker, close_all, gather, summarize
-from agnoshm.bench.latency import ACK, LATENCY_DEPTH, LATENCY_TOPIC, MEASURED, Receiver, Sender
+from agnoshm.bench.latency import (ACK, LATENCY_DEPTH, LATENCY_TOPIC, MEASURED, STAMP, Receiver,
+                                   Sender)
 from agnoshm.transport.waiting import wait_for_work
 
 BATCH = 200  # messages per timed round: within the default 256 live entries of a publisher
@@ -120,7 +121,7 @@ class RawReceiver:
                 raise TimeoutError(f"received {received} of {total} messages in "
                                    f"{timeout:.0f} s")
             data = msg.data
-            stamp = int(data[8:16].view("<i8")[0])
+            stamp = STAMP.unpack_from(data, 8)[0]
             kind = data[0]
             data[-1]
             latency = time.monotonic_ns() - stamp
