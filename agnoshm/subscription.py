@@ -26,9 +26,10 @@ class PollingSubscription(Endpoint):
 
     def __init__(self, node, port, msg_type, topic_name: str, qos_profile):
         super().__init__(node, port, msg_type, topic_name, qos_profile)
-        # Messages taken in one batch and not yet handed out (oldest first).
+        # Messages taken in one batch and not yet handed out (oldest first): their views.
         self._inbox: deque = deque()
         self._batch = min(port.depth, TAKE_BATCH)  # messages one take may hold
+        port.view_as(self.msg_type)
 
     def take(self):
         """Return the oldest new message as a read-only view, or None if there is none.
@@ -51,28 +52,26 @@ class PollingSubscription(Endpoint):
             if not looked and not port.has_data():
                 return None
             try:
-                leases = port.take(self._batch)
+                views = port.take(self._batch, True)
             except InvalidHandleError:  # destroyed meanwhile (by another thread)
                 return None
-            if len(leases) == 1:  # the common case: no backlog, nothing to queue
-                return self.msg_type.received(leases[0])
-            if not leases:
+            if len(views) == 1:  # the common case: no backlog, nothing to queue
+                return views[0]
+            if not views:
                 return None
-            inbox.extend(leases)
+            inbox.extend(views)
         try:
-            lease = inbox.popleft()
+            return inbox.popleft()
         except IndexError:  # another thread took the last one
             return None
-        return self.msg_type.received(lease)
 
     def take_pending(self):
         """Return the next message this subscription already took from its publishers
         (a batch ``take()`` holds the rest back) without taking new ones, or None."""
         try:
-            lease = self._inbox.popleft()
+            return self._inbox.popleft()
         except IndexError:
             return None
-        return self.msg_type.received(lease)
 
     def get_publisher_count(self) -> int:
         """Return how many publishers publish on this topic: in every process of the

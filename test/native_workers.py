@@ -140,7 +140,7 @@ def differential(examples: int) -> bool:
     subscription of the same topic, and publish through a pure and a native publisher
     whose subscriptions' hold counts and topic generation were scribbled on.  Print
     ``tally`` and ``mismatch`` lines; return whether both paths always agreed."""
-    from hypothesis import HealthCheck, given, settings
+    from hypothesis import HealthCheck, example, given, settings
     from hypothesis import strategies as st
 
     import agnoshm
@@ -173,6 +173,10 @@ def differential(examples: int) -> bool:
     pool = runtime.pool
     snapshot = ctypes.create_string_buffer(registry.size)
     ctypes.memmove(snapshot, registry.address, registry.size)
+    # the messages' root structs (Bytes: the data sequence's triple), restored per example
+    roots = [ctypes.c_uint64.from_address(entries_at + e * entry_size + 8).value
+             for e in range(6)]
+    root_bytes = [ctypes.string_at(root, 24) for root in roots]
     tally: collections.Counter = collections.Counter()
     mismatches: list = []
 
@@ -181,16 +185,24 @@ def differential(examples: int) -> bool:
         index, topic = registry.add_subscription(
             "/differential", bytes_type.type_name, bytes_type.type_hash, 8, L.TRANSIENT_LOCAL,
             "/differential", starts)
-        return cls(runtime, index, topic, 8, starts=starts)
+        port = cls(runtime, index, topic, 8, starts=starts)
+        port.view_as(bytes_type)  # takes hand out views, as a subscription's do
+        return port
 
     def holds_of(port):
         return bytes(registry.memory[port._holds:port._holds + capacity * 4])
 
+    def data_summary(array):
+        interface = array.__array_interface__  # where it reads, without copying it
+        return (interface["data"], interface["shape"], array.dtype.str, array.flags.writeable)
+
     def take_summary(port):
-        leases = port.take(8)
-        summary = [(lease.seq, lease.address, lease.size, lease.timestamp_ns)
-                   for lease in leases]
-        del leases
+        views = port.take(8, True)  # a view's struct past the pool: MessageCorruptedError
+        summary = [(type(view).__name__, view._owner.seq, view._address, view._owner.size,
+                    view._owner.timestamp_ns, view._base, view._end, len(view._buf),
+                    _outcome(lambda v=view: data_summary(v.data)))  # the C getter's, natively
+                   for view in views]
+        del views
         gc.collect()
         if isinstance(port, NativeSubscriberPort):
             port._reader.sync_cursors()
@@ -212,7 +224,9 @@ def differential(examples: int) -> bool:
         st.tuples(st.just("address"), st.integers(0, capacity - 1), pointer),
         st.tuples(st.just("size"), st.integers(0, capacity - 1), word),
         st.tuples(st.just("stamp"), st.integers(0, capacity - 1), word),
-        st.tuples(st.just("hold"), st.integers(0, capacity - 1), st.integers(0, 255)))
+        st.tuples(st.just("hold"), st.integers(0, capacity - 1), st.integers(0, 255)),
+        st.tuples(st.just("data"), st.integers(0, 5), pointer),  # a message's sequence triple
+        st.tuples(st.just("count"), st.integers(0, 5), word))
 
     def poke(address, value, ctype=ctypes.c_uint64):
         ctype.from_address(address).value = value
@@ -220,8 +234,13 @@ def differential(examples: int) -> bool:
     @settings(deadline=None, database=None, max_examples=examples, derandomize=True,
               suppress_health_check=list(HealthCheck))
     @given(st.lists(channel_change, min_size=1, max_size=6))
+    # a message inside the pool whose root struct reaches past its end: MessageCorruptedError
+    @example([("address", 0, pool.address + pool.size - 8), ("size", 0, 8)])
+    @example([("address", 5, pool.address + pool.size - 1), ("size", 5, 1)])
     def receive(changes):
         ctypes.memmove(registry.address, snapshot, registry.size)
+        for root, saved in zip(roots, root_bytes):
+            ctypes.memmove(root, saved, len(saved))
         ports = [subscription(SubscriberPort), subscription(NativeSubscriberPort)]
         for port in ports:  # both at the topic's generation now (the second was listed later)
             with port._lock:
@@ -236,11 +255,18 @@ def differential(examples: int) -> bool:
             elif what == "hold":
                 for port in ports:
                     poke(registry.address + port._channels[0].holds + i, value, ctypes.c_uint8)
+            elif what in ("data", "count"):
+                poke(roots[i] + (0 if what == "data" else 8), value)
             else:
                 field = {"seq": 0, "address": 8, "size": 16, "stamp": 24}[what]
                 poke(entries_at + i * entry_size + field, value)
         outcomes = [_outcome(lambda p=p: take_summary(p)) for p in ports]
         tally["receive " + outcomes[0][0]] += 1
+        if outcomes[0][0] == "raised":
+            tally["receive raised " + outcomes[0][1]] += 1
+        else:
+            for view in outcomes[0][1][0]:  # msg.data of each: read, or what it raised
+                tally[" ".join(("data",) + view[-1][:1 if view[-1][0] == "ok" else 2])] += 1
         if outcomes[0] != outcomes[1]:
             mismatches.append(("receive", changes, outcomes))
         for port in ports:

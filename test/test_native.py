@@ -22,7 +22,9 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import types
+import weakref
 from pathlib import Path
 
 import pytest
@@ -91,7 +93,8 @@ def test_the_stub_names_exactly_what_the_extension_has():
             members = {n.name for n in node.body if isinstance(n, ast.FunctionDef)} | {
                 n.target.id for n in node.body if isinstance(n, ast.AnnAssign)}
             have = {name for name in dir(runtime_type) if not name.startswith("_")}
-            assert members - {"__new__"} == have, node.name
+            assert members - {"__new__", "__call__"} == have, node.name
+            assert ("__call__" in members) == ("__call__" in vars(runtime_type)), node.name
             new = next((n for n in node.body
                         if isinstance(n, ast.FunctionDef) and n.name == "__new__"), None)
             if new is None:  # made by the extension only (a Reader's Leases)
@@ -102,7 +105,8 @@ def test_the_stub_names_exactly_what_the_extension_has():
             values = {"region": ring.Region(base=8, size=1 << 20), "size": 1 << 20,
                       "capacity": 1, "depth": 1,
                       "pool": types.SimpleNamespace(address=1 << 30, size=1 << 20),
-                      "allocate_new": lambda nbytes: 1 << 30, "give_back": lambda address: None}
+                      "allocate_new": lambda nbytes: 1 << 30, "give_back": lambda address: None,
+                      "frombuffer": lambda *args: None, "fallback": lambda view: None}
             assert isinstance(runtime_type(**{a.arg: values.get(a.arg, 8)
                                               for a in new.args.args[1:]}), runtime_type)
         elif isinstance(node, ast.FunctionDef):
@@ -228,6 +232,47 @@ def test_subscribers_holding_every_entry_is_a_clear_error(path, monkeypatch):
     pub.publish(b"room again")
     done.set()
     _join(child)
+
+
+def test_publishing_from_several_threads_loses_and_repeats_nothing(path):
+    """Three threads publish on one publisher, switching as often as the interpreter can,
+    while the listener reclaims: the native publish() works on the port's lists under the
+    port's lock, as the Python one does."""
+    node = agnoshm.Node("threads")
+    pub = node.create_publisher(agnoshm.Bytes, "/threads", 200)
+    sub = node.create_polling_subscription(agnoshm.Bytes, "/threads", 200)
+    per_thread, threads = 60, 3
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        runners = [threading.Thread(target=lambda k=k: [
+            pub.publish(bytes([k]) + i.to_bytes(4, "little")) for i in range(per_thread)])
+            for k in range(threads)]
+        for runner in runners:
+            runner.start()
+        for runner in runners:
+            runner.join(TIMEOUT)
+    finally:
+        sys.setswitchinterval(interval)
+    assert pub._port._seq == per_thread * threads
+    got = {k: [] for k in range(threads)}
+    while (msg := sub.take()) is not None:
+        data = bytes(msg.data)
+        got[data[0]].append(int.from_bytes(data[1:], "little"))
+    assert got == {k: list(range(per_thread)) for k in range(threads)}
+
+
+def test_a_destroyed_publisher_and_its_port_are_collected(path):
+    """The native port and its C writer refer to each other (the port's publish is the
+    writer's send): the collector must free both."""
+    node = agnoshm.Node("collected")
+    pub = node.create_publisher(agnoshm.Bytes, "/collected", 3)
+    pub.publish(b"one")
+    port = weakref.ref(pub._port)
+    assert node.destroy_publisher(pub)
+    del pub
+    gc.collect()
+    assert port() is None
 
 
 def test_a_publisher_destroyed_while_messages_are_held_leaves_them_intact(path):
@@ -402,6 +447,8 @@ def test_hostile_channels_and_hold_counts_get_the_same_answer_from_both_paths(is
     tally = json.loads([x for x in result.stdout.splitlines() if x.startswith("tally ")][-1][6:])
     print(f"\ndifferential: {tally}")
     assert tally.get("receive ok", 0) > 0 and tally.get("publish ok", 0) > 0
+    assert tally.get("receive raised MessageCorruptedError", 0) > 0  # the views' own check
+    assert tally.get("data ok", 0) > 0 and tally.get("data raised MessageCorruptedError", 0) > 0
 
 
 # -- (d) the extension missing, and what doctor says -----------------------------------------------

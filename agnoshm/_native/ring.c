@@ -4,13 +4,17 @@
  * and publish.py / receive.py implement it in Python (the reference).  Nothing
  * here is stored anywhere the Python path cannot read: it writes the same words
  * of the same registry layout.  Private bookkeeping (free entry lists, loans,
- * mapping pools) stays in Python; a received message's Lease is built and
- * released here, as receive.py's Lease is there.
+ * mapping pools) stays in Python objects: a bound Writer's send works on its
+ * port's own lists under the port's own lock; a received message's Lease, and
+ * the view over it, are built and released here, as receive.py's are there.
  *
  *   Region  the registry's mapping (closed before it is unmapped: later calls raise)
- *   Writer  one publisher's channel: publish (steps a-f), finish (e-f)
- *   Reader  one subscription's receipts: has_data, take (steps 1-5, handing out Leases)
+ *   Writer  one publisher's channel: publish (steps a-f), finish (e-f); bound to its
+ *           port, send (the port's whole publish())
+ *   Reader  one subscription's receipts: has_data, take (steps 1-5, handing out Leases,
+ *           or the views over them)
  *   Lease   a received message's hold: released exactly once, when it dies (or release())
+ *   ReceivedArray the getter of a received sequence of primitives over a Lease
  *   Mapping another process's pool as this process maps it, counting the Leases into it
  *   Futex   one process's doorbell word: wait (FUTEX_WAIT without the GIL), ring
  *   BlockCache (blocks.c) the pool allocator's kept blocks, memory/spares.py's twin
@@ -92,6 +96,9 @@ typedef struct {
 /* agnoshm.faults, set once by agnoshm._native: each call checks its ARMED once. */
 static PyObject *faults_module;
 static PyObject *str_armed;
+/* a message view's slots (msg/message.py's MessageView), and a pool's buffer */
+static PyObject *str_view_owner, *str_view_address, *str_view_buf, *str_view_base,
+    *str_view_end, *str_buffer;
 
 static int
 faults_armed(void)
@@ -298,6 +305,11 @@ typedef struct {
     Py_ssize_t n_holds;
     uint64_t *sleepers; /* per subscribing process: its doorbell word (sleeping at +4) */
     Py_ssize_t n_sleepers;
+    /* send(): the port's bookkeeping (bind()), which publish.py's PublisherPort keeps */
+    uint64_t seq; /* the publisher's count: the port's _seq */
+    Py_ssize_t depth;
+    PyObject *port, *acquire, *release, *free_entries, *live, *live_append, *live_popleft,
+        *blocks, *allocator_free;
 } Writer;
 
 enum { FREE_OR_NONE = 0, HELD = 1, MOVED = 2 };
@@ -339,10 +351,45 @@ Writer_new(PyTypeObject *type, PyObject *args, PyObject *kw)
     return (PyObject *)self;
 }
 
+/* A bound Writer and its port hold each other (the port's publish is this send): a cycle
+ * that the collector must see. */
+static int
+Writer_traverse(Writer *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->port);
+    Py_VISIT(self->acquire);
+    Py_VISIT(self->release);
+    Py_VISIT(self->free_entries);
+    Py_VISIT(self->live);
+    Py_VISIT(self->live_append);
+    Py_VISIT(self->live_popleft);
+    Py_VISIT(self->blocks);
+    Py_VISIT(self->allocator_free);
+    Py_VISIT(Py_TYPE(self));
+    return 0;
+}
+
+static int
+Writer_clear(Writer *self)
+{
+    Py_CLEAR(self->port);
+    Py_CLEAR(self->acquire);
+    Py_CLEAR(self->release);
+    Py_CLEAR(self->free_entries);
+    Py_CLEAR(self->live);
+    Py_CLEAR(self->live_append);
+    Py_CLEAR(self->live_popleft);
+    Py_CLEAR(self->blocks);
+    Py_CLEAR(self->allocator_free);
+    return 0;
+}
+
 static void
 Writer_dealloc(Writer *self)
 {
     PyTypeObject *type = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    Writer_clear(self);
     PyMem_Free(self->holds);
     PyMem_Free(self->sleepers);
     Py_XDECREF(self->region);
@@ -380,12 +427,13 @@ fail:
     return NULL;
 }
 
-/* Steps (e) and (f): ring sleeping processes, read the withdrawn entry's holds. */
-static PyObject *
+/* Steps (e) and (f): ring sleeping processes, read the withdrawn entry's holds.  Returns
+ * HELD or FREE_OR_NONE, or -1 with an exception set. */
+static int
 writer_finish(Writer *self, char *base, int armed, int64_t withdrawn)
 {
     if (hit(armed, "publish.after"))
-        return NULL;
+        return -1;
     for (Py_ssize_t i = 0; i < self->n_sleepers; i++) { /* (e) */
         a32 *doorbell = W32(base, self->sleepers[i]);
         if (LOAD(W32(base, self->sleepers[i] + 4), relaxed)) /* the process's sleeping flag */
@@ -394,9 +442,47 @@ writer_finish(Writer *self, char *base, int armed, int64_t withdrawn)
     if (withdrawn >= 0) { /* (f) */
         for (Py_ssize_t i = 0; i < self->n_holds; i++)
             if (LOAD(W8(base, self->holds[i] + (uint64_t)withdrawn), acquire)) /* drop_hold's */
-                return PyLong_FromLong(HELD);
+                return HELD;
     }
-    return PyLong_FromLong(FREE_OR_NONE);
+    return FREE_OR_NONE;
+}
+
+/* Steps (a)-(f) for an entry < capacity and a withdrawn entry < capacity (-1: none): HELD,
+ * FREE_OR_NONE or MOVED (refresh, then writer_finish), or -1 with an exception set. */
+static int
+writer_commit(Writer *self, char *base, int armed, uint64_t entry, uint64_t seq,
+              uint64_t address, uint64_t size, int64_t withdrawn)
+{
+    uint64_t at = self->entries + entry * ENTRY_SIZE;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now); /* time.monotonic_ns() */
+    STORE(W64(base, at + 8), address, relaxed);
+    STORE(W64(base, at + 16), size, relaxed);
+    STORE(W64(base, at + 24), (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec,
+          relaxed);
+    STORE(W64(base, at), seq, release); /* (a) the entry is complete */
+    if (hit(armed, "publish.inside"))
+        return -1;
+    STORE(W64(base, self->log + (seq % self->capacity) * 8), seq << LOG_SHIFT | entry, release);
+    if (hit(armed, "publish.logged"))
+        return -1;
+    STORE(W64(base, self->head), seq, release); /* (b) */
+    STORE(W64(base, self->published), seq, relaxed);
+    if (withdrawn >= 0) { /* (c) */
+        STORE(W64(base, self->entries + (uint64_t)withdrawn * ENTRY_SIZE), 0, relaxed);
+        if (hit(armed, "reclaim.inside"))
+            return -1;
+    }
+    atomic_thread_fence(memory_order_seq_cst); /* (d) */
+    if (!self->known || LOAD(W64(base, self->generation_at), relaxed) != self->generation)
+        return MOVED;
+    return writer_finish(self, base, armed, withdrawn);
+}
+
+static PyObject *
+state_or_null(int state)
+{
+    return state < 0 ? NULL : PyLong_FromLong(state);
 }
 
 /* publish(entry, seq, address, size, withdrawn) -> 0 (withdrawn freed, or none: -1),
@@ -419,31 +505,8 @@ Writer_publish(Writer *self, PyObject *const *args, Py_ssize_t nargs)
     char *base = region_base(self->region);
     if (base == NULL)
         return NULL;
-    int armed = faults_armed();
-    uint64_t at = self->entries + entry * ENTRY_SIZE;
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now); /* time.monotonic_ns() */
-    STORE(W64(base, at + 8), address, relaxed);
-    STORE(W64(base, at + 16), size, relaxed);
-    STORE(W64(base, at + 24), (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec,
-          relaxed);
-    STORE(W64(base, at), seq, release); /* (a) the entry is complete */
-    if (hit(armed, "publish.inside"))
-        return NULL;
-    STORE(W64(base, self->log + (seq % self->capacity) * 8), seq << LOG_SHIFT | entry, release);
-    if (hit(armed, "publish.logged"))
-        return NULL;
-    STORE(W64(base, self->head), seq, release); /* (b) */
-    STORE(W64(base, self->published), seq, relaxed);
-    if (withdrawn >= 0) { /* (c) */
-        STORE(W64(base, self->entries + (uint64_t)withdrawn * ENTRY_SIZE), 0, relaxed);
-        if (hit(armed, "reclaim.inside"))
-            return NULL;
-    }
-    atomic_thread_fence(memory_order_seq_cst); /* (d) */
-    if (!self->known || LOAD(W64(base, self->generation_at), relaxed) != self->generation)
-        return PyLong_FromLong(MOVED);
-    return writer_finish(self, base, armed, withdrawn);
+    return state_or_null(
+        writer_commit(self, base, faults_armed(), entry, seq, address, size, withdrawn));
 }
 
 /* finish(withdrawn): publish's steps (e) and (f) after a refresh. */
@@ -460,7 +523,260 @@ Writer_finish(Writer *self, PyObject *const *args, Py_ssize_t nargs)
     char *base = region_base(self->region);
     if (base == NULL)
         return NULL;
-    return writer_finish(self, base, faults_armed(), withdrawn);
+    return state_or_null(writer_finish(self, base, faults_armed(), withdrawn));
+}
+
+/* bind(port): the PublisherPort whose publish() send() is (publish.py's bookkeeping). */
+static PyObject *
+Writer_bind(Writer *self, PyObject *port)
+{
+    PyObject *lock = NULL, *allocator = NULL, *depth = NULL;
+    PyObject *acquire = NULL, *release = NULL, *free_entries = NULL, *live = NULL;
+    PyObject *live_append = NULL, *live_popleft = NULL, *blocks = NULL, *allocator_free = NULL;
+    if ((lock = PyObject_GetAttrString(port, "_lock")) == NULL ||
+        (acquire = PyObject_GetAttrString(lock, "acquire")) == NULL ||
+        (release = PyObject_GetAttrString(lock, "release")) == NULL ||
+        (free_entries = PyObject_GetAttrString(port, "_free_entries")) == NULL ||
+        (live = PyObject_GetAttrString(port, "_live")) == NULL ||
+        (live_append = PyObject_GetAttrString(live, "append")) == NULL ||
+        (live_popleft = PyObject_GetAttrString(live, "popleft")) == NULL ||
+        (blocks = PyObject_GetAttrString(port, "_blocks")) == NULL ||
+        (allocator = PyObject_GetAttrString(port, "allocator")) == NULL ||
+        (allocator_free = PyObject_GetAttrString(allocator, "free")) == NULL ||
+        (depth = PyObject_GetAttrString(port, "depth")) == NULL)
+        goto fail;
+    if (!PyList_Check(free_entries) || !PyDict_Check(blocks)) {
+        PyErr_SetString(PyExc_TypeError, "bind(): the port's _free_entries is not a list or "
+                                         "its _blocks not a dict");
+        goto fail;
+    }
+    Py_ssize_t n = PyLong_AsSsize_t(depth);
+    if (n == -1 && PyErr_Occurred())
+        goto fail;
+    Writer_clear(self);
+    Py_INCREF(port);
+    self->port = port;
+    self->acquire = acquire, self->release = release;
+    self->free_entries = free_entries, self->live = live;
+    self->live_append = live_append, self->live_popleft = live_popleft;
+    self->blocks = blocks, self->allocator_free = allocator_free;
+    self->depth = n;
+    Py_DECREF(lock);
+    Py_DECREF(allocator);
+    Py_DECREF(depth);
+    Py_RETURN_NONE;
+fail:
+    Py_XDECREF(lock);
+    Py_XDECREF(allocator);
+    Py_XDECREF(depth);
+    Py_XDECREF(acquire);
+    Py_XDECREF(release);
+    Py_XDECREF(free_entries);
+    Py_XDECREF(live);
+    Py_XDECREF(live_append);
+    Py_XDECREF(live_popleft);
+    Py_XDECREF(blocks);
+    Py_XDECREF(allocator_free);
+    return NULL;
+}
+
+static PyObject *str_port, *str_valid, *str_arrays, *str_address, *str_size, *str_blocks,
+    *str_destroyed, *str_held, *str_pinned, *str_spare_roots, *str_publish_checked,
+    *str_refresh_subscriptions, *str_free_blocks;
+
+/* 1 if obj.name is expected (identity), 0 if not, -1 with an exception set. */
+static int
+attr_is(PyObject *obj, PyObject *name, PyObject *expected)
+{
+    PyObject *v = PyObject_GetAttr(obj, name);
+    if (v == NULL)
+        return -1;
+    Py_DECREF(v);
+    return v == expected;
+}
+
+static int
+attr_u64_of(PyObject *obj, PyObject *name, uint64_t *out)
+{
+    PyObject *v = PyObject_GetAttr(obj, name);
+    if (v == NULL)
+        return -1;
+    *out = PyLong_AsUnsignedLongLong(v);
+    Py_DECREF(v);
+    return (*out == (uint64_t)-1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+static int
+call_one(PyObject *callable, PyObject *arg)
+{
+    PyObject *r = PyObject_CallFunctionObjArgs(callable, arg, NULL);
+    Py_XDECREF(r);
+    return r == NULL ? -1 : 0;
+}
+
+/* publish.py's PublisherPort._free_blocks(blocks) where nothing is pinned: the root
+ * serves a next loan (at most 8 kept), the other blocks go back to the allocator. */
+static int
+free_blocks(Writer *self, PyObject *blocks)
+{
+    PyObject *pinned = PyObject_GetAttr(self->port, str_pinned);
+    if (pinned == NULL)
+        return -1;
+    Py_ssize_t n_pinned = PyObject_Size(pinned);
+    Py_DECREF(pinned);
+    Py_ssize_t n = PyList_Check(blocks) ? PyList_Size(blocks) : -1;
+    if (n_pinned != 0 || n < 1) { /* arrays the publisher kept may read these bytes */
+        PyObject *r = PyObject_CallMethodObjArgs(self->port, str_free_blocks, blocks, NULL);
+        Py_XDECREF(r);
+        return r == NULL ? -1 : 0;
+    }
+    PyObject *spare = PyObject_GetAttr(self->port, str_spare_roots);
+    if (spare == NULL)
+        return -1;
+    PyObject *root = PyList_GetItem(blocks, 0);
+    int r = (PyList_Check(spare) && PyList_Size(spare) < 8) ? PyList_Append(spare, root)
+                                                          : call_one(self->allocator_free, root);
+    Py_DECREF(spare);
+    for (Py_ssize_t i = 1; r == 0 && i < n; i++)
+        r = call_one(self->allocator_free, PyList_GetItem(blocks, i));
+    return r;
+}
+
+/* The locked part of send(): publish.py's PublisherPort.publish from "loan.valid = False"
+ * to its last line, for a loan without arrays and a free entry; returns the seq. */
+static PyObject *
+send_locked(Writer *self, char *base, PyObject *loan, uint64_t address, uint64_t size,
+            PyObject *loan_blocks)
+{
+    PyObject *entry_obj = NULL, *withdrawn_obj = NULL, *r;
+    int64_t withdrawn = -1;
+    PyObject *result = NULL;
+    Py_ssize_t n_free = PyList_Size(self->free_entries);
+    if (PyObject_SetAttr(loan, str_valid, Py_False) < 0)
+        return NULL;
+    entry_obj = PyList_GetItem(self->free_entries, n_free - 1);
+    Py_INCREF(entry_obj);
+    if (PyList_SetSlice(self->free_entries, n_free - 1, n_free, NULL) < 0)
+        goto done;
+    uint64_t entry = PyLong_AsUnsignedLongLong(entry_obj);
+    if (PyErr_Occurred())
+        goto done;
+    if (entry >= self->capacity) {
+        PyErr_SetString(PyExc_ValueError, "a free entry past the channel");
+        goto done;
+    }
+    uint64_t seq = ++self->seq;
+    if (call_one(self->live_append, entry_obj) < 0 ||
+        PyDict_SetItem(self->blocks, entry_obj, loan_blocks) < 0)
+        goto done;
+    if (PyObject_Size(self->live) > self->depth) { /* (c) left the depth */
+        withdrawn_obj = PyObject_CallNoArgs(self->live_popleft);
+        if (withdrawn_obj == NULL)
+            goto done;
+        withdrawn = PyLong_AsLongLong(withdrawn_obj);
+        if (PyErr_Occurred())
+            goto done;
+        if (withdrawn < 0 || withdrawn >= (int64_t)self->capacity) {
+            PyErr_SetString(PyExc_ValueError, "a live entry past the channel");
+            goto done;
+        }
+    }
+    int state = writer_commit(self, base, 0, entry, seq, address, size, withdrawn);
+    if (state == MOVED) { /* the topic's subscriptions changed: refresh, then ring */
+        r = PyObject_CallMethodObjArgs(self->port, str_refresh_subscriptions, NULL);
+        if (r == NULL)
+            goto done;
+        Py_DECREF(r);
+        state = writer_finish(self, base, 0, withdrawn);
+    }
+    if (state < 0)
+        goto done;
+    if (state == HELD) { /* freed once no subscription holds it */
+        PyObject *held = PyObject_GetAttr(self->port, str_held);
+        if (held == NULL || PyList_Append(held, withdrawn_obj) < 0) {
+            Py_XDECREF(held);
+            goto done;
+        }
+        Py_DECREF(held);
+    } else if (withdrawn >= 0) { /* (g) no one can reach it any more: free its blocks now */
+        PyObject *blocks = PyDict_GetItemWithError(self->blocks, withdrawn_obj);
+        if (blocks == NULL) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_KeyError, "a withdrawn entry without blocks");
+            goto done;
+        }
+        Py_INCREF(blocks);
+        if (PyDict_DelItem(self->blocks, withdrawn_obj) < 0 ||
+            PyList_Append(self->free_entries, withdrawn_obj) < 0 ||
+            free_blocks(self, blocks) < 0) {
+            Py_DECREF(blocks);
+            goto done;
+        }
+        Py_DECREF(blocks);
+    }
+    result = PyLong_FromUnsignedLongLong(seq);
+done:
+    Py_XDECREF(entry_obj);
+    Py_XDECREF(withdrawn_obj);
+    return result;
+}
+
+/* send(loan) -> seq: the bound port's publish(loan), in C where nothing needs Python (no
+ * armed faults, a free entry, no arrays to freeze, the port's lock free); anything else is
+ * the port's _publish_checked(loan), which raises what publish() raises. */
+static PyObject *
+Writer_send(Writer *self, PyObject *loan)
+{
+    PyObject *port = self->port;
+    if (port == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "send() before bind()");
+        return NULL;
+    }
+    int r;
+    if (faults_armed() || PyList_Size(self->free_entries) < 1)
+        goto checked;
+    if ((r = attr_is(loan, str_port, port)) <= 0 || (r = attr_is(loan, str_valid, Py_True)) <= 0 ||
+        (r = attr_is(loan, str_arrays, Py_None)) <= 0 ||
+        (r = attr_is(port, str_destroyed, Py_False)) <= 0) {
+        if (r < 0)
+            return NULL;
+        goto checked;
+    }
+    uint64_t address, size;
+    if (attr_u64_of(loan, str_address, &address) || attr_u64_of(loan, str_size, &size))
+        return NULL;
+    char *base = region_base(self->region);
+    if (base == NULL)
+        return NULL;
+    PyObject *loan_blocks = PyObject_GetAttr(loan, str_blocks);
+    if (loan_blocks == NULL)
+        return NULL;
+    /* acquire(False): the GIL alone would not do, a thread may be inside a locked section
+     * of the port's Python code, between two of its bytecodes */
+    PyObject *got = PyObject_CallFunctionObjArgs(self->acquire, Py_False, NULL);
+    if (got != Py_True) {
+        Py_DECREF(loan_blocks);
+        if (got == NULL)
+            return NULL;
+        Py_DECREF(got);
+        goto checked;
+    }
+    Py_DECREF(got);
+    PyObject *seq = send_locked(self, base, loan, address, size, loan_blocks);
+    Py_DECREF(loan_blocks);
+    PyObject *exc_type, *exc_value, *exc_tb;
+    PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+    PyObject *released = PyObject_CallNoArgs(self->release);
+    if (released == NULL) {
+        Py_XDECREF(exc_type), Py_XDECREF(exc_value), Py_XDECREF(exc_tb);
+        Py_XDECREF(seq);
+        return NULL;
+    }
+    Py_DECREF(released);
+    PyErr_Restore(exc_type, exc_value, exc_tb);
+    return seq;
+checked:
+    return PyObject_CallMethodObjArgs(port, str_publish_checked, loan, NULL);
 }
 
 static PyObject *
@@ -479,17 +795,28 @@ static PyMethodDef Writer_methods[] = {
      "finish(withdrawn): steps (e)-(f), after publish() returned 2 and the lists were refreshed"},
     {"set_subscriptions", (PyCFunction)(void (*)(void))Writer_set_subscriptions, METH_FASTCALL,
      "set_subscriptions(generation, hold_offsets, doorbell_offsets)"},
+    {"bind", (PyCFunction)Writer_bind, METH_O,
+     "bind(port): the PublisherPort whose publish() send() is"},
+    {"send", (PyCFunction)Writer_send, METH_O,
+     "send(loan) -> seq: the bound port's publish(loan), in C where it needs no Python"},
+    {NULL}};
+
+static PyMemberDef Writer_members[] = {
+    {"seq", T_ULONGLONG, offsetof(Writer, seq), 0, "the publisher's count (the port's _seq)"},
     {NULL}};
 
 static PyType_Slot Writer_slots[] = {
     {Py_tp_new, Writer_new},
     {Py_tp_dealloc, Writer_dealloc},
+    {Py_tp_traverse, Writer_traverse},
+    {Py_tp_clear, Writer_clear},
     {Py_tp_methods, Writer_methods},
+    {Py_tp_members, Writer_members},
     {Py_tp_doc, "One publisher's channel (byte offsets into the registry mapped at base)."},
     {0, NULL}};
 
 static PyType_Spec Writer_spec = {"agnoshm._native._ring.Writer", sizeof(Writer), 0,
-                                  Py_TPFLAGS_DEFAULT, Writer_slots};
+                                  Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC, Writer_slots};
 
 /* ------------------------------------------------------------------------------ Reader */
 
@@ -520,6 +847,10 @@ typedef struct {
     Channel *channels;
     Py_ssize_t n;
     PyObject *objects; /* the Python channel objects (receive._Channel), for _mapping_of */
+    /* set_view(): take(..., views=True) hands out instances of view_class (a received
+     * MessageView class) over messages of view_size bytes, or view_fallback(lease)'s */
+    PyObject *view_class, *view_fallback;
+    uint64_t view_size;
 } Reader;
 
 static void
@@ -579,6 +910,8 @@ Reader_dealloc(Reader *self)
     PyTypeObject *type = Py_TYPE(self);
     free_channels(self->channels, self->n);
     Py_XDECREF(self->objects);
+    Py_XDECREF(self->view_class);
+    Py_XDECREF(self->view_fallback);
     Py_XDECREF(self->region);
     freefunc tp_free = (freefunc)PyType_GetSlot(type, Py_tp_free);
     tp_free(self);
@@ -702,6 +1035,8 @@ drop_hold(a8 *hold)
 struct Mapping {
     PyObject_HEAD
     PyObject *pool;
+    PyObject *buffer, *start, *end; /* pool.buffer, its address and end: a view's _buf, _base,
+                                     * _end (NULL until a take made a view into the pool) */
     uint64_t incarnation, pool_address, pool_size;
     long long leases;
     int retired;
@@ -742,6 +1077,9 @@ Mapping_dealloc(Mapping *self)
 {
     PyTypeObject *type = Py_TYPE(self);
     Py_XDECREF(self->pool);
+    Py_XDECREF(self->buffer);
+    Py_XDECREF(self->start);
+    Py_XDECREF(self->end);
     freefunc tp_free = (freefunc)PyType_GetSlot(type, Py_tp_free);
     tp_free(self);
     Py_DECREF(type);
@@ -978,6 +1316,149 @@ static PyType_Spec Lease_spec = {"agnoshm._native._ring.Lease", sizeof(Lease), 0
                                  Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION,
                                  Lease_slots};
 
+/* ----------------------------------------------------------------------- ReceivedArray */
+
+/* The getter of a received view's sequence of primitives (msg/fields.py's
+ * _received_array_sequence_property, the hot path of every image and point cloud) for a
+ * view whose owner is this module's Lease: numpy.frombuffer(lease, dtype, size, offset)
+ * over the sequence, read from the struct in place.  Anything else, an empty sequence and
+ * every error (agnoshm shut down, released, a sequence outside the pool) is the Python
+ * getter's, the fallback, which raises what the pure path raises. */
+typedef struct {
+    PyObject_HEAD
+    uint64_t offset, element_size; /* the sequence's (data, size, capacity) in the struct */
+    PyObject *dtype, *frombuffer, *fallback;
+} ReceivedArray;
+
+static PyObject *
+ReceivedArray_new(PyTypeObject *type, PyObject *args, PyObject *kw)
+{
+    unsigned long long offset, element_size;
+    PyObject *dtype, *frombuffer, *fallback;
+    static char *names[] = {"offset", "element_size", "dtype", "frombuffer", "fallback", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "KKOOO", names, &offset, &element_size, &dtype,
+                                     &frombuffer, &fallback))
+        return NULL;
+    if (element_size < 1 || !PyCallable_Check(frombuffer) || !PyCallable_Check(fallback)) {
+        PyErr_SetString(PyExc_ValueError, "ReceivedArray: element_size >= 1, frombuffer and "
+                                          "fallback callable");
+        return NULL;
+    }
+    allocfunc alloc = (allocfunc)PyType_GetSlot(type, Py_tp_alloc);
+    ReceivedArray *self = (ReceivedArray *)alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    self->offset = offset, self->element_size = element_size;
+    Py_INCREF(dtype), Py_INCREF(frombuffer), Py_INCREF(fallback);
+    self->dtype = dtype, self->frombuffer = frombuffer, self->fallback = fallback;
+    return (PyObject *)self;
+}
+
+static int
+ReceivedArray_traverse(ReceivedArray *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->dtype);
+    Py_VISIT(self->frombuffer);
+    Py_VISIT(self->fallback);
+    Py_VISIT(Py_TYPE(self));
+    return 0;
+}
+
+static int
+ReceivedArray_clear(ReceivedArray *self)
+{
+    Py_CLEAR(self->dtype);
+    Py_CLEAR(self->frombuffer);
+    Py_CLEAR(self->fallback);
+    return 0;
+}
+
+static void
+ReceivedArray_dealloc(ReceivedArray *self)
+{
+    PyTypeObject *type = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    ReceivedArray_clear(self);
+    freefunc tp_free = (freefunc)PyType_GetSlot(type, Py_tp_free);
+    tp_free(self);
+    Py_DECREF(type);
+}
+
+static PyObject *
+received_array(ReceivedArray *self, PyObject *view)
+{
+    PyObject *owner = PyObject_GetAttr(view, str_view_owner);
+    if (owner == NULL)
+        return NULL;
+    Py_DECREF(owner); /* the view holds it */
+    if (Py_TYPE(owner) != (PyTypeObject *)Lease_type)
+        return NULL; /* the fallback's */
+    Lease *lease = (Lease *)owner;
+    if (lease->released || lease->reader->region->base == NULL)
+        return NULL;
+    uint64_t address;
+    if (attr_u64_of(view, str_view_address, &address) < 0) {
+        PyErr_Clear();
+        return NULL;
+    }
+    uint64_t base = lease->mapping->pool_address, extent = lease->mapping->pool_size;
+    /* the view was made over [address, address + its struct) inside the pool, and the
+     * sequence's triple lies in that struct: still, never read outside the pool */
+    if (address < base || address - base > extent || extent - (address - base) < self->offset ||
+        extent - (address - base) - self->offset < 24)
+        return NULL;
+    uint64_t triple[2];
+    memcpy(triple, (const void *)(uintptr_t)(address + self->offset), sizeof(triple));
+    uint64_t data = triple[0], size = triple[1];
+    if (size == 0 || size > extent / self->element_size || data < base ||
+        data - base > extent || extent - (data - base) < size * self->element_size)
+        return NULL; /* empty, or outside the pool: the fallback answers (or raises) */
+    PyObject *count = PyLong_FromUnsignedLongLong(size);
+    PyObject *at = PyLong_FromUnsignedLongLong(data - base);
+    PyObject *array = NULL;
+    if (count != NULL && at != NULL)
+        array = PyObject_CallFunctionObjArgs(self->frombuffer, owner, self->dtype, count, at,
+                                             NULL);
+    Py_XDECREF(count);
+    Py_XDECREF(at);
+    return array;
+}
+
+static PyObject *
+ReceivedArray_call(ReceivedArray *self, PyObject *args, PyObject *kw)
+{
+    if (kw != NULL || PyTuple_Size(args) != 1) {
+        PyErr_SetString(PyExc_TypeError, "a ReceivedArray takes one argument, the view");
+        return NULL;
+    }
+    PyObject *view = PyTuple_GetItem(args, 0);
+    PyObject *array = received_array(self, view);
+    if (array != NULL || PyErr_Occurred())
+        return array;
+    return PyObject_CallFunctionObjArgs(self->fallback, view, NULL);
+}
+
+static PyMemberDef ReceivedArray_members[] = {
+    {"fallback", T_OBJECT, offsetof(ReceivedArray, fallback), READONLY,
+     "the Python getter, for everything this one leaves"},
+    {NULL}};
+
+static PyType_Slot ReceivedArray_slots[] = {
+    {Py_tp_new, ReceivedArray_new},
+    {Py_tp_dealloc, ReceivedArray_dealloc},
+    {Py_tp_traverse, ReceivedArray_traverse},
+    {Py_tp_clear, ReceivedArray_clear},
+    {Py_tp_call, ReceivedArray_call},
+    {Py_tp_members, ReceivedArray_members},
+    {Py_tp_doc, "ReceivedArray(offset, element_size, dtype, frombuffer, fallback): the getter "
+                "of a received sequence of primitives, for views over this module's Leases"},
+    {0, NULL}};
+
+static PyType_Spec ReceivedArray_spec = {"agnoshm._native._ring.ReceivedArray",
+                                         sizeof(ReceivedArray), 0,
+                                         Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+                                         ReceivedArray_slots};
+
 /* Count one more Lease in a channel's pool mapping (take's first pass resolved it): the
  * mapping, or NULL (nothing counted) when its publisher's process is gone, its pool may not
  * be read, or peers.py retired it since. */
@@ -1002,17 +1483,87 @@ counted_mapping(Channel *c)
  * faults are armed; the result list is allocated first, so no garbage collection (whose
  * finalizers could let another thread refresh the channels) runs in the middle, and Leases
  * are not tracked by the collector. */
+/* set_view(view_class, struct_size, fallback): what take(..., views=True) hands out. */
+static PyObject *
+Reader_set_view(Reader *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint64_t size;
+    if (nargs_ok("set_view", nargs, 3, 3) || arg_u64(args, 1, &size))
+        return NULL;
+    if (!PyType_Check(args[0]) || !PyCallable_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "set_view(view_class, struct_size, fallback): a class "
+                                         "and a callable");
+        return NULL;
+    }
+    PyObject *old_class = self->view_class, *old_fallback = self->view_fallback;
+    Py_INCREF(args[0]);
+    Py_INCREF(args[2]);
+    self->view_class = args[0];
+    self->view_fallback = args[2];
+    Py_XDECREF(old_class);
+    Py_XDECREF(old_fallback);
+    self->view_size = size;
+    Py_RETURN_NONE;
+}
+
+/* message.py's MessageType.received(lease), for a lease into mapping: a view of the class
+ * set_view() gave, its five slots stored as _NewView stores them (the class forbids
+ * assignment); one whose struct would reach past the pool is the fallback's (it raises). */
+static PyObject *
+view_of(Reader *self, Mapping *mapping, PyObject *lease, uint64_t address)
+{
+    if (address - mapping->pool_address > mapping->pool_size ||
+        self->view_size > mapping->pool_size - (address - mapping->pool_address))
+        return PyObject_CallFunctionObjArgs(self->view_fallback, lease, NULL);
+    if (mapping->buffer == NULL) {
+        PyObject *buffer = PyObject_GetAttr(mapping->pool, str_buffer);
+        if (buffer == NULL)
+            return NULL;
+        mapping->start = PyLong_FromUnsignedLongLong(mapping->pool_address);
+        mapping->end = PyLong_FromUnsignedLongLong(mapping->pool_address + mapping->pool_size);
+        mapping->buffer = buffer;
+        if (mapping->start == NULL || mapping->end == NULL) {
+            Py_CLEAR(mapping->buffer);
+            Py_CLEAR(mapping->start);
+            Py_CLEAR(mapping->end);
+            return NULL;
+        }
+    }
+    PyTypeObject *cls = (PyTypeObject *)self->view_class;
+    allocfunc alloc = (allocfunc)PyType_GetSlot(cls, Py_tp_alloc);
+    PyObject *view = alloc(cls, 0);
+    if (view == NULL)
+        return NULL;
+    PyObject *at = PyLong_FromUnsignedLongLong(address);
+    if (at == NULL || PyObject_GenericSetAttr(view, str_view_owner, lease) < 0 ||
+        PyObject_GenericSetAttr(view, str_view_address, at) < 0 ||
+        PyObject_GenericSetAttr(view, str_view_buf, mapping->buffer) < 0 ||
+        PyObject_GenericSetAttr(view, str_view_base, mapping->start) < 0 ||
+        PyObject_GenericSetAttr(view, str_view_end, mapping->end) < 0) {
+        Py_XDECREF(at);
+        Py_DECREF(view);
+        return NULL;
+    }
+    Py_DECREF(at);
+    return view;
+}
+
 static PyObject *
 Reader_take(Reader *self, PyObject *const *args, Py_ssize_t nargs)
 {
     int64_t max_count;
-    int check = 1, resolve = 1;
-    if (nargs_ok("take", nargs, 2, 4) || arg_i64(args, 1, &max_count))
+    int check = 1, resolve = 1, views = 0;
+    if (nargs_ok("take", nargs, 2, 5) || arg_i64(args, 1, &max_count))
         return NULL;
     PyObject *port = args[0];
     if ((nargs > 2 && (check = PyObject_IsTrue(args[2])) < 0) ||
-        (nargs > 3 && (resolve = PyObject_IsTrue(args[3])) < 0))
+        (nargs > 3 && (resolve = PyObject_IsTrue(args[3])) < 0) ||
+        (nargs > 4 && (views = PyObject_IsTrue(args[4])) < 0))
         return NULL;
+    if (views && self->view_class == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "take(..., views=True) before set_view()");
+        return NULL;
+    }
     if (max_count < 0) {
         PyErr_SetString(PyExc_ValueError, "max_count must be >= 0");
         return NULL;
@@ -1184,8 +1735,15 @@ Reader_take(Reader *self, PyObject *const *args, Py_ssize_t nargs)
         lease->size = f->size;
         lease->timestamp_ns = f->stamp;
         lease->extent = (Py_ssize_t)mapping->pool_size;
-        int appended = PyList_Append(result, (PyObject *)lease);
-        Py_DECREF((PyObject *)lease); /* on failure its dealloc releases it */
+        PyObject *item = (PyObject *)lease;
+        if (views) {
+            item = view_of(self, mapping, (PyObject *)lease, f->address);
+            Py_DECREF((PyObject *)lease); /* the view holds it; without one it is released */
+            if (item == NULL)
+                goto fail;
+        }
+        int appended = PyList_Append(result, item);
+        Py_DECREF(item); /* on failure its dealloc releases the lease */
         if (appended < 0)
             goto fail;
     }
@@ -1236,8 +1794,11 @@ static PyMethodDef Reader_methods[] = {
     {"forget", (PyCFunction)Reader_forget, METH_NOARGS,
      "forget the channels: the next take(n) returns None (refresh, then take(n, False))"},
     {"take", (PyCFunction)(void (*)(void))Reader_take, METH_FASTCALL,
-     "take(port, max_count, check=True): ring.py's steps (1)-(5), a Lease per message; None "
-     "if the generation moved"},
+     "take(port, max_count, check=True, resolve=True, views=False): ring.py's steps (1)-(5), "
+     "a Lease per message (views: a view over it, as set_view() says); None if the "
+     "generation moved"},
+    {"set_view", (PyCFunction)(void (*)(void))Reader_set_view, METH_FASTCALL,
+     "set_view(view_class, struct_size, fallback): the views take(..., views=True) makes"},
     {"mark_destroyed", (PyCFunction)Reader_mark_destroyed, METH_NOARGS,
      "the subscription was destroyed: the release of its last message calls port._drained()"},
     {"has_data", (PyCFunction)Reader_has_data, METH_NOARGS,
@@ -1550,9 +2111,21 @@ static struct PyModuleDef module_def = {
 PyMODINIT_FUNC
 PyInit__ring(void)
 {
-    str_armed = PyUnicode_InternFromString("ARMED");
-    if (str_armed == NULL)
-        return NULL;
+    struct {
+        PyObject **at;
+        const char *text;
+    } names[] = {{&str_armed, "ARMED"}, {&str_port, "port"}, {&str_valid, "valid"},
+                 {&str_arrays, "arrays"}, {&str_address, "address"}, {&str_size, "size"},
+                 {&str_blocks, "blocks"}, {&str_destroyed, "destroyed"}, {&str_held, "_held"},
+                 {&str_pinned, "_pinned"}, {&str_spare_roots, "_spare_roots"},
+                 {&str_publish_checked, "_publish_checked"},
+                 {&str_refresh_subscriptions, "_refresh_subscriptions"},
+                 {&str_free_blocks, "_free_blocks"}, {&str_view_owner, "_owner"},
+                 {&str_view_address, "_address"}, {&str_view_buf, "_buf"},
+                 {&str_view_base, "_base"}, {&str_view_end, "_end"}, {&str_buffer, "buffer"}};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if ((*names[i].at = PyUnicode_InternFromString(names[i].text)) == NULL)
+            return NULL;
     PyObject *module = PyModule_Create(&module_def);
     if (module == NULL)
         return NULL;
@@ -1586,7 +2159,8 @@ PyInit__ring(void)
         return NULL;
     }
     if (add_type(module, &Writer_spec) || add_type(module, &Reader_spec) ||
-        add_type(module, &Futex_spec) || agnoshm_add_block_cache(module) ||
+        add_type(module, &Futex_spec) || add_type(module, &ReceivedArray_spec) ||
+        agnoshm_add_block_cache(module) ||
         PyModule_AddIntConstant(module, "HELD", HELD) ||
         PyModule_AddIntConstant(module, "MOVED", MOVED)) {
         Py_DECREF(module);

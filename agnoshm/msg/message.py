@@ -278,6 +278,13 @@ class MessageType:
             defaults.apply_defaults(view)
         return view
 
+    def received_class(self) -> type:
+        """The class of this type's received views (made on first use)."""
+        cls = self._received_class
+        if cls is None:
+            cls = self._received_class = view_class(self.type_name, False)
+        return cls
+
     def received(self, lease) -> ReceivedView:
         """A read-only view over a received message."""
         pool = lease.pool

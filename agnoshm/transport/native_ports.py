@@ -40,14 +40,35 @@ class _KnownGeneration:
 
 
 class NativePublisherPort(PublisherPort):
-    """A publisher port whose steps (a)-(f) run in C (``agnoshm/_native``)."""
+    """A publisher port whose ``publish()`` runs in C (``agnoshm/_native``).
+
+    ``publish`` is the C ``Writer.send``: it does :meth:`PublisherPort.publish` on this
+    port's own lists (free entries, live entries, blocks) when nothing needs Python (no
+    armed faults, a free entry, no arrays to freeze, the lock free), and calls the Python
+    method, :meth:`_publish_checked`, otherwise; that one hands steps (a)-(f) to C too.
+    """
 
     def __init__(self, runtime, index: int, topic: int, depth: int):
         super().__init__(runtime, index, topic, depth)
-        self._writer = runtime.native.Writer(
+        writer = self._writer = runtime.native.Writer(
             region=runtime.native_region, capacity=self._capacity, entries=self._entries,
             log=self._log_word * 8, head=self._head_word * 8,
             published=self._published_word * 8, generation=self._generation_word * 8)
+        writer.bind(self)
+        self.publish = writer.send  # no Python frame between Publisher.publish and C
+
+    _publish_checked = PublisherPort.publish
+
+    @property
+    def _seq(self) -> int:
+        """The publisher's count, which the C writer keeps."""
+        return self._writer.seq
+
+    @_seq.setter
+    def _seq(self, value: int) -> None:
+        writer = self.__dict__.get("_writer")
+        if writer is not None:  # PublisherPort.__init__ sets 0 before the writer exists
+            writer.seq = value
 
     def _commit(self, entry: int, seq: int, loan: Loan, withdrawn: int) -> bool:
         state = self._writer.publish(entry, seq, loan.address, loan.size, withdrawn)
@@ -83,8 +104,9 @@ class NativeSubscriberPort(SubscriberPort):
         """Messages dropped because they pointed outside their pool (the C reader counts)."""
         return self._reader.corrupted
 
-    def take(self, max_count: int = 1) -> list:
-        """Take up to ``max_count`` new messages (oldest first) and hold them: C leases.
+    def take(self, max_count: int = 1, views: bool = False) -> list:
+        """Take up to ``max_count`` new messages (oldest first) and hold them: C leases, or
+        with ``views`` the views C builds over them (as ``view_as`` set).
 
         The common take runs no Python inside the C call, so it needs no lock (ring.c's
         ``Reader.take`` says why); one that needs Python (a new publisher's pool, a
@@ -92,17 +114,22 @@ class NativeSubscriberPort(SubscriberPort):
         """
         if self.destroyed:
             raise InvalidHandleError("subscription was destroyed; create a new one")
-        leases = self._reader.take(self, max_count, True, False)
-        if leases is not None:
-            return leases
+        taken = self._reader.take(self, max_count, True, False, views)
+        if taken is not None:
+            return taken
         with self._lock:
-            leases = self._reader.take(self, max_count)
-            if leases is None:  # the topic's generation moved
+            taken = self._reader.take(self, max_count, True, True, views)
+            if taken is None:  # the topic's generation moved
                 self._refresh_channels()
-                leases = self._reader.take(self, max_count, False)
-        if leases and faults.ARMED:
+                taken = self._reader.take(self, max_count, False, True, views)
+        if taken and faults.ARMED:
             faults.hit("take.after")
-        return leases
+        return taken
+
+    def view_as(self, msg_type) -> None:
+        super().view_as(msg_type)
+        msg_type.received_class()  # made before C hands out views of it
+        self._reader.set_view(msg_type._received_class, msg_type.struct_size, msg_type.received)
 
     def _mapping_of(self, channel):
         """The C reader asks: ``channel``'s publisher's pool mapping (``_native.Mapping``),

@@ -157,8 +157,12 @@ class SubscriberPort:
                 return True
         return False
 
-    def take(self, max_count: int = 1) -> list[Lease]:
-        """Take up to ``max_count`` new messages (oldest first) and hold them."""
+    def take(self, max_count: int = 1, views: bool = False) -> list:
+        """Take up to ``max_count`` new messages (oldest first) and hold them.
+
+        :param views: each as a read-only view of the type :meth:`view_as` set (the view
+            holds the lease), instead of its :class:`Lease`.
+        """
         if self.destroyed:
             raise InvalidHandleError("subscription was destroyed; create a new one")
         with self._lock:
@@ -168,7 +172,17 @@ class SubscriberPort:
             leases = self._leases(taken)
         if faults.ARMED:
             faults.hit("take.after")
+        if views:
+            received = self._view_of
+            if len(leases) == 1:  # the usual take: no comprehension (a frame of its own)
+                return [received(leases[0])]
+            return [received(lease) for lease in leases]
         return leases
+
+    def view_as(self, msg_type) -> None:
+        """Make ``take(n, views=True)`` hand out read-only views of ``msg_type`` (a
+        :class:`~agnoshm.msg.message.MessageType`): its subscription's type."""
+        self._view_of = msg_type.received
 
     def _take_locked(self, max_count: int) -> list[tuple]:
         """Find, hold and check up to ``max_count`` new messages (own lock held): ring.py's

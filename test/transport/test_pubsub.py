@@ -226,7 +226,7 @@ def test_a_polling_subscription_takes_a_backlog_in_batches_oldest_first(isolated
     port = sub._port
     walks = []
     take = port.take
-    port.take = lambda max_count: walks.append(max_count) or take(max_count)
+    port.take = lambda max_count, views: walks.append(max_count) or take(max_count, views)
     for i in range(200):
         pub.publish(i.to_bytes(2, "little"))
     received = []
