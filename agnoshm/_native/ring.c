@@ -582,7 +582,7 @@ fail:
 
 static PyObject *str_port, *str_valid, *str_arrays, *str_address, *str_size, *str_blocks,
     *str_destroyed, *str_held, *str_pinned, *str_spare_roots, *str_publish_checked,
-    *str_refresh_subscriptions, *str_free_blocks;
+    *str_refresh_subscriptions, *str_free_blocks, *str_flags, *str_writeable, *str_pinned_flag;
 
 /* 1 if obj.name is expected (identity), 0 if not, -1 with an exception set. */
 static int
@@ -643,7 +643,7 @@ free_blocks(Writer *self, PyObject *blocks)
 }
 
 /* The locked part of send(): publish.py's PublisherPort.publish from "loan.valid = False"
- * to its last line, for a loan without arrays and a free entry; returns the seq. */
+ * to the lock's release, for a loan with a free entry; returns the seq. */
 static PyObject *
 send_locked(Writer *self, char *base, PyObject *loan, uint64_t address, uint64_t size,
             PyObject *loan_blocks)
@@ -721,9 +721,50 @@ done:
     return result;
 }
 
+/* publish.py's Loan._freeze_arrays and what publish() does with its answer: the arrays
+ * handed out over the loan become read-only (the bytes are the subscribers' now); if any
+ * is still alive, the loan is pinned, its blocks kept until the last one is gone. */
+static int
+freeze_arrays(Writer *self, PyObject *loan)
+{
+    PyObject *arrays = PyObject_GetAttr(loan, str_arrays);
+    if (arrays == NULL)
+        return -1;
+    if (arrays == Py_None) {
+        Py_DECREF(arrays);
+        return 0;
+    }
+    int alive = 0, r = 0;
+    Py_ssize_t n = PyList_Check(arrays) ? PyList_Size(arrays) : 0;
+    for (Py_ssize_t i = 0; r == 0 && i < n; i++) {
+        PyObject *array = PyObject_CallNoArgs(PyList_GetItem(arrays, i)); /* a weakref */
+        if (array == NULL) {
+            r = -1;
+        } else if (array != Py_None) {
+            PyObject *flags = PyObject_GetAttr(array, str_flags);
+            r = flags == NULL ? -1 : PyObject_SetAttr(flags, str_writeable, Py_False);
+            Py_XDECREF(flags);
+            alive = 1;
+        }
+        Py_XDECREF(array);
+    }
+    Py_DECREF(arrays);
+    if (r < 0 || PyObject_SetAttr(loan, str_arrays, Py_None) < 0)
+        return -1;
+    if (!alive)
+        return 0;
+    PyObject *pinned = PyObject_GetAttr(self->port, str_pinned);
+    PyObject *address = pinned == NULL ? NULL : PyObject_GetAttr(loan, str_address);
+    r = (address == NULL || PyObject_SetAttr(loan, str_pinned_flag, Py_True) < 0 ||
+         PySet_Add(pinned, address) < 0) ? -1 : 0;
+    Py_XDECREF(address);
+    Py_XDECREF(pinned);
+    return r;
+}
+
 /* send(loan) -> seq: the bound port's publish(loan), in C where nothing needs Python (no
- * armed faults, a free entry, no arrays to freeze, the port's lock free); anything else is
- * the port's _publish_checked(loan), which raises what publish() raises. */
+ * armed faults, a free entry, the port's lock free); anything else is the port's
+ * _publish_checked(loan), which raises what publish() raises. */
 static PyObject *
 Writer_send(Writer *self, PyObject *loan)
 {
@@ -736,7 +777,6 @@ Writer_send(Writer *self, PyObject *loan)
     if (faults_armed() || PyList_Size(self->free_entries) < 1)
         goto checked;
     if ((r = attr_is(loan, str_port, port)) <= 0 || (r = attr_is(loan, str_valid, Py_True)) <= 0 ||
-        (r = attr_is(loan, str_arrays, Py_None)) <= 0 ||
         (r = attr_is(port, str_destroyed, Py_False)) <= 0) {
         if (r < 0)
             return NULL;
@@ -774,6 +814,8 @@ Writer_send(Writer *self, PyObject *loan)
     }
     Py_DECREF(released);
     PyErr_Restore(exc_type, exc_value, exc_tb);
+    if (seq != NULL && freeze_arrays(self, loan) < 0)
+        Py_CLEAR(seq);
     return seq;
 checked:
     return PyObject_CallMethodObjArgs(port, str_publish_checked, loan, NULL);
@@ -2122,7 +2164,9 @@ PyInit__ring(void)
                  {&str_refresh_subscriptions, "_refresh_subscriptions"},
                  {&str_free_blocks, "_free_blocks"}, {&str_view_owner, "_owner"},
                  {&str_view_address, "_address"}, {&str_view_buf, "_buf"},
-                 {&str_view_base, "_base"}, {&str_view_end, "_end"}, {&str_buffer, "buffer"}};
+                 {&str_view_base, "_base"}, {&str_view_end, "_end"}, {&str_buffer, "buffer"},
+                 {&str_flags, "flags"}, {&str_writeable, "writeable"},
+                 {&str_pinned_flag, "pinned"}};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if ((*names[i].at = PyUnicode_InternFromString(names[i].text)) == NULL)
             return NULL;

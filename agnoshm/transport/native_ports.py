@@ -44,7 +44,7 @@ class NativePublisherPort(PublisherPort):
 
     ``publish`` is the C ``Writer.send``: it does :meth:`PublisherPort.publish` on this
     port's own lists (free entries, live entries, blocks) when nothing needs Python (no
-    armed faults, a free entry, no arrays to freeze, the lock free), and calls the Python
+    armed faults, a free entry, the lock free), and calls the Python
     method, :meth:`_publish_checked`, otherwise; that one hands steps (a)-(f) to C too.
     """
 
