@@ -19,6 +19,7 @@ import weakref
 from agnoshm import signals
 from agnoshm.config import Config, load_config
 from agnoshm.errors import NotInitializedError
+from agnoshm.msg import arrays
 from agnoshm.signals import SignalHandlerOptions
 
 _lock = threading.RLock()
@@ -52,6 +53,7 @@ def init(*, config: Config | None = None,
             config = load_config(**overrides)
         with signals.held():  # a Ctrl-C now would leave a half-made runtime behind
             _runtime = Runtime(config)
+            arrays.set_native(_runtime.native)  # the views' C buffers where it runs C
             _stopped_by = None
             if signal_handler_options is None:
                 signal_handler_options = SignalHandlerOptions.ALL

@@ -106,7 +106,8 @@ def test_the_stub_names_exactly_what_the_extension_has():
                       "capacity": 1, "depth": 1,
                       "pool": types.SimpleNamespace(address=1 << 30, size=1 << 20),
                       "allocate_new": lambda nbytes: 1 << 30, "give_back": lambda address: None,
-                      "frombuffer": lambda *args: None, "fallback": lambda view: None}
+                      "frombuffer": lambda *args: None, "fallback": lambda view: None,
+                      "owner": None, "address": 1 << 30, "nbytes": 64, "writable": False}
             assert isinstance(runtime_type(**{a.arg: values.get(a.arg, 8)
                                               for a in new.args.args[1:]}), runtime_type)
         elif isinstance(node, ast.FunctionDef):
@@ -390,6 +391,37 @@ def test_a_native_lease_exports_its_pool_read_only_while_it_holds_the_message(is
     assert sub._port.held == 0 and not lease.valid
     with pytest.raises(BufferError, match="released"):
         memoryview(lease)
+
+
+@pytest.mark.skipif(_native.MISSING is not None, reason=NOT_BUILT)
+def test_arrays_over_a_loan_are_pool_spans_that_hold_it(isolated_domain, monkeypatch):
+    """On the native path an array over a loan is numpy.frombuffer over a PoolSpan: it
+    lies in the pool, keeps the loan alive, and turns read-only at publish."""
+    monkeypatch.setenv("AGNOSHM_NATIVE", "1")
+    node = agnoshm.Node("spans")
+    pub = node.create_publisher(agnoshm.Bytes, "/spans", 4)
+    msg = pub.borrow_loaned_message()
+    data = msg.alloc("data", 64)
+    pool = pub._port._pool
+    assert type(data.base) is _native._ring.PoolSpan and data.base.owner is msg._owner
+    assert pool.address <= data.ctypes.data < pool.address + pool.size and data.flags.writeable
+    loan = weakref.ref(msg._owner)
+    data[:] = 7
+    pub.publish(msg)
+    del msg
+    gc.collect()
+    assert loan() is not None and not data.flags.writeable  # the array holds the loan
+    del data
+    gc.collect()
+    assert loan() is None
+    span = _native._ring.PoolSpan(owner=None, address=pool.address, nbytes=8, writable=False)
+    assert memoryview(span).readonly
+    import ctypes
+    with pytest.raises(TypeError, match="not writable"):
+        (ctypes.c_char * 1).from_buffer(span)
+    for bad in ({"address": 0, "nbytes": 8}, {"address": 1 << 30, "nbytes": 0}):
+        with pytest.raises(ValueError, match="is no range"):
+            _native._ring.PoolSpan(owner=None, writable=True, **bad)
 
 
 # -- (b) one domain, both paths ----------------------------------------------------------------

@@ -92,6 +92,13 @@ class ReceivedArray:
                 fallback: Any) -> "ReceivedArray": ...
     def __call__(self, view: Any) -> Any: ...
 
+class PoolSpan:
+    """A message's bytes in a mapped pool as a buffer that holds its owner (read-only
+    unless ``writable``): ``numpy.frombuffer(span, dtype)`` keeps the owner alive."""
+
+    owner: Any
+    def __new__(cls, owner: Any, address: int, nbytes: int, writable: bool) -> "PoolSpan": ...
+
 class Futex:
     """A shared 32-bit futex word (a process's doorbell)."""
 

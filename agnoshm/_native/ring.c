@@ -15,6 +15,7 @@
  *           or the views over them)
  *   Lease   a received message's hold: released exactly once, when it dies (or release())
  *   ReceivedArray the getter of a received sequence of primitives over a Lease
+ *   PoolSpan a message's bytes as a buffer holding its owner (arrays over loans, nested fields)
  *   Mapping another process's pool as this process maps it, counting the Leases into it
  *   Futex   one process's doorbell word: wait (FUTEX_WAIT without the GIL), ring
  *   BlockCache (blocks.c) the pool allocator's kept blocks, memory/spares.py's twin
@@ -1358,6 +1359,114 @@ static PyType_Spec Lease_spec = {"agnoshm._native._ring.Lease", sizeof(Lease), 0
                                  Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION,
                                  Lease_slots};
 
+/* ---------------------------------------------------------------------------- PoolSpan */
+
+/* [address, address + nbytes) of a pool mapped in this process, through the buffer protocol,
+ * holding the message's owner (msg/arrays.py's PoolBytes, which hands the same bytes to
+ * numpy through __array_interface__ at three times the cost): an array
+ * numpy.frombuffer(span, dtype) keeps the owner alive while it lives (invariant 3).  The
+ * caller vouches for the range; a read-only span refuses a writable buffer. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *owner;
+    uint64_t address;
+    Py_ssize_t nbytes;
+    int writable;
+} PoolSpan;
+
+static PyObject *
+PoolSpan_new(PyTypeObject *type, PyObject *args, PyObject *kw)
+{
+    PyObject *owner;
+    unsigned long long address;
+    Py_ssize_t nbytes;
+    int writable;
+    static char *names[] = {"owner", "address", "nbytes", "writable", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OKnp", names, &owner, &address, &nbytes,
+                                     &writable))
+        return NULL;
+    if (address == 0 || nbytes < 1 || address > UINT64_MAX - (uint64_t)nbytes) {
+        PyErr_Format(PyExc_ValueError, "PoolSpan: %zd bytes at 0x%llx is no range", nbytes,
+                     address);
+        return NULL;
+    }
+    allocfunc alloc = (allocfunc)PyType_GetSlot(type, Py_tp_alloc);
+    PoolSpan *self = (PoolSpan *)alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    Py_INCREF(owner);
+    self->owner = owner;
+    self->address = address, self->nbytes = nbytes, self->writable = writable;
+    return (PyObject *)self;
+}
+
+static int
+PoolSpan_traverse(PoolSpan *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->owner);
+    Py_VISIT(Py_TYPE(self));
+    return 0;
+}
+
+static int
+PoolSpan_clear(PoolSpan *self)
+{
+    Py_CLEAR(self->owner);
+    return 0;
+}
+
+static void
+PoolSpan_dealloc(PoolSpan *self)
+{
+    PyTypeObject *type = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    PoolSpan_clear(self);
+    freefunc tp_free = (freefunc)PyType_GetSlot(type, Py_tp_free);
+    tp_free(self);
+    Py_DECREF(type);
+}
+
+static int
+PoolSpan_getbuffer(PoolSpan *self, Buffer *view, int flags)
+{
+    static Py_ssize_t one = 1;
+    if ((flags & PyBUF_WRITABLE) && !self->writable) {
+        PyErr_SetString(PyExc_BufferError, "a read-only span of a message");
+        return -1;
+    }
+    view->buf = (void *)(uintptr_t)self->address;
+    Py_INCREF(self);
+    view->obj = (PyObject *)self;
+    view->len = self->nbytes;
+    view->itemsize = 1;
+    view->readonly = !self->writable;
+    view->ndim = 1;
+    view->format = (flags & PyBUF_FORMAT) ? "B" : NULL;
+    view->shape = (flags & PyBUF_ND) ? &self->nbytes : NULL;
+    view->strides = (flags & PyBUF_STRIDES) == PyBUF_STRIDES ? &one : NULL;
+    view->suboffsets = NULL;
+    view->internal = NULL;
+    return 0;
+}
+
+static PyMemberDef PoolSpan_members[] = {
+    {"owner", T_OBJECT, offsetof(PoolSpan, owner), READONLY, "the message's owner it holds"},
+    {NULL}};
+
+static PyType_Slot PoolSpan_slots[] = {
+    {Py_tp_new, PoolSpan_new},
+    {Py_tp_dealloc, PoolSpan_dealloc},
+    {Py_tp_traverse, PoolSpan_traverse},
+    {Py_tp_clear, PoolSpan_clear},
+    {Py_bf_getbuffer, PoolSpan_getbuffer},
+    {Py_tp_members, PoolSpan_members},
+    {Py_tp_doc, "PoolSpan(owner, address, nbytes, writable): a message's bytes in a mapped "
+                "pool as a buffer that holds its owner"},
+    {0, NULL}};
+
+static PyType_Spec PoolSpan_spec = {"agnoshm._native._ring.PoolSpan", sizeof(PoolSpan), 0,
+                                    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC, PoolSpan_slots};
+
 /* ----------------------------------------------------------------------- ReceivedArray */
 
 /* The getter of a received view's sequence of primitives (msg/fields.py's
@@ -2204,6 +2313,7 @@ PyInit__ring(void)
     }
     if (add_type(module, &Writer_spec) || add_type(module, &Reader_spec) ||
         add_type(module, &Futex_spec) || add_type(module, &ReceivedArray_spec) ||
+        add_type(module, &PoolSpan_spec) ||
         agnoshm_add_block_cache(module) ||
         PyModule_AddIntConstant(module, "HELD", HELD) ||
         PyModule_AddIntConstant(module, "MOVED", MOVED)) {

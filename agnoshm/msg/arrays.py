@@ -11,7 +11,23 @@ from __future__ import annotations
 import numpy as np
 
 
-__all__ = ["PoolBytes", "pool_array"]
+__all__ = ["PoolBytes", "pool_array", "set_native", "native"]
+
+_native = None  # the C extension of the message path that runs (set_native), or None
+_span = None  # its PoolSpan
+
+
+def set_native(module) -> None:
+    """Set the C extension of the message path this process runs (``agnoshm.init`` does),
+    or None for the pure-Python path: arrays over messages, and the getters of view
+    classes made from now on, use its buffers where it runs."""
+    global _native, _span
+    _native, _span = module, (None if module is None else module.PoolSpan)
+
+
+def native():
+    """The C extension set by :func:`set_native`, or None."""
+    return _native
 
 
 class PoolBytes:
@@ -35,6 +51,12 @@ def pool_array(address: int, nbytes: int, dtype, count: int, *, writable: bool, 
     if count == 0:
         array = np.empty(0, dtype=dtype)
         array.flags.writeable = writable
+        return array
+    span = _span
+    if span is not None:  # the native path: a C buffer holding the owner, a third the cost
+        array = np.frombuffer(span(owner, address, nbytes, writable), dtype, count)
+        if writable:
+            owner.track(array)
         return array
     holder = PoolBytes()
     holder.owner = owner

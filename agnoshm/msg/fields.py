@@ -16,10 +16,8 @@ import struct
 
 import numpy as np
 
-from agnoshm import _native
-from agnoshm.config import ConfigError, load_config
 from agnoshm.errors import MessageInvalidatedError
-from agnoshm.msg import defaults
+from agnoshm.msg import arrays, defaults
 from agnoshm.msg import layout as L
 from agnoshm.msg.arrays import PoolBytes, pool_array
 from agnoshm.msg.checks import check_loan, check_range, check_received
@@ -343,24 +341,13 @@ def _received_array_sequence_property(type_name: str, field: L.FieldLayout) -> p
                                       "typestr": typestr, "version": 3}
         return asarray(holder)
     doc = f"{field.value.type} {field.name}"
-    native = _native_views()
-    if native is not None and typestr is not None:  # get stays the fallback and the reference
+    native = arrays.native()  # the native path runs: its getter, which hands the Python one
+    if native is not None and typestr is not None:  # what it does not do (the reference)
         return property(native.ReceivedArray(offset, element_size, dtype, frombuffer, get),
                         None, doc=doc)
     return property(get, None, doc=doc)
 
 
-def _native_views():
-    """The C extension, for getters of views over its Leases: when it is built and the
-    configuration does not turn it off (``AGNOSHM_NATIVE=0``); else None.  Its getters
-    hand anything else to the Python ones, so a view of a pure-path owner reads the same."""
-    if _native.MISSING is not None:
-        return None
-    try:
-        setting = load_config().native
-    except ConfigError:  # reported where the runtime reads the configuration
-        return None
-    return _native.load(setting)
 
 
 def _field_property(type_name: str, field: L.FieldLayout, writable: bool, view_class) -> property:
