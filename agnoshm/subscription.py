@@ -52,7 +52,7 @@ class PollingSubscription(Endpoint):
             if not looked and not port.has_data():
                 return None
             try:
-                views = port.take(self._batch, True)
+                views = port.take_views(self._batch)
             except InvalidHandleError:  # destroyed meanwhile (by another thread)
                 return None
             if len(views) == 1:  # the common case: no backlog, nothing to queue

@@ -1909,6 +1909,21 @@ done:
     return result;
 }
 
+/* take_views(port, max_count): take(port, max_count, True, False, True), the take that needs
+ * no lock, and where it returns None, port.take(max_count, True) (receive.py's port). */
+static PyObject *
+Reader_take_views(Reader *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs_ok("take_views", nargs, 2, 2))
+        return NULL;
+    PyObject *full[5] = {args[0], args[1], Py_True, Py_False, Py_True};
+    PyObject *taken = Reader_take(self, full, 5);
+    if (taken != Py_None)
+        return taken;
+    Py_DECREF(taken);
+    return PyObject_CallMethod(args[0], "take", "OO", args[1], Py_True);
+}
+
 static PyObject *
 Reader_get_held(Reader *self, void *closure)
 {
@@ -1948,6 +1963,9 @@ static PyMethodDef Reader_methods[] = {
      "take(port, max_count, check=True, resolve=True, views=False): ring.py's steps (1)-(5), "
      "a Lease per message (views: a view over it, as set_view() says); None if the "
      "generation moved"},
+    {"take_views", (PyCFunction)(void (*)(void))Reader_take_views, METH_FASTCALL,
+     "take_views(port, max_count): the views of a take that needs no lock, else "
+     "port.take(max_count, True)"},
     {"set_view", (PyCFunction)(void (*)(void))Reader_set_view, METH_FASTCALL,
      "set_view(view_class, struct_size, fallback): the views take(..., views=True) makes"},
     {"mark_destroyed", (PyCFunction)Reader_mark_destroyed, METH_NOARGS,

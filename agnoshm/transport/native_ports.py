@@ -10,6 +10,8 @@ shared words, so native and pure processes share one domain.
 
 from __future__ import annotations
 
+import functools
+
 from agnoshm import faults
 from agnoshm.errors import InvalidHandleError, PoolAccessError
 from agnoshm.transport.publish import Loan, PublisherPort
@@ -130,6 +132,8 @@ class NativeSubscriberPort(SubscriberPort):
         super().view_as(msg_type)
         msg_type.received_class()  # made before C hands out views of it
         self._reader.set_view(msg_type._received_class, msg_type.struct_size, msg_type.received)
+        # the take that needs no lock, with no Python frame; take() where it needs one
+        self.take_views = functools.partial(self._reader.take_views, self)
 
     def _mapping_of(self, channel):
         """The C reader asks: ``channel``'s publisher's pool mapping (``_native.Mapping``),

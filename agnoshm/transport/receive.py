@@ -13,6 +13,7 @@ object derived from the message dies; the publisher then reuses the memory.
 from __future__ import annotations
 
 import ctypes
+import functools
 import struct
 import threading
 
@@ -163,6 +164,9 @@ class SubscriberPort:
         :param views: each as a read-only view of the type :meth:`view_as` set (the view
             holds the lease), instead of its :class:`Lease`.
         """
+        return self._take(views, max_count)
+
+    def _take(self, views: bool, max_count: int) -> list:  # views first: partial(_take, True)
         if self.destroyed:
             raise InvalidHandleError("subscription was destroyed; create a new one")
         with self._lock:
@@ -180,9 +184,11 @@ class SubscriberPort:
         return leases
 
     def view_as(self, msg_type) -> None:
-        """Make ``take(n, views=True)`` hand out read-only views of ``msg_type`` (a
+        """Make ``take(n, views=True)``, and ``take_views(n)`` (the same, one call fewer),
+        hand out read-only views of ``msg_type`` (a
         :class:`~agnoshm.msg.message.MessageType`): its subscription's type."""
         self._view_of = msg_type.received
+        self.take_views = functools.partial(self._take, True)
 
     def _take_locked(self, max_count: int) -> list[tuple]:
         """Find, hold and check up to ``max_count`` new messages (own lock held): ring.py's
