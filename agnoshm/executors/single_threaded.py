@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from agnoshm import context
-from agnoshm.executors.base import _AGAIN, Executor, _deadline, _log_failure, _take
+from agnoshm.executors.base import _AGAIN, Executor, _deadline, _log_failure
 from agnoshm.executors.gate import _gate
 from agnoshm.timer import Timer
 from agnoshm.transport.waiting import wait_for_work
@@ -142,10 +142,11 @@ class SingleThreadedExecutor(Executor):
 def _claim_taken(sub):
     """``(sub, group, message)`` for the next message ``sub`` already took, or None."""
     group = sub.callback_group
-    if not sub._inbox or not group.beginning_execution(sub):
+    inbox = sub._inbox
+    if not inbox or not group.beginning_execution(sub):
         return None
-    msg = _take(sub)
-    if msg is None:
+    try:
+        return sub, group, inbox.popleft()  # take_pending(), without its frame
+    except IndexError:  # another thread took the last one
         group.ending_execution(sub)
         return None
-    return sub, group, msg
