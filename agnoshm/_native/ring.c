@@ -1623,17 +1623,6 @@ counted_mapping(Channel *c)
     return m;
 }
 
-/* take(port, max_count, check=True, resolve=True) -> [Lease], or None (without touching
- * anything) when check is true and the topic's generation moved.  receive.SubscriberPort.take's
- * _take_locked and _leases.
- *
- * With resolve, the caller holds the port's lock: a channel with new messages and no usable
- * pool mapping gets one from port._mapping_of(channel) (Python) before anything is touched.
- * Without resolve, it runs no Python at all, so it needs no lock: it returns None instead
- * (nothing touched) when that would be needed, when the subscription was destroyed, or when
- * faults are armed; the result list is allocated first, so no garbage collection (whose
- * finalizers could let another thread refresh the channels) runs in the middle, and Leases
- * are not tracked by the collector. */
 /* set_view(view_class, struct_size, fallback): what take(..., views=True) hands out. */
 static PyObject *
 Reader_set_view(Reader *self, PyObject *const *args, Py_ssize_t nargs)
@@ -1664,8 +1653,13 @@ static PyObject *
 view_of(Reader *self, Mapping *mapping, PyObject *lease, uint64_t address)
 {
     if (address - mapping->pool_address > mapping->pool_size ||
-        self->view_size > mapping->pool_size - (address - mapping->pool_address))
-        return PyObject_CallFunctionObjArgs(self->view_fallback, lease, NULL);
+        self->view_size > mapping->pool_size - (address - mapping->pool_address)) {
+        PyObject *fallback = self->view_fallback;
+        Py_INCREF(fallback);
+        PyObject *view = PyObject_CallFunctionObjArgs(fallback, lease, NULL);
+        Py_DECREF(fallback);
+        return view;
+    }
     if (mapping->buffer == NULL) {
         PyObject *buffer = PyObject_GetAttr(mapping->pool, str_buffer);
         if (buffer == NULL)
@@ -1682,7 +1676,9 @@ view_of(Reader *self, Mapping *mapping, PyObject *lease, uint64_t address)
     }
     PyTypeObject *cls = (PyTypeObject *)self->view_class;
     allocfunc alloc = (allocfunc)PyType_GetSlot(cls, Py_tp_alloc);
+    Py_INCREF(cls); /* a collection inside alloc may run set_view() in another thread */
     PyObject *view = alloc(cls, 0);
+    Py_DECREF(cls);
     if (view == NULL)
         return NULL;
     PyObject *at = PyLong_FromUnsignedLongLong(address);
@@ -1699,6 +1695,18 @@ view_of(Reader *self, Mapping *mapping, PyObject *lease, uint64_t address)
     return view;
 }
 
+/* take(port, max_count, check=True, resolve=True, views=False) -> [Lease] (views: the views
+ * over them, made once the take is whole), or None (without touching
+ * anything) when check is true and the topic's generation moved.  receive.SubscriberPort.take's
+ * _take_locked and _leases.
+ *
+ * With resolve, the caller holds the port's lock: a channel with new messages and no usable
+ * pool mapping gets one from port._mapping_of(channel) (Python) before anything is touched.
+ * Without resolve, it runs no Python at all, so it needs no lock: it returns None instead
+ * (nothing touched) when that would be needed, when the subscription was destroyed, or when
+ * faults are armed; the result list is allocated first, so no garbage collection (whose
+ * finalizers could let another thread refresh the channels) runs in the middle, and Leases
+ * are not tracked by the collector. */
 static PyObject *
 Reader_take(Reader *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -1886,16 +1894,18 @@ Reader_take(Reader *self, PyObject *const *args, Py_ssize_t nargs)
         lease->size = f->size;
         lease->timestamp_ns = f->stamp;
         lease->extent = (Py_ssize_t)mapping->pool_size;
-        PyObject *item = (PyObject *)lease;
-        if (views) {
-            item = view_of(self, mapping, (PyObject *)lease, f->address);
-            Py_DECREF((PyObject *)lease); /* the view holds it; without one it is released */
-            if (item == NULL)
-                goto fail;
-        }
-        int appended = PyList_Append(result, item);
-        Py_DECREF(item); /* on failure its dealloc releases the lease */
+        int appended = PyList_Append(result, (PyObject *)lease);
+        Py_DECREF((PyObject *)lease); /* on failure its dealloc releases it */
         if (appended < 0)
+            goto fail;
+    }
+    /* The views, once the take is whole: making one may run a collection (a view is tracked
+     * by the collector, a Lease is not), whose finalizers may let another thread refresh the
+     * channels, and the fallback is Python.  Nothing below reads the channels. */
+    for (Py_ssize_t j = 0; views && j < PyList_Size(result); j++) {
+        Lease *lease = (Lease *)PyList_GetItem(result, j);
+        PyObject *view = view_of(self, lease->mapping, (PyObject *)lease, lease->address);
+        if (view == NULL || PyList_SetItem(result, j, view) < 0) /* the view holds the lease */
             goto fail;
     }
     goto done;
