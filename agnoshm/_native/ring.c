@@ -615,18 +615,21 @@ call_one(PyObject *callable, PyObject *arg)
     return r == NULL ? -1 : 0;
 }
 
-/* publish.py's PublisherPort._free_blocks(blocks) where nothing is pinned: the root
- * serves a next loan (at most 8 kept), the other blocks go back to the allocator. */
+/* publish.py's PublisherPort._free_blocks(blocks) for a message that is not pinned: the
+ * root serves a next loan (at most 8 kept), the other blocks go back to the allocator. */
 static int
 free_blocks(Writer *self, PyObject *blocks)
 {
+    Py_ssize_t n = PyList_Check(blocks) ? PyList_Size(blocks) : -1;
     PyObject *pinned = PyObject_GetAttr(self->port, str_pinned);
     if (pinned == NULL)
         return -1;
-    Py_ssize_t n_pinned = PyObject_Size(pinned);
+    int kept = (n < 1 || !PySet_Check(pinned)) ? 1
+                                               : PySet_Contains(pinned, PyList_GetItem(blocks, 0));
     Py_DECREF(pinned);
-    Py_ssize_t n = PyList_Check(blocks) ? PyList_Size(blocks) : -1;
-    if (n_pinned != 0 || n < 1) { /* arrays the publisher kept may read these bytes */
+    if (kept < 0)
+        return -1;
+    if (kept) { /* arrays the publisher kept still read these bytes: the Python method */
         PyObject *r = PyObject_CallMethodObjArgs(self->port, str_free_blocks, blocks, NULL);
         Py_XDECREF(r);
         return r == NULL ? -1 : 0;
@@ -803,6 +806,14 @@ Writer_send(Writer *self, PyObject *loan)
         goto checked;
     }
     Py_DECREF(got);
+    if (PyList_Size(self->free_entries) < 1) { /* never pop an empty list, whatever ran */
+        Py_DECREF(loan_blocks);
+        PyObject *released = PyObject_CallNoArgs(self->release);
+        if (released == NULL)
+            return NULL;
+        Py_DECREF(released);
+        goto checked;
+    }
     PyObject *seq = send_locked(self, base, loan, address, size, loan_blocks);
     Py_DECREF(loan_blocks);
     PyObject *exc_type, *exc_value, *exc_tb;
