@@ -28,7 +28,7 @@ from agnoshm.msg.coerce import (
 from agnoshm.msg.primitives import FLOAT32_MAX, INT_RANGES, TABLE
 from agnoshm.msg.storage import (
     TRIPLE, allocate_sequence, element_dtype, free_elements, read_elements, read_string,
-    replace_storage, set_triple, triple, write_elements, write_string, written_elements,
+    set_triple, triple, write_elements, write_string, written_elements,
 )
 
 __all__ = ["field_property", "sequence_allocator"]
@@ -269,18 +269,23 @@ def sequence_allocator(type_name: str, field: L.FieldLayout, view_class):
     bound = value.bound
     element_size = element.size
     is_message = element.kind == L.MESSAGE
+    pack_triple, unpack_triple = TRIPLE.pack_into, TRIPLE.unpack_from
 
     def alloc_array(view, n):
         if type(n) is not int or n <= 0 or (bound and n > bound):
             address = allocate_sequence(view, field, n, where)  # checks n, or n == 0
             return read_elements(view, address, n, element, True, view_class, where)
+        loan, buf = view._owner, view._buf  # each slot read once: the hot path of every image
         position = view._address - view._base + offset
         nbytes = n * element_size
-        address = replace_storage(view, position, nbytes)
-        TRIPLE.pack_into(view._buf, position, address, n, n)
+        address = loan.allocate(nbytes)  # replace_storage, inline: new before old
+        old = unpack_triple(buf, position)[0]
+        pack_triple(buf, position, address, n, n)
+        if old:
+            loan.free(old)
         if is_message:
             defaults.initialize_messages(view, address, n, element)
-        return pool_array(address, nbytes, dtype, n, writable=True, owner=view._owner)
+        return pool_array(address, nbytes, dtype, n, writable=True, owner=loan)
     return alloc_array
 
 
