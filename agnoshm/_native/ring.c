@@ -778,7 +778,7 @@ Writer_send(Writer *self, PyObject *loan)
         return NULL;
     }
     int r;
-    if (faults_armed() || PyList_Size(self->free_entries) < 1)
+    if (faults_armed())
         goto checked;
     if ((r = attr_is(loan, str_port, port)) <= 0 || (r = attr_is(loan, str_valid, Py_True)) <= 0 ||
         (r = attr_is(port, str_destroyed, Py_False)) <= 0) {
@@ -806,7 +806,7 @@ Writer_send(Writer *self, PyObject *loan)
         goto checked;
     }
     Py_DECREF(got);
-    if (PyList_Size(self->free_entries) < 1) { /* never pop an empty list, whatever ran */
+    if (PyList_Size(self->free_entries) < 1) { /* reclaim, or the error: the Python method */
         Py_DECREF(loan_blocks);
         PyObject *released = PyObject_CallNoArgs(self->release);
         if (released == NULL)
@@ -972,15 +972,17 @@ Reader_dealloc(Reader *self)
     Py_DECREF(type);
 }
 
+/* attr_u64_of by a C string's name, times scale (the cold paths: construction, refresh) */
 static int
 attr_u64(PyObject *obj, const char *name, uint64_t scale, uint64_t *out)
 {
-    PyObject *v = PyObject_GetAttrString(obj, name);
-    if (v == NULL)
+    PyObject *key = PyUnicode_FromString(name);
+    if (key == NULL)
         return -1;
-    *out = PyLong_AsUnsignedLongLong(v) * scale;
-    Py_DECREF(v);
-    return PyErr_Occurred() ? -1 : 0;
+    int r = attr_u64_of(obj, key, out);
+    Py_DECREF(key);
+    *out *= scale;
+    return r;
 }
 
 /* set_channels(generation, channels): the publishers the topic lists now (receive._Channel:
