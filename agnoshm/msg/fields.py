@@ -353,8 +353,6 @@ def _received_array_sequence_property(type_name: str, field: L.FieldLayout) -> p
     return property(get, None, doc=doc)
 
 
-
-
 def _field_property(type_name: str, field: L.FieldLayout, writable: bool, view_class) -> property:
     kind = field.value.kind
     if kind == L.PRIMITIVE:

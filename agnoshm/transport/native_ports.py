@@ -130,8 +130,8 @@ class NativeSubscriberPort(SubscriberPort):
 
     def view_as(self, msg_type) -> None:
         super().view_as(msg_type)
-        msg_type.received_class()  # made before C hands out views of it
-        self._reader.set_view(msg_type._received_class, msg_type.struct_size, msg_type.received)
+        self._reader.set_view(msg_type.received_class(), msg_type.struct_size,
+                              msg_type.received)
         # the take that needs no lock, with no Python frame; take() where it needs one
         self.take_views = functools.partial(self._reader.take_views, self)
 
