@@ -57,12 +57,20 @@ class PollingSubscription(Endpoint):
                 return None
             if len(views) == 1:  # the common case: no backlog, nothing to queue
                 return views[0]
-            if not views:
-                return None
-            inbox.extend(views)
+            return self._first_of(views)
         try:
             return inbox.popleft()
         except IndexError:  # another thread took the last one
+            return None
+
+    def _first_of(self, views):
+        """The oldest message of a take of other than one (``views``), the rest queued; or
+        the oldest queued one (another thread may have queued first), or None."""
+        inbox = self._inbox
+        inbox.extend(views)
+        try:
+            return inbox.popleft()
+        except IndexError:  # nothing taken, or another thread took the last one
             return None
 
     def take_pending(self):

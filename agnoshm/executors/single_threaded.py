@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from agnoshm import context
+from agnoshm.errors import InvalidHandleError
 from agnoshm.executors.base import _AGAIN, Executor, _deadline, _log_failure
 from agnoshm.executors.gate import _gate
 from agnoshm.timer import Timer
@@ -102,7 +103,16 @@ class SingleThreadedExecutor(Executor):
                 group = sub.callback_group
                 if not group.beginning_execution(sub):
                     return None, None
-                msg = sub._next_view(True)
+                port = sub._port
+                if port is not None and not sub._inbox:
+                    # sub._next_view(True), without its frame
+                    try:
+                        views = port.take_views(sub._batch)
+                    except InvalidHandleError:  # destroyed meanwhile (by another thread)
+                        views = ()
+                    msg = views[0] if len(views) == 1 else sub._first_of(views)
+                else:
+                    msg = sub._next_view(True)
                 if msg is None:  # nothing new (or destroyed)
                     self._streak = False
                     group.ending_execution(sub)

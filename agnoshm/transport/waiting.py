@@ -1,10 +1,11 @@
 """The wake-up loop: look for work, and sleep on the doorbell only while nothing rang.
 
 Every thread that waits for messages (the executors, :mod:`agnoshm.aio`'s
-helper, the ROS dispatcher) runs :func:`wait_for_work`.  One round:
-``enter()``, read the doorbell's word as ``seen``, ``look()``; return what it
+helper, the ROS dispatcher) runs :func:`wait_for_work`.  It calls ``enter()``,
+then goes round: read the doorbell's word as ``seen``, ``look()``; return what it
 found, else return None if ``stop()`` holds or the deadline passed, else
-``doorbell.wait(seen, timeout)``; ``leave()``; next round.  It uses only
+``doorbell.wait(seen, timeout)``; ``enter()`` again (return None if it refuses);
+next round.  ``leave()`` comes once, on the way out.  It uses only
 ``doorbell.value()``, ``doorbell.wait()`` and ``doorbell.disarm()`` (work found: the
 thread is awake); producers use ``doorbell.ring()``.
 
@@ -33,7 +34,7 @@ means "look again": the loop always goes round again, it never takes a return
 for work.
 
 **The executors' gate** (:mod:`agnoshm.executors.gate`): the word lives in
-shared memory, so a round reads it only between ``enter()`` and ``leave()``,
+shared memory, so the loop reads it only between ``enter()`` and ``leave()``,
 and sleeps inside them.  ``agnoshm.shutdown()`` drops the runtime, then rings
 and waits until every pass has left.  ``stop()`` checks the runtime after the
 word was read: it sees the runtime dropped, or the word was read before the
@@ -70,18 +71,21 @@ def wait_for_work(doorbell, look, deadline: float | None = None, stop=None, ente
     :param deadline: a ``time.monotonic()`` time after which to return None (None: never).
     :param stop: checked after each look that found nothing, before sleeping; whoever
         makes it true must ring the doorbell afterwards.
-    :param enter: called before each round; False: return None without touching the
-        doorbell.  ``leave()`` is called after each round that ``enter()`` admitted.
+    :param enter: called first and after each wait; False: return None without touching
+        the doorbell again.  ``leave()`` is called on the way out if the first ``enter()``
+        admitted the thread.
     """
     fence = _fence
     busy_poll_ns = doorbell.busy_poll_ns
     value = doorbell.value
     disarm = doorbell.disarm
     disarm_always = doorbell.cheap_disarm  # a C call: cheaper than reading sleepers first
-    while True:
-        if enter is not None and not enter():
-            return None
-        try:
+    if enter is not None and not enter():
+        return None
+    # Inside from here to the return, sleeps included: after a wake-up, enter() again only
+    # checks that the runtime still runs (no leave() in between: one call, not two).
+    try:
+        while True:
             seen = value()
             if fence is not None:
                 fence()
@@ -109,6 +113,8 @@ def wait_for_work(doorbell, look, deadline: float | None = None, stop=None, ente
                 if timeout is None or left < timeout:
                     timeout = left
             doorbell.wait(seen, timeout)
-        finally:
-            if leave is not None:
-                leave()
+            if enter is not None and not enter():
+                return None
+    finally:
+        if leave is not None:
+            leave()

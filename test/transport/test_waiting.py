@@ -218,7 +218,10 @@ def test_a_stop_condition_that_holds_returns_after_one_look(isolated_domain):
     assert looks == [1]
 
 
-def test_enter_and_leave_bracket_every_round_and_a_refusal_touches_nothing(isolated_domain):
+def test_enter_checks_every_round_leave_ends_the_call_and_a_refusal_touches_nothing(
+        isolated_domain):
+    """The loop stays inside from the first enter() to its return (sleeps included);
+    enter() checks again after each wait, and once it refuses the loop looks no more."""
     doorbell = _doorbell()
     events = []
     admitted = [True, True, False]
@@ -236,7 +239,15 @@ def test_enter_and_leave_bracket_every_round_and_a_refusal_touches_nothing(isola
         assert wait_for_work(doorbell, look, enter=enter,
                              leave=lambda: events.append("leave")) is None
     assert not dog.fired
-    assert events == ["enter", "look", "leave", "enter", "look", "leave", "enter"]
+    assert events == ["enter", "look", "enter", "look", "enter", "leave"]
+
+
+def test_a_first_refusal_neither_looks_nor_leaves(isolated_domain):
+    events = []
+    assert wait_for_work(_doorbell(), lambda: events.append("look"),
+                         enter=lambda: events.append("enter") and False,
+                         leave=lambda: events.append("leave")) is None
+    assert events == ["enter"]
 
 
 def test_leave_runs_when_the_look_raises(isolated_domain):
