@@ -52,7 +52,8 @@ class OptionalBuildExt(build_ext):
 
 # The stable ABI (3.10): one wheel for every Python agnoshm supports.
 NATIVE = Extension("agnoshm._native._ring",
-                   ["agnoshm/_native/ring.c", "agnoshm/_native/blocks.c"], optional=True,
+                   ["agnoshm/_native/ring.c", "agnoshm/_native/blocks.c",
+                    "agnoshm/_native/loan.c"], depends=["agnoshm/_native/loan.h"], optional=True,
                    py_limited_api=True, define_macros=[("Py_LIMITED_API", "0x030A0000")],
                    extra_compile_args=["-std=gnu11", "-O2"])
 

@@ -19,6 +19,10 @@ class Publisher(Endpoint):
 
     _kind = "publisher"
 
+    def __init__(self, node, port, msg_type, topic_name: str, qos_profile):
+        super().__init__(node, port, msg_type, topic_name, qos_profile)
+        port.loan_as(self.msg_type)
+
     def borrow_loaned_message(self):
         """Return a writable message in this process's pool; publish it with :meth:`publish`.
 
@@ -28,6 +32,9 @@ class Publisher(Endpoint):
         port = self._port
         if port is None:
             port = self._live_port()  # raises
+        borrow = port.borrow
+        if borrow is not None:  # the native path: loan and view in one C call
+            return borrow()
         msg_type = self.msg_type
         return msg_type.loaned(port.loan(msg_type.struct_size))
 

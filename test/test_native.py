@@ -34,8 +34,9 @@ import agnoshm
 import native_workers
 import workers
 from agnoshm import _native
-from agnoshm.errors import LimitReachedError
+from agnoshm.errors import LimitReachedError, MessageInvalidatedError
 from agnoshm.registry import layout as L
+from agnoshm.transport import loan as loan_module
 from workers import TIMEOUT
 
 TEST_DIR = Path(__file__).resolve().parent
@@ -422,6 +423,39 @@ def test_arrays_over_a_loan_are_pool_spans_that_hold_it(isolated_domain, monkeyp
     for bad in ({"address": 0, "nbytes": 8}, {"address": 1 << 30, "nbytes": 0}):
         with pytest.raises(ValueError, match="is no range"):
             _native._ring.PoolSpan(owner=None, writable=True, **bad)
+
+
+def test_a_loan_is_the_same_on_both_paths(path):
+    """A native port loans C Loans (ring.c's Writer.loan, loan.c), transport.loan.Loan's twin: a
+    dropped unpublished loan gives its blocks back (the next loan gets them), a published one
+    refuses to allocate with the same error, and one published while an array over it lived
+    is pinned until that array is gone, then freed by the next loan."""
+    node = agnoshm.Node("loans")
+    pub = node.create_publisher(agnoshm.Bytes, "/loans", 2)
+    port = pub._port
+    msg = pub.borrow_loaned_message()
+    assert type(msg._owner) is (_native._ring.Loan if path == "native" else loan_module.Loan)
+    data = msg.alloc("data", 4096)
+    addresses = (msg._owner.address, data.ctypes.data)
+    loan = msg._owner
+    del msg, data
+    assert weakref.ref(loan)() is loan and loan.valid
+    del loan  # never published: its blocks go back
+    msg = pub.borrow_loaned_message()
+    data = msg.alloc("data", 4096)
+    assert (msg._owner.address, data.ctypes.data) == addresses
+    loan = msg._owner
+    pub.publish(msg)
+    assert not loan.valid and loan.pinned and not data.flags.writeable
+    with pytest.raises(MessageInvalidatedError, match="this loan was published, or agnoshm "
+                                                      "shut down"):
+        loan.allocate(8)
+    assert port._pinned == {addresses[0]} and not port.unpinned
+    del msg, data, loan
+    gc.collect()
+    assert port.unpinned == [addresses[0]]  # the loan's end, reported when it died
+    pub.borrow_loaned_message()
+    assert not port._pinned and not port.unpinned
 
 
 # -- (b) one domain, both paths ----------------------------------------------------------------

@@ -19,6 +19,7 @@
  *   Mapping another process's pool as this process maps it, counting the Leases into it
  *   Futex   one process's doorbell word: wait (FUTEX_WAIT without the GIL), ring
  *   BlockCache (blocks.c) the pool allocator's kept blocks, memory/spares.py's twin
+ *   Loan    (loan.c) a message being written, loan.py's Loan's twin; Writer.loan makes them
  *   full_fence()
  *
  * Memory ordering: C11 atomics.  Stores that publish (entry seq, log, head) are
@@ -55,6 +56,8 @@
 
 /* blocks.c: adds the BlockCache type (-1 with an exception set on failure) */
 int agnoshm_add_block_cache(PyObject *module);
+
+#include "loan.h"
 
 #define LOG_SHIFT 16
 #define ENTRY_MASK ((1u << LOG_SHIFT) - 1)
@@ -127,6 +130,32 @@ hit(int armed, const char *name)
         return -1;
     Py_DECREF(r);
     return 0;
+}
+
+/* A message view of class cls (msg/message.py's MessageView subclass) over `address`, its
+ * five slots stored as message.py's _NewView stores them (the class forbids assignment). */
+static PyObject *
+new_view(PyTypeObject *cls, PyObject *owner, uint64_t address, PyObject *buf, PyObject *start,
+         PyObject *end)
+{
+    allocfunc alloc = (allocfunc)PyType_GetSlot(cls, Py_tp_alloc);
+    Py_INCREF(cls); /* a collection inside alloc may drop the caller's class */
+    PyObject *view = alloc(cls, 0);
+    Py_DECREF(cls);
+    if (view == NULL)
+        return NULL;
+    PyObject *at = PyLong_FromUnsignedLongLong(address);
+    if (at == NULL || PyObject_GenericSetAttr(view, str_view_owner, owner) < 0 ||
+        PyObject_GenericSetAttr(view, str_view_address, at) < 0 ||
+        PyObject_GenericSetAttr(view, str_view_buf, buf) < 0 ||
+        PyObject_GenericSetAttr(view, str_view_base, start) < 0 ||
+        PyObject_GenericSetAttr(view, str_view_end, end) < 0) {
+        Py_XDECREF(at);
+        Py_DECREF(view);
+        return NULL;
+    }
+    Py_DECREF(at);
+    return view;
 }
 
 static void
@@ -294,6 +323,40 @@ static PyType_Spec Region_spec = {"agnoshm._native._ring.Region", sizeof(Region)
 
 /* ------------------------------------------------------------------------------ Writer */
 
+static PyObject *str_address, *str_size, *str_destroyed, *str_held, *str_withdrawn,
+    *str_unpinned, *str_pinned, *str_pinned_blocks, *str_spare_roots, *str_root_size,
+    *str_root_address, *str_publish_checked, *str_refresh_subscriptions, *str_free_blocks;
+
+/* 1 if obj.name is expected (identity), 0 if not, -1 with an exception set. */
+static int
+attr_is(PyObject *obj, PyObject *name, PyObject *expected)
+{
+    PyObject *v = PyObject_GetAttr(obj, name);
+    if (v == NULL)
+        return -1;
+    Py_DECREF(v);
+    return v == expected;
+}
+
+static int
+attr_u64_of(PyObject *obj, PyObject *name, uint64_t *out)
+{
+    PyObject *v = PyObject_GetAttr(obj, name);
+    if (v == NULL)
+        return -1;
+    *out = PyLong_AsUnsignedLongLong(v);
+    Py_DECREF(v);
+    return (*out == (uint64_t)-1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+static int
+call_one(PyObject *callable, PyObject *arg)
+{
+    PyObject *r = PyObject_CallFunctionObjArgs(callable, arg, NULL);
+    Py_XDECREF(r);
+    return r == NULL ? -1 : 0;
+}
+
 typedef struct {
     PyObject_HEAD
     Region *region;
@@ -310,7 +373,12 @@ typedef struct {
     uint64_t seq; /* the publisher's count: the port's _seq */
     Py_ssize_t depth;
     PyObject *port, *acquire, *release, *free_entries, *live, *live_append, *live_popleft,
-        *blocks, *allocator_free;
+        *blocks, *allocator, *allocator_free, *pool;
+    /* set_loaned(): borrow() hands out views of loaned_class over loaned_size bytes, their
+     * defaults written by loaned_defaults (NULL: all zero); bind(): the pool's buffer and
+     * bounds */
+    PyObject *loaned_class, *loaned_size, *loaned_defaults, *pool_buffer, *pool_start, *pool_end;
+    uint64_t pool_address, pool_size;
 } Writer;
 
 enum { FREE_OR_NONE = 0, HELD = 1, MOVED = 2 };
@@ -365,7 +433,12 @@ Writer_traverse(Writer *self, visitproc visit, void *arg)
     Py_VISIT(self->live_append);
     Py_VISIT(self->live_popleft);
     Py_VISIT(self->blocks);
+    Py_VISIT(self->allocator);
     Py_VISIT(self->allocator_free);
+    Py_VISIT(self->pool);
+    Py_VISIT(self->loaned_class);
+    Py_VISIT(self->loaned_defaults);
+    Py_VISIT(self->pool_buffer);
     Py_VISIT(Py_TYPE(self));
     return 0;
 }
@@ -381,7 +454,15 @@ Writer_clear(Writer *self)
     Py_CLEAR(self->live_append);
     Py_CLEAR(self->live_popleft);
     Py_CLEAR(self->blocks);
+    Py_CLEAR(self->allocator);
     Py_CLEAR(self->allocator_free);
+    Py_CLEAR(self->pool);
+    Py_CLEAR(self->loaned_class);
+    Py_CLEAR(self->loaned_size);
+    Py_CLEAR(self->loaned_defaults);
+    Py_CLEAR(self->pool_buffer);
+    Py_CLEAR(self->pool_start);
+    Py_CLEAR(self->pool_end);
     return 0;
 }
 
@@ -531,7 +612,8 @@ Writer_finish(Writer *self, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 Writer_bind(Writer *self, PyObject *port)
 {
-    PyObject *lock = NULL, *allocator = NULL, *depth = NULL;
+    PyObject *lock = NULL, *allocator = NULL, *depth = NULL, *pool = NULL;
+    PyObject *pool_buffer = NULL, *pool_start = NULL, *pool_end = NULL;
     PyObject *acquire = NULL, *release = NULL, *free_entries = NULL, *live = NULL;
     PyObject *live_append = NULL, *live_popleft = NULL, *blocks = NULL, *allocator_free = NULL;
     if ((lock = PyObject_GetAttrString(port, "_lock")) == NULL ||
@@ -544,6 +626,7 @@ Writer_bind(Writer *self, PyObject *port)
         (blocks = PyObject_GetAttrString(port, "_blocks")) == NULL ||
         (allocator = PyObject_GetAttrString(port, "allocator")) == NULL ||
         (allocator_free = PyObject_GetAttrString(allocator, "free")) == NULL ||
+        (pool = PyObject_GetAttrString(port, "_pool")) == NULL ||
         (depth = PyObject_GetAttrString(port, "depth")) == NULL)
         goto fail;
     if (!PyList_Check(free_entries) || !PyDict_Check(blocks)) {
@@ -554,21 +637,34 @@ Writer_bind(Writer *self, PyObject *port)
     Py_ssize_t n = PyLong_AsSsize_t(depth);
     if (n == -1 && PyErr_Occurred())
         goto fail;
+    uint64_t pool_address, pool_size;
+    if (attr_u64_of(pool, str_address, &pool_address) < 0 ||
+        attr_u64_of(pool, str_size, &pool_size) < 0 ||
+        (pool_buffer = PyObject_GetAttr(pool, str_buffer)) == NULL ||
+        (pool_start = PyLong_FromUnsignedLongLong(pool_address)) == NULL ||
+        (pool_end = PyLong_FromUnsignedLongLong(pool_address + pool_size)) == NULL)
+        goto fail;
     Writer_clear(self);
+    self->pool_buffer = pool_buffer, self->pool_start = pool_start, self->pool_end = pool_end;
+    self->pool_address = pool_address, self->pool_size = pool_size;
     Py_INCREF(port);
     self->port = port;
     self->acquire = acquire, self->release = release;
     self->free_entries = free_entries, self->live = live;
     self->live_append = live_append, self->live_popleft = live_popleft;
     self->blocks = blocks, self->allocator_free = allocator_free;
+    self->allocator = allocator, self->pool = pool;
     self->depth = n;
     Py_DECREF(lock);
-    Py_DECREF(allocator);
     Py_DECREF(depth);
     Py_RETURN_NONE;
 fail:
     Py_XDECREF(lock);
     Py_XDECREF(allocator);
+    Py_XDECREF(pool);
+    Py_XDECREF(pool_buffer);
+    Py_XDECREF(pool_start);
+    Py_XDECREF(pool_end);
     Py_XDECREF(depth);
     Py_XDECREF(acquire);
     Py_XDECREF(release);
@@ -579,40 +675,6 @@ fail:
     Py_XDECREF(blocks);
     Py_XDECREF(allocator_free);
     return NULL;
-}
-
-static PyObject *str_port, *str_valid, *str_arrays, *str_address, *str_size, *str_blocks,
-    *str_destroyed, *str_held, *str_pinned, *str_spare_roots, *str_publish_checked,
-    *str_refresh_subscriptions, *str_free_blocks, *str_flags, *str_writeable, *str_pinned_flag;
-
-/* 1 if obj.name is expected (identity), 0 if not, -1 with an exception set. */
-static int
-attr_is(PyObject *obj, PyObject *name, PyObject *expected)
-{
-    PyObject *v = PyObject_GetAttr(obj, name);
-    if (v == NULL)
-        return -1;
-    Py_DECREF(v);
-    return v == expected;
-}
-
-static int
-attr_u64_of(PyObject *obj, PyObject *name, uint64_t *out)
-{
-    PyObject *v = PyObject_GetAttr(obj, name);
-    if (v == NULL)
-        return -1;
-    *out = PyLong_AsUnsignedLongLong(v);
-    Py_DECREF(v);
-    return (*out == (uint64_t)-1 && PyErr_Occurred()) ? -1 : 0;
-}
-
-static int
-call_one(PyObject *callable, PyObject *arg)
-{
-    PyObject *r = PyObject_CallFunctionObjArgs(callable, arg, NULL);
-    Py_XDECREF(r);
-    return r == NULL ? -1 : 0;
 }
 
 /* publish.py's PublisherPort._free_blocks(blocks) for a message that is not pinned: the
@@ -649,15 +711,14 @@ free_blocks(Writer *self, PyObject *blocks)
 /* The locked part of send(): publish.py's PublisherPort.publish from "loan.valid = False"
  * to the lock's release, for a loan with a free entry; returns the seq. */
 static PyObject *
-send_locked(Writer *self, char *base, PyObject *loan, uint64_t address, uint64_t size,
-            PyObject *loan_blocks)
+send_locked(Writer *self, char *base, Loan *loan, PyObject *loan_blocks)
 {
     PyObject *entry_obj = NULL, *withdrawn_obj = NULL, *r;
     int64_t withdrawn = -1;
     PyObject *result = NULL;
+    uint64_t address = loan->address, size = loan->size;
     Py_ssize_t n_free = PyList_Size(self->free_entries);
-    if (PyObject_SetAttr(loan, str_valid, Py_False) < 0)
-        return NULL;
+    loan->valid = 0;
     entry_obj = PyList_GetItem(self->free_entries, n_free - 1);
     Py_INCREF(entry_obj);
     if (PyList_SetSlice(self->free_entries, n_free - 1, n_free, NULL) < 0)
@@ -725,52 +786,47 @@ done:
     return result;
 }
 
-/* publish.py's Loan._freeze_arrays and what publish() does with its answer: the arrays
- * handed out over the loan become read-only (the bytes are the subscribers' now); if any
- * is still alive, the loan is pinned, its blocks kept until the last one is gone. */
+/* What publish() does after the lock: the arrays handed out over the loan become read-only
+ * (the bytes are the subscribers' now); if any is still alive, the loan is pinned, its
+ * blocks kept until the last one is gone. */
 static int
-freeze_arrays(Writer *self, PyObject *loan)
+freeze_arrays(Writer *self, Loan *loan)
 {
-    PyObject *arrays = PyObject_GetAttr(loan, str_arrays);
-    if (arrays == NULL)
-        return -1;
-    if (arrays == Py_None) {
-        Py_DECREF(arrays);
-        return 0;
-    }
-    int alive = 0, r = 0;
-    Py_ssize_t n = PyList_Check(arrays) ? PyList_Size(arrays) : 0;
-    for (Py_ssize_t i = 0; r == 0 && i < n; i++) {
-        PyObject *array = PyObject_CallNoArgs(PyList_GetItem(arrays, i)); /* a weakref */
-        if (array == NULL) {
-            r = -1;
-        } else if (array != Py_None) {
-            PyObject *flags = PyObject_GetAttr(array, str_flags);
-            r = flags == NULL ? -1 : PyObject_SetAttr(flags, str_writeable, Py_False);
-            Py_XDECREF(flags);
-            alive = 1;
-        }
-        Py_XDECREF(array);
-    }
-    Py_DECREF(arrays);
-    if (r < 0 || PyObject_SetAttr(loan, str_arrays, Py_None) < 0)
-        return -1;
-    if (!alive)
-        return 0;
+    int alive = agnoshm_loan_freeze_arrays(loan);
+    if (alive <= 0)
+        return alive;
     PyObject *pinned = PyObject_GetAttr(self->port, str_pinned);
-    PyObject *address = pinned == NULL ? NULL : PyObject_GetAttr(loan, str_address);
-    r = (address == NULL || PyObject_SetAttr(loan, str_pinned_flag, Py_True) < 0 ||
-         PySet_Add(pinned, address) < 0) ? -1 : 0;
+    PyObject *address = pinned == NULL ? NULL : PyLong_FromUnsignedLongLong(loan->address);
+    int r = (address == NULL || PySet_Add(pinned, address) < 0) ? -1 : 0;
+    if (r == 0)
+        loan->pinned = 1;
     Py_XDECREF(address);
     Py_XDECREF(pinned);
     return r;
+}
+
+/* Release the port's lock; an exception already set stays set.  -1 (with the release's
+ * exception instead) if the release raised. */
+static int
+release_lock(Writer *self)
+{
+    PyObject *exc_type, *exc_value, *exc_tb;
+    PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+    PyObject *released = PyObject_CallNoArgs(self->release);
+    if (released == NULL) {
+        Py_XDECREF(exc_type), Py_XDECREF(exc_value), Py_XDECREF(exc_tb);
+        return -1;
+    }
+    Py_DECREF(released);
+    PyErr_Restore(exc_type, exc_value, exc_tb);
+    return 0;
 }
 
 /* send(loan) -> seq: the bound port's publish(loan), in C where nothing needs Python (no
  * armed faults, a free entry, the port's lock free); anything else is the port's
  * _publish_checked(loan), which raises what publish() raises. */
 static PyObject *
-Writer_send(Writer *self, PyObject *loan)
+Writer_send(Writer *self, PyObject *loan_obj)
 {
     PyObject *port = self->port;
     if (port == NULL) {
@@ -778,23 +834,21 @@ Writer_send(Writer *self, PyObject *loan)
         return NULL;
     }
     int r;
-    if (faults_armed())
+    if (faults_armed() || !PyObject_TypeCheck(loan_obj, (PyTypeObject *)agnoshm_loan_type))
         goto checked;
-    if ((r = attr_is(loan, str_port, port)) <= 0 || (r = attr_is(loan, str_valid, Py_True)) <= 0 ||
-        (r = attr_is(port, str_destroyed, Py_False)) <= 0) {
+    Loan *loan = (Loan *)loan_obj;
+    if (loan->port != port || !loan->valid || loan->blocks == NULL)
+        goto checked;
+    if ((r = attr_is(port, str_destroyed, Py_False)) <= 0) {
         if (r < 0)
             return NULL;
         goto checked;
     }
-    uint64_t address, size;
-    if (attr_u64_of(loan, str_address, &address) || attr_u64_of(loan, str_size, &size))
-        return NULL;
     char *base = region_base(self->region);
     if (base == NULL)
         return NULL;
-    PyObject *loan_blocks = PyObject_GetAttr(loan, str_blocks);
-    if (loan_blocks == NULL)
-        return NULL;
+    PyObject *loan_blocks = loan->blocks;
+    Py_INCREF(loan_blocks);
     /* acquire(False): the GIL alone would not do, a thread may be inside a locked section
      * of the port's Python code, between two of its bytecodes */
     PyObject *got = PyObject_CallFunctionObjArgs(self->acquire, Py_False, NULL);
@@ -814,23 +868,125 @@ Writer_send(Writer *self, PyObject *loan)
         Py_DECREF(released);
         goto checked;
     }
-    PyObject *seq = send_locked(self, base, loan, address, size, loan_blocks);
+    PyObject *seq = send_locked(self, base, loan, loan_blocks);
     Py_DECREF(loan_blocks);
-    PyObject *exc_type, *exc_value, *exc_tb;
-    PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
-    PyObject *released = PyObject_CallNoArgs(self->release);
-    if (released == NULL) {
-        Py_XDECREF(exc_type), Py_XDECREF(exc_value), Py_XDECREF(exc_tb);
+    if (release_lock(self) < 0) {
         Py_XDECREF(seq);
         return NULL;
     }
-    Py_DECREF(released);
-    PyErr_Restore(exc_type, exc_value, exc_tb);
     if (seq != NULL && freeze_arrays(self, loan) < 0)
         Py_CLEAR(seq);
     return seq;
 checked:
-    return PyObject_CallMethodObjArgs(port, str_publish_checked, loan, NULL);
+    return PyObject_CallMethodObjArgs(port, str_publish_checked, loan_obj, NULL);
+}
+
+/* publish.py's PublisherPort._free_unpinned, under the port's lock if it is free (1), or
+ * nothing done (0: the Python path does it), or -1 with an exception set. */
+static int
+free_unpinned(Writer *self, PyObject *unpinned)
+{
+    PyObject *got = PyObject_CallFunctionObjArgs(self->acquire, Py_False, NULL);
+    if (got != Py_True) {
+        Py_XDECREF(got);
+        return got == NULL ? -1 : 0;
+    }
+    Py_DECREF(got);
+    PyObject *pinned = PyObject_GetAttr(self->port, str_pinned);
+    PyObject *pinned_blocks = pinned == NULL ? NULL
+                                             : PyObject_GetAttr(self->port, str_pinned_blocks);
+    int r = (pinned_blocks == NULL || !PySet_Check(pinned) || !PyDict_Check(pinned_blocks) ||
+             !PyList_Check(unpinned)) ? -1 : 1;
+    if (r < 0 && !PyErr_Occurred())
+        PyErr_SetString(PyExc_TypeError, "the port's pinned bookkeeping is not a set, a dict "
+                                         "and a list");
+    while (r > 0 && PyList_Size(unpinned) > 0) { /* the last array kept from it is gone */
+        Py_ssize_t n = PyList_Size(unpinned);
+        PyObject *root = PyList_GetItem(unpinned, n - 1);
+        Py_INCREF(root);
+        PyObject *blocks = NULL;
+        if (PyList_SetSlice(unpinned, n - 1, n, NULL) < 0 || PySet_Discard(pinned, root) < 0) {
+            r = -1;
+        } else if ((blocks = PyDict_GetItemWithError(pinned_blocks, root)) != NULL) {
+            Py_INCREF(blocks); /* withdrawn already: its blocks wait for us */
+            if (PyDict_DelItem(pinned_blocks, root) < 0 || free_blocks(self, blocks) < 0)
+                r = -1;
+            Py_DECREF(blocks);
+        } else if (PyErr_Occurred()) {
+            r = -1;
+        }
+        Py_DECREF(root);
+    }
+    Py_XDECREF(pinned);
+    Py_XDECREF(pinned_blocks);
+    return release_lock(self) < 0 ? -1 : r;
+}
+
+/* loan(size) -> Loan: the bound port's loan(size) (publish.py's PublisherPort.loan), in C
+ * when a kept root of that size is at hand and nothing but pinned messages' ends waits to
+ * be freed; anything else asks the port's _root_address(size), which raises what loan()
+ * raises. */
+static PyObject *
+Writer_loan(Writer *self, PyObject *size_obj)
+{
+    PyObject *port = self->port;
+    if (port == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "loan() before bind()");
+        return NULL;
+    }
+    uint64_t size = PyLong_AsUnsignedLongLong(size_obj);
+    if (size == (uint64_t)-1 && PyErr_Occurred())
+        return NULL;
+    PyObject *address = NULL;
+    int fast = attr_is(port, str_destroyed, Py_False);
+    PyObject *names[] = {str_withdrawn, str_held};
+    for (size_t i = 0; fast > 0 && i < sizeof(names) / sizeof(names[0]); i++) {
+        PyObject *pending = PyObject_GetAttr(port, names[i]);
+        fast = pending == NULL ? -1 : !PyObject_IsTrue(pending);
+        Py_XDECREF(pending);
+    }
+    if (fast > 0) {
+        PyObject *unpinned = PyObject_GetAttr(port, str_unpinned);
+        fast = unpinned == NULL ? -1 : !PyObject_IsTrue(unpinned);
+        if (fast == 0 && !faults_armed()) /* the usual one: a kept array of the last loan */
+            fast = free_unpinned(self, unpinned);
+        Py_XDECREF(unpinned);
+    }
+    if (fast > 0) {
+        uint64_t root_size;
+        fast = attr_u64_of(port, str_root_size, &root_size) < 0 ? -1 : root_size == size;
+    }
+    if (fast > 0) { /* a root of an earlier message: a list pop, no allocator */
+        PyObject *spare = PyObject_GetAttr(port, str_spare_roots);
+        if (spare == NULL)
+            return NULL;
+        Py_ssize_t n = PyList_Check(spare) ? PyList_Size(spare) : 0;
+        if (n > 0) {
+            address = PyList_GetItem(spare, n - 1);
+            Py_INCREF(address);
+            if (PyList_SetSlice(spare, n - 1, n, NULL) < 0) {
+                Py_CLEAR(address);
+                fast = -1;
+            }
+        }
+        Py_DECREF(spare);
+    }
+    if (fast < 0)
+        return NULL;
+    if (address == NULL) {
+        address = PyObject_CallMethodObjArgs(port, str_root_address, size_obj, NULL);
+        if (address == NULL)
+            return NULL;
+    }
+    uint64_t at = PyLong_AsUnsignedLongLong(address);
+    Py_DECREF(address);
+    if (at == (uint64_t)-1 && PyErr_Occurred())
+        return NULL;
+    PyObject *loan = agnoshm_new_loan(port, self->pool, self->allocator, self->pool_address,
+                                      self->pool_size, at, size);
+    if (loan != NULL && hit(faults_armed(), "borrow")) /* the loan dies: its root goes back */
+        Py_CLEAR(loan);
+    return loan;
 }
 
 static PyObject *
@@ -838,6 +994,68 @@ Writer_forget(Writer *self, PyObject *unused)
 {
     self->known = 0; /* the next publish returns MOVED: the Python side refreshes */
     Py_RETURN_NONE;
+}
+
+/* set_loaned(view_class, struct_size, apply_defaults or None): the publisher's type, for
+ * borrow() (the views' buffer and bounds are the bound port's pool's). */
+static PyObject *
+Writer_set_loaned(Writer *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint64_t size;
+    if (nargs_ok("set_loaned", nargs, 3, 3) || arg_u64(args, 1, &size))
+        return NULL;
+    if (!PyType_Check(args[0]) || (args[2] != Py_None && !PyCallable_Check(args[2]))) {
+        PyErr_SetString(PyExc_TypeError, "set_loaned(view_class, struct_size, apply_defaults):"
+                                         " a class, an int, and a function or None");
+        return NULL;
+    }
+    if (self->pool == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "set_loaned() before bind()");
+        return NULL;
+    }
+    Py_CLEAR(self->loaned_class);
+    Py_CLEAR(self->loaned_size);
+    Py_CLEAR(self->loaned_defaults);
+    Py_INCREF(args[0]), Py_INCREF(args[1]);
+    self->loaned_class = args[0], self->loaned_size = args[1];
+    if (args[2] != Py_None) {
+        Py_INCREF(args[2]);
+        self->loaned_defaults = args[2];
+    }
+    Py_RETURN_NONE;
+}
+
+/* borrow() -> view: Publisher.borrow_loaned_message on the native path, the port's loan and
+ * message.py's MessageType.loaned over it: the root struct zeroed, then its defaults. */
+static PyObject *
+Writer_borrow(Writer *self, PyObject *unused)
+{
+    if (self->loaned_class == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "borrow() before set_loaned()");
+        return NULL;
+    }
+    PyObject *loan_obj = Writer_loan(self, self->loaned_size);
+    if (loan_obj == NULL)
+        return NULL;
+    Loan *loan = (Loan *)loan_obj;
+    if (loan->address < self->pool_address || loan->size > self->pool_size ||
+        loan->address - self->pool_address > self->pool_size - loan->size) {
+        PyErr_Format(PyExc_ValueError, "a loan at 0x%llx (%llu bytes) outside the pool",
+                     (unsigned long long)loan->address, (unsigned long long)loan->size);
+        Py_DECREF(loan_obj);
+        return NULL;
+    }
+    memset((void *)(uintptr_t)loan->address, 0, loan->size); /* this process's own pool */
+    PyObject *view = new_view((PyTypeObject *)self->loaned_class, loan_obj, loan->address,
+                              self->pool_buffer, self->pool_start, self->pool_end);
+    Py_DECREF(loan_obj);
+    if (view != NULL && self->loaned_defaults != NULL) {
+        PyObject *r = PyObject_CallFunctionObjArgs(self->loaned_defaults, view, NULL);
+        if (r == NULL)
+            Py_CLEAR(view);
+        Py_XDECREF(r);
+    }
+    return view;
 }
 
 static PyMethodDef Writer_methods[] = {
@@ -851,6 +1069,12 @@ static PyMethodDef Writer_methods[] = {
      "set_subscriptions(generation, hold_offsets, doorbell_offsets)"},
     {"bind", (PyCFunction)Writer_bind, METH_O,
      "bind(port): the PublisherPort whose publish() send() is"},
+    {"loan", (PyCFunction)Writer_loan, METH_O,
+     "loan(size) -> Loan: the bound port's loan(size), in C where it needs no Python"},
+    {"set_loaned", (PyCFunction)(void (*)(void))Writer_set_loaned, METH_FASTCALL,
+     "set_loaned(view_class, struct_size, apply_defaults): the views borrow() makes"},
+    {"borrow", (PyCFunction)Writer_borrow, METH_NOARGS,
+     "borrow() -> view: loan(struct_size) and MessageType.loaned over it, in one call"},
     {"send", (PyCFunction)Writer_send, METH_O,
      "send(loan) -> seq: the bound port's publish(loan), in C where it needs no Python"},
     {NULL}};
@@ -1387,6 +1611,21 @@ typedef struct {
     int writable;
 } PoolSpan;
 
+static PyObject *PoolSpan_type;
+
+static PyObject *
+new_span(PyTypeObject *type, PyObject *owner, uint64_t address, Py_ssize_t nbytes, int writable)
+{
+    allocfunc alloc = (allocfunc)PyType_GetSlot(type, Py_tp_alloc);
+    PoolSpan *self = (PoolSpan *)alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    Py_INCREF(owner);
+    self->owner = owner;
+    self->address = address, self->nbytes = nbytes, self->writable = writable;
+    return (PyObject *)self;
+}
+
 static PyObject *
 PoolSpan_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 {
@@ -1403,14 +1642,13 @@ PoolSpan_new(PyTypeObject *type, PyObject *args, PyObject *kw)
                      address);
         return NULL;
     }
-    allocfunc alloc = (allocfunc)PyType_GetSlot(type, Py_tp_alloc);
-    PoolSpan *self = (PoolSpan *)alloc(type, 0);
-    if (self == NULL)
-        return NULL;
-    Py_INCREF(owner);
-    self->owner = owner;
-    self->address = address, self->nbytes = nbytes, self->writable = writable;
-    return (PyObject *)self;
+    return new_span(type, owner, address, nbytes, writable);
+}
+
+PyObject *
+agnoshm_pool_span(PyObject *owner, uint64_t address, Py_ssize_t nbytes, int writable)
+{
+    return new_span((PyTypeObject *)PoolSpan_type, owner, address, nbytes, writable);
 }
 
 static int
@@ -1687,25 +1925,9 @@ view_of(Reader *self, Mapping *mapping, PyObject *lease, uint64_t address)
             return NULL;
         }
     }
-    PyTypeObject *cls = (PyTypeObject *)self->view_class;
-    allocfunc alloc = (allocfunc)PyType_GetSlot(cls, Py_tp_alloc);
-    Py_INCREF(cls); /* a collection inside alloc may run set_view() in another thread */
-    PyObject *view = alloc(cls, 0);
-    Py_DECREF(cls);
-    if (view == NULL)
-        return NULL;
-    PyObject *at = PyLong_FromUnsignedLongLong(address);
-    if (at == NULL || PyObject_GenericSetAttr(view, str_view_owner, lease) < 0 ||
-        PyObject_GenericSetAttr(view, str_view_address, at) < 0 ||
-        PyObject_GenericSetAttr(view, str_view_buf, mapping->buffer) < 0 ||
-        PyObject_GenericSetAttr(view, str_view_base, mapping->start) < 0 ||
-        PyObject_GenericSetAttr(view, str_view_end, mapping->end) < 0) {
-        Py_XDECREF(at);
-        Py_DECREF(view);
-        return NULL;
-    }
-    Py_DECREF(at);
-    return view;
+    /* (new_view holds the class: a collection inside may run set_view() in another thread) */
+    return new_view((PyTypeObject *)self->view_class, lease, address, mapping->buffer,
+                    mapping->start, mapping->end);
 }
 
 /* take(port, max_count, check=True, resolve=True, views=False) -> [Lease] (views: the views
@@ -2306,17 +2528,16 @@ PyInit__ring(void)
     struct {
         PyObject **at;
         const char *text;
-    } names[] = {{&str_armed, "ARMED"}, {&str_port, "port"}, {&str_valid, "valid"},
-                 {&str_arrays, "arrays"}, {&str_address, "address"}, {&str_size, "size"},
-                 {&str_blocks, "blocks"}, {&str_destroyed, "destroyed"}, {&str_held, "_held"},
-                 {&str_pinned, "_pinned"}, {&str_spare_roots, "_spare_roots"},
+    } names[] = {{&str_armed, "ARMED"}, {&str_address, "address"}, {&str_size, "size"},
+                 {&str_destroyed, "destroyed"}, {&str_held, "_held"},
+                 {&str_withdrawn, "_withdrawn"}, {&str_unpinned, "unpinned"},
+                 {&str_pinned, "_pinned"}, {&str_pinned_blocks, "_pinned_blocks"},
+                 {&str_spare_roots, "_spare_roots"}, {&str_root_size, "_root_size"}, {&str_root_address, "_root_address"},
                  {&str_publish_checked, "_publish_checked"},
                  {&str_refresh_subscriptions, "_refresh_subscriptions"},
                  {&str_free_blocks, "_free_blocks"}, {&str_view_owner, "_owner"},
                  {&str_view_address, "_address"}, {&str_view_buf, "_buf"},
-                 {&str_view_base, "_base"}, {&str_view_end, "_end"}, {&str_buffer, "buffer"},
-                 {&str_flags, "flags"}, {&str_writeable, "writeable"},
-                 {&str_pinned_flag, "pinned"}};
+                 {&str_view_base, "_base"}, {&str_view_end, "_end"}, {&str_buffer, "buffer"}};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if ((*names[i].at = PyUnicode_InternFromString(names[i].text)) == NULL)
             return NULL;
@@ -2354,10 +2575,16 @@ PyInit__ring(void)
     }
     if (add_type(module, &Writer_spec) || add_type(module, &Reader_spec) ||
         add_type(module, &Futex_spec) || add_type(module, &ReceivedArray_spec) ||
-        add_type(module, &PoolSpan_spec) ||
-        agnoshm_add_block_cache(module) ||
+        (PoolSpan_type = PyType_FromSpec(&PoolSpan_spec)) == NULL ||
+        agnoshm_add_block_cache(module) || agnoshm_add_loan(module) ||
         PyModule_AddIntConstant(module, "HELD", HELD) ||
         PyModule_AddIntConstant(module, "MOVED", MOVED)) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    Py_INCREF(PoolSpan_type); /* kept: Loan.alloc_sequence makes them */
+    if (PyModule_AddObject(module, "PoolSpan", PoolSpan_type) < 0) {
+        Py_DECREF(PoolSpan_type);
         Py_DECREF(module);
         return NULL;
     }

@@ -15,14 +15,16 @@ __all__ = ["PoolBytes", "pool_array", "set_native", "native"]
 
 _native = None  # the C extension of the message path that runs (set_native), or None
 _span = None  # its PoolSpan
+native_loan = None  # its Loan type (what a native port loans), or None
 
 
 def set_native(module) -> None:
     """Set the C extension of the message path this process runs (``agnoshm.init`` does),
     or None for the pure-Python path: arrays over messages, and the getters of view
     classes made from now on, use its buffers where it runs."""
-    global _native, _span
-    _native, _span = module, (None if module is None else module.PoolSpan)
+    global _native, _span, native_loan
+    _native = module
+    _span, native_loan = (None, None) if module is None else (module.PoolSpan, module.Loan)
 
 
 def native():

@@ -270,12 +270,20 @@ def sequence_allocator(type_name: str, field: L.FieldLayout, view_class):
     element_size = element.size
     is_message = element.kind == L.MESSAGE
     pack_triple, unpack_triple = TRIPLE.pack_into, TRIPLE.unpack_from
+    frombuffer = np.frombuffer
 
     def alloc_array(view, n):
         if type(n) is not int or n <= 0 or (bound and n > bound):
             address = allocate_sequence(view, field, n, where)  # checks n, or n == 0
             return read_elements(view, address, n, element, True, view_class, where)
-        loan, buf = view._owner, view._buf  # each slot read once: the hot path of every image
+        loan = view._owner
+        if type(loan) is arrays.native_loan and not is_message:
+            # the steps below in C (the C loan's alloc_sequence), and pool_array's
+            array = frombuffer(loan.alloc_sequence(view._address + offset, n, element_size),
+                               dtype, n)
+            loan.track(array)
+            return array
+        buf = view._buf  # each slot read once: the hot path of every image
         position = view._address - view._base + offset
         nbytes = n * element_size
         address = loan.allocate(nbytes)  # replace_storage, inline: new before old

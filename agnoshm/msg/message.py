@@ -253,12 +253,25 @@ class MessageType:
         for constant in definition.constants:
             setattr(self, constant.name, constant.value)
 
+    def loaned_class(self) -> type:
+        """The class of this type's loaned views (made on first use)."""
+        cls = self._loaned_class
+        if cls is None:
+            self._has_defaults = defaults.needs_defaults(self.layout)
+            cls = self._loaned_class = view_class(self.type_name, True)
+        return cls
+
+    def apply_defaults(self):
+        """The function that writes the definition's default values into a fresh loaned
+        view, or None if every field's default is zero."""
+        self.loaned_class()
+        return defaults.apply_defaults if self._has_defaults else None
+
     def loaned(self, loan) -> LoanedView:
         """A writable view over a fresh loan: zeroed, with the definition's default values."""
         cls = self._loaned_class
         if cls is None:
-            cls = self._loaned_class = view_class(self.type_name, True)
-            self._has_defaults = defaults.needs_defaults(self.layout)
+            cls = self.loaned_class()
         pool = loan.pool
         span = self._span
         if span[0] is not pool:  # the first loan of this type since agnoshm.init()

@@ -2,8 +2,8 @@
 
 A view never reaches past its owner: the data plane hands one of two owners
 to the view classes, and nothing in ``agnoshm.msg`` knows ports, runtimes or
-the registry.  A loan (``agnoshm.transport.publish.Loan``) owns a message
-being written in this process's pool; a lease
+the registry.  A loan (``agnoshm.transport.loan.Loan``, or its C twin) owns a
+message being written in this process's pool; a lease
 (``agnoshm.transport.receive.Lease``) holds a received message in its
 publisher's pool for as long as any object derived from it lives.
 """

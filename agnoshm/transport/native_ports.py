@@ -14,7 +14,8 @@ import functools
 
 from agnoshm import faults
 from agnoshm.errors import InvalidHandleError, PoolAccessError
-from agnoshm.transport.publish import Loan, PublisherPort
+from agnoshm.transport.loan import Loan
+from agnoshm.transport.publish import PublisherPort
 from agnoshm.transport.receive import SubscriberPort
 
 _HELD, _MOVED = 1, 2  # what the native publish returns besides 0 (see agnoshm/_native/ring.c)
@@ -44,10 +45,12 @@ class _KnownGeneration:
 class NativePublisherPort(PublisherPort):
     """A publisher port whose ``publish()`` runs in C (``agnoshm/_native``).
 
-    ``publish`` is the C ``Writer.send``: it does :meth:`PublisherPort.publish` on this
-    port's own lists (free entries, live entries, blocks) when nothing needs Python (no
-    armed faults, a free entry, the lock free), and calls the Python
-    method, :meth:`_publish_checked`, otherwise; that one hands steps (a)-(f) to C too.
+    ``loan`` is the C ``Writer.loan``: :meth:`PublisherPort.loan` with a C ``Loan``, which
+    asks :meth:`_root_address` when no kept root is at hand.  ``publish`` is the C
+    ``Writer.send``: it does :meth:`PublisherPort.publish` on this port's own lists (free
+    entries, live entries, blocks) when nothing needs Python (no armed faults, a free
+    entry, the lock free), and calls the Python method, :meth:`_publish_checked`,
+    otherwise; that one hands steps (a)-(f) to C too.
     """
 
     def __init__(self, runtime, index: int, topic: int, depth: int):
@@ -57,9 +60,19 @@ class NativePublisherPort(PublisherPort):
             log=self._log_word * 8, head=self._head_word * 8,
             published=self._published_word * 8, generation=self._generation_word * 8)
         writer.bind(self)
-        self.publish = writer.send  # no Python frame between Publisher.publish and C
+        # No Python frame between the Publisher and C: loans are the C Loan (publish.py's
+        # Loan's twin), publish() takes them in place.
+        self.loan = writer.loan
+        self.publish = writer.send
 
     _publish_checked = PublisherPort.publish
+
+    def loan_as(self, msg_type) -> None:
+        """``borrow`` makes the publisher's loaned views in C (``MessageType.loaned``'s
+        steps: zeroed, then the definition's defaults)."""
+        self._writer.set_loaned(msg_type.loaned_class(), msg_type.struct_size,
+                                msg_type.apply_defaults())
+        self.borrow = self._writer.borrow
 
     @property
     def _seq(self) -> int:

@@ -15,9 +15,7 @@ import ctypes
 import struct
 import threading
 import time
-import weakref
 from collections import deque
-from operator import attrgetter
 
 from agnoshm import _libc, faults
 from agnoshm.errors import (
@@ -27,6 +25,7 @@ from agnoshm.errors import (
     PoolExhaustedError,
 )
 from agnoshm.registry import layout as L
+from agnoshm.transport.loan import Loan
 from agnoshm.transport.ring import TOTAL_STORE_ORDER, full_fence, store_fence
 
 #: An entry after its seq: address, size, timestamp_ns (one write; seq is written last).
@@ -35,75 +34,7 @@ _ENTRY_SIZE = ctypes.sizeof(L.Entry)
 assert _ENTRY_BODY.size + 8 == _ENTRY_SIZE and L.Entry.address.offset == 8
 
 
-class Loan:
-    """The pool blocks of one message being written; invalid after publish.
-
-    The owner of a loaned view (:class:`agnoshm.msg.owner.MessageOwner`); only
-    :meth:`PublisherPort.loan` makes them, storing the slots itself (no ``__init__`` call).
-    """
-
-    __slots__ = ("port", "pool", "address", "size", "blocks", "valid", "arrays", "pinned",
-                 "__weakref__")
-    # blocks: the root and every further block; arrays: None, or weak references to the
-    # writable arrays handed out; pinned: published while such arrays lived
-    #: Whether agnoshm shut down in this process (the pool is gone): no Python frame.
-    closed = property(attrgetter("port.runtime.closed"))
-
-    def track(self, array) -> None:
-        """Remember a writable array over this message; publishing makes it read-only."""
-        if self.arrays is None:
-            self.arrays = []
-        self.arrays.append(weakref.ref(array))
-
-    def _freeze_arrays(self) -> bool:
-        """Make the arrays handed out read-only; return True if any is still alive."""
-        # Published bytes belong to the subscribers now: a write through an array the
-        # publisher kept would change what they read (invariant 3).
-        alive = False
-        for ref in self.arrays:
-            array = ref()
-            if array is not None:
-                array.flags.writeable = False
-                alive = True
-        self.arrays = None
-        return alive
-
-    def allocate(self, nbytes: int) -> int:
-        """Allocate a further block of this message; raise once published or shut down."""
-        port = self.port
-        if not self.valid or port.runtime.closed:
-            raise MessageInvalidatedError("this loan was published, or agnoshm shut down")
-        try:
-            address = port.allocator.allocate(nbytes)
-        except PoolExhaustedError:
-            address = port.allocate_after_reclaim(nbytes)
-        self.blocks.append(address)
-        return address
-
-    def free(self, address: int) -> None:
-        """Give back one block of this message (re-assigned storage)."""
-        self.blocks.remove(address)
-        self.port.allocator.free(address)
-
-    def __del__(self):
-        try:
-            if self.pinned:  # the last array kept from this message is gone
-                self.port.unpinned.append(self.address)
-            if self.valid:  # borrowed, never published, dropped: give the memory back
-                self.discard()
-        except Exception:
-            pass
-
-    def discard(self) -> None:
-        """Return an unpublished loan's blocks to the pool."""
-        if self.valid:
-            self.valid = False
-            for address in self.blocks:
-                self.port.allocator.free(address)
-            self.blocks = []
-
-
-_new_loan = object.__new__  # PublisherPort.loan stores the slots
+_new_loan = object.__new__  # PublisherPort.loan stores the slots (no __init__ call)
 
 
 class PublisherPort:
@@ -164,20 +95,26 @@ class PublisherPort:
         self.destroyed = False
 
     # (1) loan -----------------------------------------------------------------
+    #: A writable view of the publisher's type over a fresh loan, in one call, or None:
+    #: ``msg_type.loaned(port.loan(msg_type.struct_size))`` (the native port sets it).
+    borrow = None
+
+    def loan_as(self, msg_type) -> None:
+        """The publisher's type (a :class:`~agnoshm.msg.message.MessageType`), for
+        :attr:`borrow`; this port loans through :meth:`loan` alone."""
+
     def loan(self, size: int) -> Loan:
         """Loan ``size`` bytes for a message's root struct (one size: one type a publisher).
 
         ``publish()`` frees the message that left the depth unless a subscription holds
         it; a loan reads the holds only when such held messages wait to be freed.
         """
-        if self.destroyed:
-            raise InvalidHandleError("publisher was destroyed; create a new one")
-        if self._withdrawn or self._held or self.unpinned:
-            self._free_pending()
-        try:  # a root of an earlier message: a list pop, no allocator
-            address = self._spare_roots.pop() if size == self._root_size else self._new_root(size)
-        except IndexError:
-            address = self._new_root(size)
+        spare = self._spare_roots
+        if (self.destroyed or self._withdrawn or self._held or self.unpinned or not spare
+                or size != self._root_size):
+            address = self._root_address(size)
+        else:  # a root of an earlier message: a list pop, no allocator
+            address = spare.pop()
         loan = _new_loan(Loan)
         loan.port = self
         loan.pool = self._pool
@@ -190,6 +127,21 @@ class PublisherPort:
         if faults.ARMED:
             faults.hit("borrow")
         return loan
+
+    def _root_address(self, size: int) -> int:
+        """The root block of a next loan, after freeing what waits to be freed (loan()'s
+        path when a kept root is not at hand; the native loan's too).
+
+        :raises InvalidHandleError: if the publisher was destroyed.
+        """
+        if self.destroyed:
+            raise InvalidHandleError("publisher was destroyed; create a new one")
+        if self._withdrawn or self._held or self.unpinned:
+            self._free_pending()
+        try:  # a root of an earlier message: a list pop, no allocator
+            return self._spare_roots.pop() if size == self._root_size else self._new_root(size)
+        except IndexError:
+            return self._new_root(size)
 
     def _free_pending(self) -> None:  # messages withdrawn, released, or unpinned
         lock = self._lock
