@@ -22,6 +22,17 @@ class Publisher(Endpoint):
     def __init__(self, node, port, msg_type, topic_name: str, qos_profile):
         super().__init__(node, port, msg_type, topic_name, qos_profile)
         port.loan_as(self.msg_type)
+        front = port.front(self.publish)
+        if front is not None:  # the native path: C from the caller on (the methods below
+            self.borrow_loaned_message, self.publish = front  # are the reference)
+
+    def destroy(self) -> None:
+        port = self._port
+        if port is not None:
+            port.front(None)
+        self.__dict__.pop("borrow_loaned_message", None)  # the methods again (they raise)
+        self.__dict__.pop("publish", None)
+        super().destroy()
 
     def borrow_loaned_message(self):
         """Return a writable message in this process's pool; publish it with :meth:`publish`.

@@ -18,6 +18,7 @@ queues (timeouts are deadlock watchdogs only).
 from __future__ import annotations
 
 import gc
+import inspect
 import json
 import os
 import subprocess
@@ -34,7 +35,7 @@ import agnoshm
 import native_workers
 import workers
 from agnoshm import _native
-from agnoshm.errors import LimitReachedError, MessageInvalidatedError
+from agnoshm.errors import InvalidHandleError, LimitReachedError, MessageInvalidatedError
 from agnoshm.registry import layout as L
 from agnoshm.transport import loan as loan_module
 from workers import TIMEOUT
@@ -456,6 +457,33 @@ def test_a_loan_is_the_same_on_both_paths(path):
     assert port.unpinned == [addresses[0]]  # the loan's end, reported when it died
     pub.borrow_loaned_message()
     assert not port._pinned and not port.unpinned
+
+
+def test_a_publisher_publishes_and_refuses_the_same_on_both_paths(path):
+    """On the native path a publisher's borrow_loaned_message and publish are C (ring.c's
+    Writer.borrow and publish_message), which send its own loans and hand anything else to
+    the Python methods: copies, foreign and published loans, and a destroyed publisher get
+    what they get on the pure path."""
+    node = agnoshm.Node("front")
+    pub = node.create_publisher(agnoshm.Bytes, "/front", 4)
+    sub = node.create_polling_subscription(agnoshm.Bytes, "/front", 4)
+    assert inspect.isbuiltin(pub.publish) == (path == "native")
+    assert inspect.isbuiltin(pub.borrow_loaned_message) == (path == "native")
+    msg = pub.borrow_loaned_message()
+    msg.data = b"loan"
+    pub.publish(msg)
+    pub.publish(b"copy")
+    pub.publish({"data": b"dict"})
+    foreign = node.create_publisher(agnoshm.Bytes, "/front", 4).borrow_loaned_message()
+    with pytest.raises(MessageInvalidatedError, match="borrowed from another publisher"):
+        pub.publish(foreign)
+    with pytest.raises(MessageInvalidatedError, match="already published"):
+        pub.publish(msg)
+    assert [bytes(sub.take().data) for _ in range(3)] == [b"loan", b"copy", b"dict"]
+    assert node.destroy_publisher(pub)
+    for call in (pub.borrow_loaned_message, lambda: pub.publish(b"late")):
+        with pytest.raises(InvalidHandleError, match="publisher on /front was destroyed"):
+            call()
 
 
 # -- (b) one domain, both paths ----------------------------------------------------------------

@@ -379,6 +379,7 @@ typedef struct {
      * bounds */
     PyObject *loaned_class, *loaned_size, *loaned_defaults, *pool_buffer, *pool_start, *pool_end;
     uint64_t pool_address, pool_size;
+    PyObject *publish_fallback; /* set_front(): what publish_message() hands other messages */
 } Writer;
 
 enum { FREE_OR_NONE = 0, HELD = 1, MOVED = 2 };
@@ -439,6 +440,7 @@ Writer_traverse(Writer *self, visitproc visit, void *arg)
     Py_VISIT(self->loaned_class);
     Py_VISIT(self->loaned_defaults);
     Py_VISIT(self->pool_buffer);
+    Py_VISIT(self->publish_fallback);
     Py_VISIT(Py_TYPE(self));
     return 0;
 }
@@ -463,6 +465,7 @@ Writer_clear(Writer *self)
     Py_CLEAR(self->pool_buffer);
     Py_CLEAR(self->pool_start);
     Py_CLEAR(self->pool_end);
+    Py_CLEAR(self->publish_fallback);
     return 0;
 }
 
@@ -1058,6 +1061,54 @@ Writer_borrow(Writer *self, PyObject *unused)
     return view;
 }
 
+/* set_front(fallback or None): what publish_message() calls for anything but a root loan of
+ * this port's type (Publisher.publish, bound). */
+static PyObject *
+Writer_set_front(Writer *self, PyObject *fallback)
+{
+    if (fallback != Py_None && !PyCallable_Check(fallback)) {
+        PyErr_SetString(PyExc_TypeError, "set_front(fallback): a callable or None");
+        return NULL;
+    }
+    PyObject *old = self->publish_fallback;
+    Py_XINCREF(fallback == Py_None ? NULL : fallback);
+    self->publish_fallback = fallback == Py_None ? NULL : fallback;
+    Py_XDECREF(old);
+    Py_RETURN_NONE;
+}
+
+/* publish_message(msg): Publisher.publish on the native path.  A root loan of this port's
+ * type (the class set_loaned() gave) loaned by this port is send() at once, as the Python
+ * method's first branch does; anything else is the fallback's (the Python method). */
+static PyObject *
+Writer_publish_message(Writer *self, PyObject *msg)
+{
+    if (self->publish_fallback == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "publish_message() before set_front()");
+        return NULL;
+    }
+    if (self->loaned_class != NULL && (PyObject *)Py_TYPE(msg) == self->loaned_class) {
+        PyObject *owner = PyObject_GenericGetAttr(msg, str_view_owner);
+        if (owner == NULL)
+            return NULL;
+        if (Py_TYPE(owner) == (PyTypeObject *)agnoshm_loan_type &&
+            ((Loan *)owner)->port == self->port) {
+            PyObject *seq = Writer_send(self, owner);
+            Py_DECREF(owner);
+            if (seq == NULL)
+                return NULL;
+            Py_DECREF(seq);
+            Py_RETURN_NONE;
+        }
+        Py_DECREF(owner);
+    }
+    PyObject *fallback = self->publish_fallback;
+    Py_INCREF(fallback);
+    PyObject *r = PyObject_CallFunctionObjArgs(fallback, msg, NULL);
+    Py_DECREF(fallback);
+    return r;
+}
+
 static PyMethodDef Writer_methods[] = {
     {"forget", (PyCFunction)Writer_forget, METH_NOARGS,
      "forget the subscriptions: the next publish() returns 2 (refresh, then finish())"},
@@ -1075,6 +1126,10 @@ static PyMethodDef Writer_methods[] = {
      "set_loaned(view_class, struct_size, apply_defaults): the views borrow() makes"},
     {"borrow", (PyCFunction)Writer_borrow, METH_NOARGS,
      "borrow() -> view: loan(struct_size) and MessageType.loaned over it, in one call"},
+    {"set_front", (PyCFunction)Writer_set_front, METH_O,
+     "set_front(fallback): what publish_message() hands anything but this port's loans"},
+    {"publish_message", (PyCFunction)Writer_publish_message, METH_O,
+     "publish_message(msg): Publisher.publish, in C for this port's own loans"},
     {"send", (PyCFunction)Writer_send, METH_O,
      "send(loan) -> seq: the bound port's publish(loan), in C where it needs no Python"},
     {NULL}};

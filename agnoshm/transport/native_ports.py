@@ -74,6 +74,13 @@ class NativePublisherPort(PublisherPort):
                                 msg_type.apply_defaults())
         self.borrow = self._writer.borrow
 
+    def front(self, publish):
+        """The C ``borrow`` and ``Writer.publish_message``, which sends this port's own loans
+        of the publisher's type and hands anything else to ``publish`` (the Python method;
+        ``None`` forgets it)."""
+        self._writer.set_front(publish)
+        return None if publish is None else (self.borrow, self._writer.publish_message)
+
     @property
     def _seq(self) -> int:
         """The publisher's count, which the C writer keeps."""

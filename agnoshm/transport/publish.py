@@ -103,6 +103,12 @@ class PublisherPort:
         """The publisher's type (a :class:`~agnoshm.msg.message.MessageType`), for
         :attr:`borrow`; this port loans through :meth:`loan` alone."""
 
+    def front(self, publish):
+        """``(borrow_loaned_message, publish)`` for the publisher to use as its own, with no
+        Python frame in between (``publish``: its Python method, for what they hand back),
+        or None: this port has none."""
+        return None
+
     def loan(self, size: int) -> Loan:
         """Loan ``size`` bytes for a message's root struct (one size: one type a publisher).
 
