@@ -22,9 +22,11 @@ class Publisher(Endpoint):
     def __init__(self, node, port, msg_type, topic_name: str, qos_profile):
         super().__init__(node, port, msg_type, topic_name, qos_profile)
         port.loan_as(self.msg_type)
+        # On the native path these two are C from the caller on; the methods below stay
+        # the reference, and what C hands back for anything but the port's own loans.
         front = port.front(self.publish)
-        if front is not None:  # the native path: C from the caller on (the methods below
-            self.borrow_loaned_message, self.publish = front  # are the reference)
+        if front is not None:
+            self.borrow_loaned_message, self.publish = front
 
     def destroy(self) -> None:
         port = self._port

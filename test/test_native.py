@@ -486,6 +486,27 @@ def test_a_publisher_publishes_and_refuses_the_same_on_both_paths(path):
             call()
 
 
+def test_assigned_bytes_are_stored_the_same_on_both_paths(path):
+    """``msg.data = bytes or bytearray`` (in C on the native path: Loan.store_sequence)
+    copies the value into new storage, gives the old storage back, and refuses once the
+    message is published, with the view's error."""
+    node = agnoshm.Node("store")
+    pub = node.create_publisher(agnoshm.Bytes, "/store", 4)
+    sub = node.create_polling_subscription(agnoshm.Bytes, "/store", 4)
+    msg = pub.borrow_loaned_message()
+    msg.data = b"first, then replaced"
+    first = msg._owner.blocks[-1]
+    payload = bytearray(b"second")
+    msg.data = payload
+    payload[:] = b"SECOND"  # the message holds a copy
+    assert first not in msg._owner.blocks and len(msg._owner.blocks) == 2
+    assert bytes(msg.data) == b"second"
+    pub.publish(msg)
+    with pytest.raises(MessageInvalidatedError, match="was published and may not be used"):
+        msg.data = b"late"
+    assert bytes(sub.take().data) == b"second"
+
+
 # -- (b) one domain, both paths ----------------------------------------------------------------
 
 CROSS = [pytest.param("1", "0", id="native-here-pure-there",

@@ -197,6 +197,52 @@ Loan_allocate(Loan *self, PyObject *nbytes)
 
 static PyObject *Loan_free(Loan *self, PyObject *address);
 
+/* 0 if a sequence's triple (data, size, capacity) at `at` lies in the pool, else -1 with
+ * ValueError naming `who`. */
+static int
+check_triple(Loan *self, uint64_t at, const char *who)
+{
+    if (at >= self->pool_address && self->pool_size >= 24 &&
+        at - self->pool_address <= self->pool_size - 24)
+        return 0;
+    PyErr_Format(PyExc_ValueError, "%s: a triple at 0x%llx outside the pool", who,
+                 (unsigned long long)at);
+    return -1;
+}
+
+/* allocate(nbytes) into *address (0), or -1 with an exception set. */
+static int
+allocate_block(Loan *self, Py_ssize_t nbytes, uint64_t *address)
+{
+    PyObject *size = PyLong_FromSsize_t(nbytes);
+    if (size == NULL)
+        return -1;
+    PyObject *address_obj = Loan_allocate(self, size);
+    Py_DECREF(size);
+    if (address_obj == NULL)
+        return -1;
+    *address = PyLong_AsUnsignedLongLong(address_obj);
+    Py_DECREF(address_obj);
+    return (*address == (uint64_t)-1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+/* The triple at `at` points to `count` elements at `address` now; what it pointed to goes
+ * back (new before old: a full pool leaves the field as it was).  0, or -1 on error. */
+static int
+replace_triple(Loan *self, uint64_t at, uint64_t address, Py_ssize_t count)
+{
+    uint64_t *triple = (uint64_t *)(uintptr_t)at; /* this process's own pool, writable */
+    uint64_t old = triple[0];
+    triple[0] = address, triple[1] = (uint64_t)count, triple[2] = (uint64_t)count;
+    if (!old)
+        return 0;
+    PyObject *old_obj = PyLong_FromUnsignedLongLong(old);
+    PyObject *r = old_obj == NULL ? NULL : Loan_free(self, old_obj);
+    Py_XDECREF(old_obj);
+    Py_XDECREF(r);
+    return r == NULL ? -1 : 0;
+}
+
 /* alloc_sequence(triple_at, n, element_size) -> PoolSpan: msg/fields.py's alloc_array for a
  * sequence of pointer-free elements whose rosidl triple (data, size, capacity) lies at
  * triple_at: n elements of new storage, the triple written, the old storage given back (new
@@ -208,7 +254,7 @@ Loan_alloc_sequence(Loan *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "alloc_sequence(triple_at, n, element_size)");
         return NULL;
     }
-    uint64_t at = PyLong_AsUnsignedLongLong(args[0]);
+    uint64_t at = PyLong_AsUnsignedLongLong(args[0]), address;
     Py_ssize_t n = PyLong_AsSsize_t(args[1]), element_size = PyLong_AsSsize_t(args[2]);
     if (PyErr_Occurred())
         return NULL;
@@ -217,35 +263,58 @@ Loan_alloc_sequence(Loan *self, PyObject *const *args, Py_ssize_t nargs)
                      element_size);
         return NULL;
     }
-    if (at < self->pool_address || self->pool_size < 24 ||
-        at - self->pool_address > self->pool_size - 24) {
-        PyErr_Format(PyExc_ValueError, "alloc_sequence: a triple at 0x%llx outside the pool",
-                     (unsigned long long)at);
+    if (check_triple(self, at, "alloc_sequence") < 0 ||
+        allocate_block(self, n * element_size, &address) < 0 ||
+        replace_triple(self, at, address, n) < 0)
         return NULL;
-    }
-    PyObject *nbytes = PyLong_FromSsize_t(n * element_size);
-    if (nbytes == NULL)
-        return NULL;
-    PyObject *address_obj = Loan_allocate(self, nbytes);
-    Py_DECREF(nbytes);
-    if (address_obj == NULL)
-        return NULL;
-    uint64_t address = PyLong_AsUnsignedLongLong(address_obj);
-    Py_DECREF(address_obj);
-    if (address == (uint64_t)-1 && PyErr_Occurred())
-        return NULL;
-    uint64_t *triple = (uint64_t *)(uintptr_t)at; /* this process's own pool, writable */
-    uint64_t old = triple[0];
-    triple[0] = address, triple[1] = (uint64_t)n, triple[2] = (uint64_t)n;
-    if (old) {
-        PyObject *old_obj = PyLong_FromUnsignedLongLong(old);
-        PyObject *r = old_obj == NULL ? NULL : Loan_free(self, old_obj);
-        Py_XDECREF(old_obj);
-        if (r == NULL)
-            return NULL;
-        Py_DECREF(r);
-    }
     return agnoshm_pool_span((PyObject *)self, address, n * element_size, 1);
+}
+
+/* store_sequence(triple_at, data, count): msg/fields.py's sequence setter for bytes or a
+ * bytearray of `count` elements: new storage holding a copy of data, the triple at triple_at
+ * written, the old storage given back (new before old). */
+static PyObject *
+Loan_store_sequence(Loan *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "store_sequence(triple_at, data, count)");
+        return NULL;
+    }
+    uint64_t at = PyLong_AsUnsignedLongLong(args[0]), address;
+    Py_ssize_t count = PyLong_AsSsize_t(args[2]);
+    if (PyErr_Occurred())
+        return NULL;
+    PyObject *data = args[1];
+    int is_bytes = PyBytes_Check(data);
+    if (!is_bytes && !PyByteArray_Check(data)) {
+        PyErr_SetString(PyExc_TypeError, "store_sequence: data must be bytes or a bytearray");
+        return NULL;
+    }
+    Py_ssize_t nbytes = is_bytes ? PyBytes_Size(data) : PyByteArray_Size(data);
+    if (nbytes < 1 || count < 1 || count > nbytes) {
+        PyErr_Format(PyExc_ValueError, "store_sequence: %zd elements in %zd bytes", count,
+                     nbytes);
+        return NULL;
+    }
+    if (check_triple(self, at, "store_sequence") < 0 ||
+        allocate_block(self, nbytes, &address) < 0)
+        return NULL;
+    if (address < self->pool_address || (uint64_t)nbytes > self->pool_size ||
+        address - self->pool_address > self->pool_size - (uint64_t)nbytes) {
+        PyErr_Format(PyExc_ValueError, "store_sequence: a block at 0x%llx outside the pool",
+                     (unsigned long long)address);
+        return NULL;
+    }
+    /* read after allocate, which may run Python: a bytearray may have moved or changed */
+    if ((is_bytes ? PyBytes_Size(data) : PyByteArray_Size(data)) != nbytes) {
+        PyErr_SetString(PyExc_RuntimeError, "store_sequence: data changed size meanwhile");
+        return NULL;
+    }
+    memcpy((void *)(uintptr_t)address, is_bytes ? PyBytes_AsString(data)
+                                                : PyByteArray_AsString(data), (size_t)nbytes);
+    if (replace_triple(self, at, address, count) < 0)
+        return NULL;
+    Py_RETURN_NONE;
 }
 
 /* free(address): give back one block of this message (re-assigned storage). */
@@ -325,6 +394,9 @@ static PyMethodDef Loan_methods[] = {
     {"alloc_sequence", (PyCFunction)(void (*)(void))Loan_alloc_sequence, METH_FASTCALL,
      "alloc_sequence(triple_at, n, element_size) -> PoolSpan: new storage for a sequence of "
      "pointer-free elements, its triple written, the old storage given back"},
+    {"store_sequence", (PyCFunction)(void (*)(void))Loan_store_sequence, METH_FASTCALL,
+     "store_sequence(triple_at, data, count): a copy of bytes or a bytearray as a sequence's "
+     "new storage, its triple written, the old storage given back"},
     {"track", (PyCFunction)Loan_track, METH_O,
      "track(array): a writable array over the message, read-only once it is published"},
     {"discard", (PyCFunction)Loan_discard, METH_NOARGS,

@@ -235,6 +235,13 @@ def _loaned_primitive_sequence_property(type_name: str, field: L.FieldLayout,
         if bound and count > bound:
             check_loan(view)  # a finished loan's error comes first, as on the checked path
             check_sequence_length(field, count, where)
+        if (kind is bytes or kind is bytearray) and type(loan) is arrays.native_loan:  # in C
+            try:
+                loan.store_sequence(view._address + offset, raw, count)
+            except MessageInvalidatedError:
+                check_loan(view)
+                raise
+            return
         buf, base = view._buf, view._base
         position = view._address - base + offset
         try:  # the owner's allocate raises once agnoshm shut down (no ``closed`` read here)

@@ -261,9 +261,9 @@ class MessageType:
             cls = self._loaned_class = view_class(self.type_name, True)
         return cls
 
-    def apply_defaults(self):
+    def defaults_writer(self):
         """The function that writes the definition's default values into a fresh loaned
-        view, or None if every field's default is zero."""
+        view (``defaults.apply_defaults``), or None if every field's default is zero."""
         self.loaned_class()
         return defaults.apply_defaults if self._has_defaults else None
 

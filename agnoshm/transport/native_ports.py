@@ -60,8 +60,8 @@ class NativePublisherPort(PublisherPort):
             log=self._log_word * 8, head=self._head_word * 8,
             published=self._published_word * 8, generation=self._generation_word * 8)
         writer.bind(self)
-        # No Python frame between the Publisher and C: loans are the C Loan (publish.py's
-        # Loan's twin), publish() takes them in place.
+        # No Python frame between the Publisher and C: loans are the C Loan (the twin of
+        # transport/loan.py's), publish() takes them in place.
         self.loan = writer.loan
         self.publish = writer.send
 
@@ -71,7 +71,7 @@ class NativePublisherPort(PublisherPort):
         """``borrow`` makes the publisher's loaned views in C (``MessageType.loaned``'s
         steps: zeroed, then the definition's defaults)."""
         self._writer.set_loaned(msg_type.loaned_class(), msg_type.struct_size,
-                                msg_type.apply_defaults())
+                                msg_type.defaults_writer())
         self.borrow = self._writer.borrow
 
     def front(self, publish):
