@@ -30,8 +30,19 @@ def _agnoshm_objects() -> set[str]:
 
 
 def _run(*args: str, timeout: float = WATCHDOG) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "agnoshm", "bench", *args], cwd=child_cwd(),
-                          env=child_env(), capture_output=True, text=True, timeout=timeout)
+    """The bench's result, with its ``pid`` too (the run id its iceoryx2 objects are named by)."""
+    command = [sys.executable, "-m", "agnoshm", "bench", *args]
+    with subprocess.Popen(command, cwd=child_cwd(), env=child_env(), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as child:
+        try:
+            stdout, stderr = child.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.communicate()
+            raise
+    done = subprocess.CompletedProcess(command, child.returncode, stdout, stderr)
+    done.pid = child.pid
+    return done
 
 
 def _installed(module: str) -> bool:
@@ -448,13 +459,14 @@ def _mapped_by_live_processes() -> set[str]:
 
 def test_nothing_is_left_in_dev_shm(quick):
     """No registry of the run's private domain (a worker that left its pool or queue would have
-    left its record there: the parent never joins), and no new iceoryx2 or zenoh segment that
-    no live process maps (other test runs' benches may have theirs open meanwhile)."""
-    _, out, before, after = quick
+    left its record there: the parent never joins), none of the run's own iceoryx2 objects
+    (named by its pid; other test runs' benches may be making or removing theirs meanwhile),
+    and no new zenoh segment that no live process maps."""
+    proc, out, before, after = quick
     domain = json.loads(out.read_text())["settings"]["ros_domain_id"]
     assert not os.path.exists(f"/dev/shm/agnoshm-registry-domain{domain}")
-    segments = [p for p in sorted(after - before)
-                if p.endswith(".zenoh") or p.startswith("/dev/shm/agnoshm_bench_")]
+    own = re.compile(rf"/dev/shm/agnoshm_bench_{proc.pid}[a-z]*_")
+    segments = [p for p in sorted(after - before) if p.endswith(".zenoh") or own.match(p)]
     live = _mapped_by_live_processes()
     leaked = [p for p in segments if os.path.exists(p) and p not in live]
     assert not leaked, f"left behind: {leaked}"
