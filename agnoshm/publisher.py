@@ -45,9 +45,6 @@ class Publisher(Endpoint):
         port = self._port
         if port is None:
             port = self._live_port()  # raises
-        borrow = port.borrow
-        if borrow is not None:  # the native path: loan and view in one C call
-            return borrow()
         msg_type = self.msg_type
         return msg_type.loaned(port.loan(msg_type.struct_size))
 

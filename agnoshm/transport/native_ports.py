@@ -68,18 +68,17 @@ class NativePublisherPort(PublisherPort):
     _publish_checked = PublisherPort.publish
 
     def loan_as(self, msg_type) -> None:
-        """``borrow`` makes the publisher's loaned views in C (``MessageType.loaned``'s
+        """The C ``Writer.borrow`` makes the publisher's loaned views (``MessageType.loaned``'s
         steps: zeroed, then the definition's defaults)."""
         self._writer.set_loaned(msg_type.loaned_class(), msg_type.struct_size,
                                 msg_type.defaults_writer())
-        self.borrow = self._writer.borrow
 
     def front(self, publish):
         """The C ``borrow`` and ``Writer.publish_message``, which sends this port's own loans
         of the publisher's type and hands anything else to ``publish`` (the Python method;
         ``None`` forgets it)."""
         self._writer.set_front(publish)
-        return None if publish is None else (self.borrow, self._writer.publish_message)
+        return None if publish is None else (self._writer.borrow, self._writer.publish_message)
 
     @property
     def _seq(self) -> int:

@@ -95,13 +95,9 @@ class PublisherPort:
         self.destroyed = False
 
     # (1) loan -----------------------------------------------------------------
-    #: A writable view of the publisher's type over a fresh loan, in one call, or None:
-    #: ``msg_type.loaned(port.loan(msg_type.struct_size))`` (the native port sets it).
-    borrow = None
-
     def loan_as(self, msg_type) -> None:
-        """The publisher's type (a :class:`~agnoshm.msg.message.MessageType`), for
-        :attr:`borrow`; this port loans through :meth:`loan` alone."""
+        """The publisher's type (a :class:`~agnoshm.msg.message.MessageType`), for a port
+        that makes its loaned views itself (see :meth:`front`); this one does not."""
 
     def front(self, publish):
         """``(borrow_loaned_message, publish)`` for the publisher to use as its own, with no
